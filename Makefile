@@ -1,0 +1,39 @@
+# glocal: the README's commands. `make test` and `make reproduce` set up .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+GLOCAL_DATA_DIR ?= $(abspath ../shared/data)
+export GLOCAL_DATA_DIR
+
+.PHONY: setup test lint bench reproduce book clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# On these machines torch and torchvision come from local disk at these exact versions.
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e ".[dev,book,features]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check glocal tests benchmarks
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) benchmarks/collect.py
+
+reproduce: setup
+	@echo "make reproduce: placeholder until the notebooks/book issue lands (PROFILE=$(PROFILE))."
+
+book: setup
+	@echo "make book: placeholder until the notebooks/book issue lands."
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache _build
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

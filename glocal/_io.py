@@ -1,0 +1,81 @@
+"""Small file helpers: atomic writes and validated array loading."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from glocal.errors import GlocalError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp"
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Save one array as ``.npy`` atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+    return atomic_write(path, write)
+
+
+def load_feature_matrix(path: str | os.PathLike, name: str = "features") -> np.ndarray:
+    """Load a 2-D float feature matrix from ``.npy`` with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise GlocalError(f"{name} file {path} does not exist")
+    if path.suffix != ".npy":
+        raise GlocalError(f"{name} file {path}: expected a .npy array of shape (n, p)")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise GlocalError(f"{name} file {path} is not a readable .npy array ({err})") from err
+    return check_feature_matrix(array, f"{name} file {path}")
+
+
+def check_feature_matrix(array: np.ndarray, where: str = "X") -> np.ndarray:
+    """Check that ``array`` is a finite 2-D float matrix and return it as float32 or float64."""
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise GlocalError(f"{where}: expected a 2-D matrix (n, p), got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise GlocalError(f"{where}: the matrix is empty (shape {array.shape})")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise GlocalError(f"{where}: expected numbers, got dtype {array.dtype}")
+    if array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float32 if array.dtype == np.float16 else np.float64)
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).any(axis=1).sum())
+        raise GlocalError(
+            f"{where}: {bad} rows contain NaN or infinite values; remove or impute them"
+        )
+    return array

@@ -1,0 +1,63 @@
+"""The ``glocal`` command line: thin wrappers over the library, one sub-command per module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from glocal import __version__
+from glocal.errors import GlocalError
+
+# Each module in glocal/commands/ exposes ``register(subparsers)``; the parser it adds must set
+# ``func`` (called with the parsed namespace, returning an exit code or None).
+COMMAND_MODULES = (
+    "fit",
+    "apply",
+    "score",
+    "simulate",
+    "data",
+    "extract",
+    # further sub-commands: add the module name here
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every registered sub-command."""
+    parser = _Parser(
+        prog="glocal",
+        description="Fit, apply and evaluate gLocal transforms of neural network features.",
+    )
+    parser.add_argument("--version", action="version", version=f"glocal {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"glocal.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; bad input exits with status 2 and one line on stderr."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except (GlocalError, FileNotFoundError) as err:
+        print(f"glocal {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"glocal {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``glocal`` command line, one module each (see ``glocal.cli``)."""

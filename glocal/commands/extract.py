@@ -1,0 +1,122 @@
+"""``glocal extract``: features of a registered model for a folder, THINGS, a dataset or texts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from glocal.errors import GlocalError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``extract`` sub-command."""
+    parser = subparsers.add_parser(
+        "extract",
+        help="extract features of a model into the feature store",
+        description=(
+            "Run a registered model over images or texts and write an HDF5 feature store "
+            "(features, labels, ids, provenance). Interrupted runs resume; finished stores "
+            "are reused unless --overwrite."
+        ),
+    )
+    parser.add_argument("--model", help="registered model name, e.g. clip_ViT-L/14")
+    parser.add_argument("--module", default=None, help="module of the model (default: its first)")
+    parser.add_argument(
+        "--source",
+        help="things[:IMAGES_ROOT], text:things-words, text:things-definitions, text:FILE, "
+        "torchvision:NAME[:SPLIT], an image folder, or a .txt list of image paths",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output .h5 file, or a folder used as the store root (default: the glocal cache)",
+    )
+    parser.add_argument("--npy", default=None, help="also write the features as this .npy file")
+    parser.add_argument("--split", default=None, help="dataset split (torchvision) or split name")
+    parser.add_argument("--dataset", default=None, help="dataset name used in the store path")
+    parser.add_argument("--download", action="store_true", help="let torchvision download datasets")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="data loader workers (default: auto)"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ..."
+    )
+    parser.add_argument("--no-amp", action="store_true", help="no fp16 autocast on CUDA")
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    parser.add_argument("--chunk-size", type=int, default=1024, help="rows per resumable chunk")
+    parser.add_argument(
+        "--random-weights", action="store_true", help="random weights (no download)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument(
+        "--model-config",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="extra model configs (models.json layout); may repeat",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="rewrite a finished store")
+    parser.add_argument(
+        "--list-models", action="store_true", help="list registered models and exit"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the extraction described by ``args``; print the store path and its shape."""
+    from glocal._io import save_npy
+    from glocal.features import (
+        extract_features,
+        list_models,
+        read_model_configs,
+        register_model,
+        resolve_source,
+    )
+
+    for path in args.model_config:
+        for config in read_model_configs(path):
+            register_model(config, replace=True)
+    if args.list_models:
+        for config in list_models():
+            print(
+                f"{config.key}\t{config.library}\t{config.architecture}\t{config.pretrained}\t"
+                f"dim={config.dim}\t{config.input}"
+            )
+        return 0
+    if not args.model or not args.source:
+        raise GlocalError("--model and --source are required (or --list-models)")
+    out, cache_dir = None, None
+    if args.out is not None:
+        target = Path(args.out)
+        if target.suffix in (".h5", ".hdf5"):
+            out = target
+        else:
+            cache_dir = target
+    source = resolve_source(args.source, split=args.split, download=args.download)
+    store = extract_features(
+        args.model,
+        source,
+        module=args.module,
+        out=out,
+        cache_dir=cache_dir,
+        pretrained=not args.random_weights,
+        seed=args.seed,
+        split=args.split,
+        dataset=args.dataset,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        device=args.device,
+        amp=False if args.no_amp else None,
+        dtype=args.dtype,
+        chunk_size=args.chunk_size,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    if args.npy:
+        save_npy(args.npy, store.features())
+    print(
+        f"{store.path}\t{store.n}x{store.dim}\t{store.metadata['model']}/{store.metadata['module']}"
+    )
+    return 0

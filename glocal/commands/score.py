@@ -1,0 +1,48 @@
+"""``glocal score``: odd-one-out accuracy of features (optionally transformed) on triplets."""
+
+from __future__ import annotations
+
+import argparse
+
+from glocal._io import load_feature_matrix
+from glocal.commands._common import existing_file
+from glocal.metrics import odd_one_out_accuracy
+from glocal.transform import GlocalTransform
+from glocal.triplets import load_triplets
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``score`` sub-command."""
+    parser = subparsers.add_parser(
+        "score",
+        help="odd-one-out accuracy on triplets",
+        description="Odd-one-out accuracy (ties count as wrong). Without --transform the raw "
+        "features are scored with cosine similarity (zero-shot, as in the paper); with it, "
+        "the transformed features with dot products.",
+    )
+    parser.add_argument("--features", type=existing_file, required=True, help="features .npy")
+    parser.add_argument(
+        "--triplets",
+        type=existing_file,
+        required=True,
+        help="triplets: .npy / .txt (0-based) or THINGS-data .csv",
+    )
+    parser.add_argument("--transform", type=existing_file, help="transform .npz to apply first")
+    parser.add_argument(
+        "--similarity",
+        choices=["dot", "cosine"],
+        help="override the similarity (default: cosine raw, dot transformed)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the accuracy."""
+    X = load_feature_matrix(args.features, "features")
+    triplets = load_triplets(args.triplets, n_objects=len(X))
+    similarity = args.similarity or ("dot" if args.transform else "cosine")
+    if args.transform:
+        X = GlocalTransform.load(args.transform).transform(X)
+    accuracy = odd_one_out_accuracy(X, triplets, similarity=similarity)
+    print(f"odd-one-out accuracy: {accuracy:.4f} ({len(triplets)} triplets, {similarity})")
+    return 0

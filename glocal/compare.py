@@ -1,0 +1,392 @@
+"""The comparison entry point: all measurements of a set of named transforms in one tidy table."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from glocal._io import check_feature_matrix
+from glocal.downstream import DEFAULT_CS, anomaly_detection, few_shot, summarize_few_shot
+from glocal.errors import GlocalError
+from glocal.metrics import (
+    neighbour_overlap,
+    neighbourhood_correlation,
+    odd_one_out_accuracy,
+    rsa,
+)
+from glocal.things_tasks import check_object_indices, things_anomaly_detection, things_few_shot
+
+#: The columns of :func:`compare`'s table, before the ``setting_*`` columns.
+COLUMNS = (
+    "transform",  # the name given in ``transforms``
+    "source",  # "original", the npz path, or the object's class
+    "measurement",  # odd_one_out, rsa, neighbour_overlap, neighbourhood_correlation, ...
+    "dataset",  # things, contrast, or a downstream dataset's name
+    "metric",  # accuracy, spearman, overlap, auroc, mean_auroc
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",  # triplets, objects, items, test items or repeats behind the value
+    "k",  # neighbourhood size (local structure, anomaly detection)
+    "shots",
+    "classifier",
+    "category",  # the normal class of a per-class AUROC
+    "similarity",
+)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Settings of every measurement; :func:`compare` records them as ``setting_*`` columns.
+
+    ``similarity="auto"`` scores the original features with cosines and transformed ones with
+    dot products (the paper's convention) for odd-one-out accuracy and RSA.
+    """
+
+    similarity: str = "auto"
+    reference_similarity: str = "dot"
+    n_bootstrap: int = 200
+    confidence: float = 0.95
+    ks: tuple[int, ...] = (1, 5, 10, 50)
+    local_similarity: str = "cosine"
+    neighbourhood_k: int = 10
+    shots: tuple[int, ...] = (1, 5, 10)
+    n_test_per_class: int | None = None
+    n_repeats: int = 10
+    classifiers: tuple[str, ...] = ("logreg", "centroid")
+    Cs: tuple[float, ...] = field(default=DEFAULT_CS)
+    cv_folds: int = 5
+    anomaly_k: int = 5
+    things_n_test_per_class: int = 5
+    overlap: str = "largest"
+    device: str = "cpu"
+    seed: int = 0
+
+
+Apply = Callable[[np.ndarray], np.ndarray]
+
+
+def resolve_transform(spec: Any, name: str = "transform") -> tuple[Apply | None, str]:
+    """Turn ``"original"``, a fitted object with ``.transform`` or an npz path into a map.
+
+    Returns (function or None for the identity, a description of the source).
+    """
+    from glocal.transform import GlocalTransform
+
+    if isinstance(spec, str) and spec == "original":
+        return None, "original"
+    if hasattr(spec, "transform") and callable(spec.transform):
+        path = getattr(spec, "metadata_", {}).get("path") if hasattr(spec, "metadata_") else None
+        return spec.transform, str(path or type(spec).__name__)
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(spec)
+        if path.suffix == ".npz" or path.is_file():
+            return GlocalTransform.load(path).transform, str(path)
+    raise GlocalError(
+        f"transforms[{name!r}]: unknown transform {spec!r}; use 'original', a fitted transform "
+        "(an object with .transform, e.g. GlocalTransform) or the path of a saved .npz file"
+    )
+
+
+def _named(transforms: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
+    if isinstance(transforms, Mapping):
+        named = dict(transforms)
+    elif isinstance(transforms, (str, os.PathLike)) or not isinstance(transforms, Sequence):
+        raise GlocalError(
+            "transforms: expected a mapping {name: spec} or a list of 'original'/npz paths"
+        )
+    else:
+        named = {str(spec): spec for spec in transforms}
+    if not named:
+        raise GlocalError("transforms: give at least one transform (e.g. {'original': 'original'})")
+    return named
+
+
+def _downstream(data: Mapping[str, Sequence[Any]] | None) -> dict[str, tuple]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise GlocalError(
+            "downstream: expected {name: (train_X, train_y, test_X, test_y)}, e.g. "
+            "{'cifar100': (Xtr, ytr, Xte, yte)}"
+        )
+    out = {}
+    for name, parts in data.items():
+        if len(parts) != 4:
+            raise GlocalError(
+                f"downstream[{name!r}]: expected (train_X, train_y, test_X, test_y), "
+                f"got {len(parts)} items"
+            )
+        out[name] = tuple(parts)
+    return out
+
+
+def _settings_columns(settings: EvalSettings) -> dict[str, Any]:
+    columns = {}
+    for key, value in asdict(settings).items():
+        if isinstance(value, tuple):
+            value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        columns[f"setting_{key}"] = value
+    return columns
+
+
+def compare(
+    transforms: Mapping[str, Any] | Sequence[Any],
+    *,
+    things: np.ndarray | None = None,
+    triplets: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+    heldout_objects: np.ndarray | Sequence[int] | None = None,
+    categories: pd.DataFrame | None = None,
+    contrast: np.ndarray | None = None,
+    downstream: Mapping[str, Sequence[Any]] | None = None,
+    settings: EvalSettings | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Measure every named transform on every given feature set; one tidy row per number.
+
+    transforms: {name: spec}, spec = ``"original"`` (the features as they are), a fitted
+        object with ``.transform`` (e.g. a :class:`~glocal.GlocalTransform`) or an npz path.
+    things: THINGS object features (1854, p), the transforms' input space. With
+        ``triplets`` (held-out triplets) → odd-one-out accuracy; with ``reference`` (e.g. the
+        VICE human embedding) → RSA with a bootstrap interval over objects, on
+        ``heldout_objects`` if given, else on all objects; with ``categories`` and
+        ``heldout_objects`` → the THINGS category few-shot and anomaly-detection tasks.
+    contrast: held-out generic features → neighbour overlap (per k) and neighbourhood
+        correlation between the original and the transformed features.
+    downstream: {dataset: (train_X, train_y, test_X, test_y)} → few-shot accuracy (mean and
+        interval over repeats, per classifier and shots) and one-vs-rest anomaly AUROC.
+
+    Missing inputs skip their measurements. Settings come from ``settings`` and are recorded
+    in ``setting_*`` columns.
+    """
+    settings = settings or EvalSettings()
+    named = {name: resolve_transform(spec, name) for name, spec in _named(transforms).items()}
+    data = _downstream(downstream)
+    if things is not None:
+        things = check_feature_matrix(things, "things")
+    if contrast is not None:
+        contrast = check_feature_matrix(contrast, "contrast")
+    if categories is not None and (things is None or heldout_objects is None):
+        raise GlocalError("categories: the THINGS tasks also need things= and heldout_objects=")
+    if things is None and (triplets is not None or reference is not None):
+        raise GlocalError("triplets/reference: pass the THINGS features as things= as well")
+    heldout = None
+    if heldout_objects is not None:
+        if things is None:
+            raise GlocalError("heldout_objects: pass the THINGS features as things= as well")
+        heldout = check_object_indices(heldout_objects, len(things), "heldout_objects")
+    rows: list[dict[str, Any]] = []
+    for name, (apply, source) in tqdm(named.items(), desc="transforms", disable=not progress):
+        add = functools.partial(_add, rows, name, source)
+        mapped = functools.partial(_apply, apply)
+        sim = settings.similarity
+        if sim == "auto":
+            sim = "cosine" if apply is None else "dot"
+        if things is not None:
+            Z = mapped(things)
+            if triplets is not None:
+                value = odd_one_out_accuracy(Z, triplets, similarity=sim)
+                add(
+                    measurement="odd_one_out",
+                    dataset="things",
+                    metric="accuracy",
+                    value=value,
+                    n=len(triplets),
+                    similarity=sim,
+                )
+            if reference is not None:
+                objects = slice(None) if heldout is None else heldout
+                result = rsa(
+                    Z[objects],
+                    np.asarray(reference)[objects],
+                    sim,
+                    settings.reference_similarity,
+                    settings.n_bootstrap,
+                    settings.confidence,
+                    settings.seed,
+                )
+                add(
+                    measurement="rsa",
+                    dataset="things",
+                    metric="spearman",
+                    value=result.rho,
+                    ci_low=result.ci_low,
+                    ci_high=result.ci_high,
+                    n=result.n_objects,
+                    similarity=sim,
+                )
+            if categories is not None:
+                _things_tasks(add, Z, categories, heldout, settings, progress)
+        if contrast is not None:
+            _local_structure(add, contrast, mapped(contrast), settings)
+        for dataset, (train_X, train_y, test_X, test_y) in data.items():
+            _downstream_tasks(
+                add,
+                dataset,
+                mapped(np.asarray(train_X)),
+                np.asarray(train_y),
+                mapped(np.asarray(test_X)),
+                np.asarray(test_y),
+                settings,
+                progress,
+            )
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    for key, value in _settings_columns(settings).items():
+        table[key] = value
+    from glocal import __version__
+
+    table["glocal_version"] = __version__
+    return table
+
+
+def _add(rows: list[dict[str, Any]], name: str, source: str, **row: Any) -> None:
+    rows.append({"transform": name, "source": source, **row})
+
+
+def _apply(apply: Apply | None, X: np.ndarray) -> np.ndarray:
+    return X if apply is None else apply(X)
+
+
+def _local_structure(add: Callable, X: np.ndarray, Y: np.ndarray, settings: EvalSettings) -> None:
+    sim = settings.local_similarity
+    for k, value in neighbour_overlap(X, Y, settings.ks, sim).items():
+        add(
+            measurement="neighbour_overlap",
+            dataset="contrast",
+            metric="overlap",
+            value=value,
+            n=len(X),
+            k=k,
+            similarity=sim,
+        )
+    value = neighbourhood_correlation(X, Y, settings.neighbourhood_k, sim)
+    add(
+        measurement="neighbourhood_correlation",
+        dataset="contrast",
+        metric="spearman",
+        value=value,
+        n=len(X),
+        k=settings.neighbourhood_k,
+        similarity=sim,
+    )
+
+
+def _few_shot_rows(add: Callable, dataset: str, results: pd.DataFrame, settings: EvalSettings):
+    for row in summarize_few_shot(results, settings.confidence).itertuples():
+        add(
+            measurement="few_shot",
+            dataset=dataset,
+            metric="accuracy",
+            value=row.mean,
+            ci_low=row.ci_low,
+            ci_high=row.ci_high,
+            n=row.n_repeats,
+            shots=row.shots,
+            classifier=row.classifier,
+        )
+
+
+def _anomaly_rows(add: Callable, dataset: str, result: Any, settings: EvalSettings) -> None:
+    for row in result.per_class.to_dict("records"):
+        add(
+            measurement="anomaly_detection",
+            dataset=dataset,
+            metric="auroc",
+            value=row["auroc"],
+            n=row["n_test_normal"] + row["n_test_anomalous"],
+            k=settings.anomaly_k,
+            category=row["class"],
+            similarity="cosine",
+        )
+    add(
+        measurement="anomaly_detection",
+        dataset=dataset,
+        metric="mean_auroc",
+        value=result.mean_auroc,
+        n=len(result.per_class),
+        k=settings.anomaly_k,
+        similarity="cosine",
+    )
+
+
+def _downstream_tasks(
+    add: Callable,
+    dataset: str,
+    train_X: np.ndarray,
+    train_y: np.ndarray,
+    test_X: np.ndarray,
+    test_y: np.ndarray,
+    settings: EvalSettings,
+    progress: bool,
+) -> None:
+    results = few_shot(
+        train_X,
+        train_y,
+        test_X,
+        test_y,
+        shots=settings.shots,
+        n_test_per_class=settings.n_test_per_class,
+        n_repeats=settings.n_repeats,
+        classifier=settings.classifiers,
+        Cs=settings.Cs,
+        cv_folds=settings.cv_folds,
+        device=settings.device,
+        seed=settings.seed,
+        progress=progress,
+    )
+    _few_shot_rows(add, dataset, results, settings)
+    result = anomaly_detection(
+        train_X,
+        train_y,
+        test_X,
+        test_y,
+        k=settings.anomaly_k,
+        device=settings.device,
+        progress=progress,
+    )
+    _anomaly_rows(add, dataset, result, settings)
+
+
+def _things_tasks(
+    add: Callable,
+    Z: np.ndarray,
+    categories: pd.DataFrame,
+    heldout: np.ndarray,
+    settings: EvalSettings,
+    progress: bool,
+) -> None:
+    results = things_few_shot(
+        Z,
+        categories,
+        heldout,
+        shots=settings.shots,
+        n_test_per_class=settings.things_n_test_per_class,
+        n_repeats=settings.n_repeats,
+        classifier=settings.classifiers,
+        overlap=settings.overlap,
+        seed=settings.seed,
+        progress=progress,
+        Cs=settings.Cs,
+        cv_folds=settings.cv_folds,
+        device=settings.device,
+    )
+    _few_shot_rows(add, "things_categories", results, settings)
+    result = things_anomaly_detection(
+        Z,
+        categories,
+        heldout,
+        k=settings.anomaly_k,
+        overlap=settings.overlap,
+        seed=settings.seed,
+        device=settings.device,
+    )
+    _anomaly_rows(add, "things_categories", result, settings)

@@ -1,0 +1,55 @@
+"""The data registry: every public file glocal needs, checksummed, cached and usable offline.
+
+The registry itself is data (``glocal/data/registry.json``). Files are looked up in the offline
+mirror ``$GLOCAL_DATA_DIR`` first, then in the cache (``$GLOCAL_CACHE_DIR`` or the user cache
+folder), and downloaded into the cache only when missing.
+"""
+
+from __future__ import annotations
+
+from glocal.data._registry import Entry, Remote, released_transforms, transform_name
+from glocal.data._registry import registry as _entries
+from glocal.data._store import (
+    ENV_CACHE,
+    ENV_MIRROR,
+    ENV_OFFLINE,
+    ChecksumError,
+    UnpinnedDataWarning,
+    VerifyResult,
+    cache_dir,
+    fetch,
+    mirror_dir,
+    path,
+    sha256sum,
+    transform_path,
+    verify,
+)
+from glocal.data.downstream import downstream_dataset
+
+
+def registry() -> list[Entry]:
+    """All registry entries (see :class:`Entry`), in registry file order."""
+    return list(_entries())
+
+
+__all__ = [
+    "ENV_CACHE",
+    "ENV_MIRROR",
+    "ENV_OFFLINE",
+    "ChecksumError",
+    "Entry",
+    "Remote",
+    "UnpinnedDataWarning",
+    "VerifyResult",
+    "cache_dir",
+    "downstream_dataset",
+    "fetch",
+    "mirror_dir",
+    "path",
+    "registry",
+    "released_transforms",
+    "sha256sum",
+    "transform_name",
+    "transform_path",
+    "verify",
+]

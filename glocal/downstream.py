@@ -1,0 +1,511 @@
+"""Downstream protocols on feature matrices: few-shot classification and k-NN anomaly detection."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+from tqdm.auto import tqdm
+
+from glocal._fit import resolve_device
+from glocal._io import check_feature_matrix
+from glocal.errors import GlocalError
+
+#: The inverse L2 strengths searched by cross-validation (the official code's 1e-4 … 1e6).
+DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 6, 11))
+CLASSIFIERS = ("logreg", "centroid")
+_SMALL_PROBLEM = 1 << 22  # multiply-adds per logit evaluation below which one CPU thread wins
+Classifier = Literal["logreg", "centroid"]
+
+
+# --- shared input checks --------------------------------------------------------------------
+
+
+def _show(label: Any) -> Any:
+    """A label as plain Python (``2``, not ``np.int64(2)``) for error messages."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise GlocalError(f"{where}: expected a 1-D label vector, got shape {y.shape}")
+    if len(y) != n:
+        raise GlocalError(
+            f"{where} has {len(y)} labels but the feature matrix has {n} rows; "
+            "give one label per row"
+        )
+    return y
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        return resolve_device(str(device))
+    except (RuntimeError, ValueError) as err:
+        raise GlocalError(f"device={device!r}: {err}; use 'cpu' or 'auto'") from err
+
+
+@contextmanager
+def _single_thread_if(small: bool) -> Iterator[None]:
+    """Run tiny CPU problems on one torch thread: thread start-up costs more than it saves."""
+    previous = torch.get_num_threads()
+    if small and previous > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+# --- anomaly detection ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnomalyDetectionResult:
+    """One-vs-rest anomaly detection: AUROC per class, and the raw scores."""
+
+    per_class: pd.DataFrame  # class, auroc, n_normal_train, n_test_normal, n_test_anomalous
+    scores: np.ndarray  # (n_test, n_classes): mean cosine distance to the k nearest normals
+    k: int
+
+    @property
+    def mean_auroc(self) -> float:
+        """AUROC averaged over classes."""
+        return float(self.per_class["auroc"].mean())
+
+
+def _unit(x: torch.Tensor, where: str) -> torch.Tensor:
+    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    if bool((norms == 0).any()):
+        bad = int((norms == 0).sum())
+        raise GlocalError(f"{where}: {bad} all-zero rows have no cosine distance; drop them")
+    return x / norms
+
+
+def _mean_top_k_cosine(
+    normal: torch.Tensor, queries: torch.Tensor, k: int, query_chunk: int, normal_chunk: int
+) -> torch.Tensor:
+    """Mean of each unit query's k largest cosines with the unit normal rows, chunk by chunk."""
+    out = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
+    small = queries.device.type == "cpu" and queries.numel() * len(normal) < _SMALL_PROBLEM
+    with _single_thread_if(small):
+        _fill_top_k_cosine(out, normal, queries, k, query_chunk, normal_chunk)
+    return out
+
+
+def _fill_top_k_cosine(
+    out: torch.Tensor,
+    normal: torch.Tensor,
+    queries: torch.Tensor,
+    k: int,
+    query_chunk: int,
+    normal_chunk: int,
+) -> None:
+    for q0 in range(0, len(queries), query_chunk):
+        block = queries[q0 : q0 + query_chunk]
+        best = None
+        for n0 in range(0, len(normal), normal_chunk):
+            sims = block @ normal[n0 : n0 + normal_chunk].T
+            top = torch.topk(sims, min(k, sims.shape[1]), dim=1, sorted=False).values
+            best = top if best is None else torch.topk(torch.cat([best, top], 1), k, dim=1).values
+        out[q0 : q0 + query_chunk] = best.mean(dim=1)
+
+
+def knn_anomaly_scores(
+    normal: np.ndarray,
+    queries: np.ndarray,
+    k: int = 5,
+    device: str = "cpu",
+    query_chunk: int = 2048,
+    normal_chunk: int = 8192,
+    dtype: torch.dtype = torch.float32,
+) -> np.ndarray:
+    """Mean cosine distance of each query to its ``k`` nearest ``normal`` rows (higher = odder).
+
+    Memory is O(query_chunk · normal_chunk): the full distance matrix is never built.
+    """
+    normal = check_feature_matrix(normal, "normal")
+    queries = check_feature_matrix(queries, "queries")
+    if normal.shape[1] != queries.shape[1]:
+        raise GlocalError(
+            f"normal has {normal.shape[1]} features but queries have {queries.shape[1]}"
+        )
+    if not 1 <= k <= len(normal):
+        raise GlocalError(f"k must lie in [1, {len(normal)}] (the number of normal rows), got {k}")
+    dev = _device(device)
+    n_t = _unit(torch.as_tensor(normal, dtype=dtype, device=dev), "normal")
+    q_t = _unit(torch.as_tensor(queries, dtype=dtype, device=dev), "queries")
+    sims = _mean_top_k_cosine(n_t, q_t, k, query_chunk, normal_chunk)
+    return (1.0 - sims).double().cpu().numpy()
+
+
+def anomaly_detection(
+    train_X: np.ndarray,
+    train_y: np.ndarray,
+    test_X: np.ndarray,
+    test_y: np.ndarray,
+    k: int = 5,
+    classes: Sequence[Hashable] | None = None,
+    device: str = "cpu",
+    query_chunk: int = 2048,
+    normal_chunk: int = 8192,
+    progress: bool = True,
+) -> AnomalyDetectionResult:
+    """One-vs-rest anomaly detection: each class in turn is normal, every other test item odd.
+
+    For class c the normal training set is ``train_X[train_y == c]``; each test item's score is
+    its mean cosine distance to its ``k`` nearest normal training features, and the AUROC
+    separates the test items of other classes (anomalies) from those of c. Runs in torch on
+    ``device`` ("cpu", "cuda", "auto") in chunks, so 50k × 10k × 768 fits in little memory.
+    """
+    train_X = check_feature_matrix(train_X, "train_X")
+    test_X = check_feature_matrix(test_X, "test_X")
+    if train_X.shape[1] != test_X.shape[1]:
+        raise GlocalError(
+            f"train_X has {train_X.shape[1]} features but test_X has {test_X.shape[1]}"
+        )
+    train_y = _labels(train_y, len(train_X), "train_y")
+    test_y = _labels(test_y, len(test_X), "test_y")
+    classes = list(np.unique(train_y) if classes is None else classes)
+    rows = []
+    for c in classes:
+        n_normal, n_test = int((train_y == c).sum()), int((test_y == c).sum())
+        if n_normal < k:
+            raise GlocalError(
+                f"class {_show(c)!r} has {n_normal} training rows but k={k} neighbours are needed; "
+                "lower k or leave the class out via classes="
+            )
+        if n_test in (0, len(test_y)):
+            raise GlocalError(
+                f"class {_show(c)!r}: the AUROC needs test rows of this class and of others, found "
+                f"{n_test} of {len(test_y)}; leave the class out via classes="
+            )
+        rows.append((c, n_normal, n_test))
+    dev = _device(device)
+    queries = _unit(torch.as_tensor(test_X, dtype=torch.float32, device=dev), "test_X")
+    train_t = torch.as_tensor(train_X, dtype=torch.float32)
+    scores = np.empty((len(test_X), len(classes)))
+    per_class = []
+    for j, (c, n_normal, n_test) in enumerate(
+        tqdm(rows, desc="anomaly detection", disable=not progress)
+    ):
+        normal = _unit(train_t[torch.as_tensor(train_y == c)].to(dev), "train_X")
+        sims = _mean_top_k_cosine(normal, queries, k, query_chunk, normal_chunk)
+        scores[:, j] = (1.0 - sims).double().cpu().numpy()
+        auroc = roc_auc_score(test_y != c, scores[:, j])
+        per_class.append(
+            {
+                "class": c,
+                "auroc": float(auroc),
+                "n_normal_train": n_normal,
+                "n_test_normal": n_test,
+                "n_test_anomalous": len(test_y) - n_test,
+            }
+        )
+    return AnomalyDetectionResult(per_class=pd.DataFrame(per_class), scores=scores, k=k)
+
+
+# --- few-shot learning ----------------------------------------------------------------------
+
+
+def sample_episode(
+    y: np.ndarray,
+    shots: int,
+    rng: np.random.Generator,
+    n_test_per_class: int | None = None,
+    y_test: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw support indices (``shots`` per class of ``y``) and test indices.
+
+    Without ``y_test`` the test items come from the same pool (disjoint from the support);
+    with it they are indices into ``y_test``. ``n_test_per_class=None`` takes every
+    remaining item. Classes are visited in sorted order, so a seed fixes the episode.
+    """
+    support, test = [], []
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        support.append(members[:shots])
+        pool = members[shots:] if y_test is None else rng.permutation(np.flatnonzero(y_test == c))
+        test.append(pool if n_test_per_class is None else pool[:n_test_per_class])
+    return np.concatenate(support), np.concatenate(test)
+
+
+def _logits(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(F, n, K) logits of F stacked models; W is (d, F·K) so that one GEMM serves all F."""
+    folds, n_classes = b.shape
+    return (X @ W).view(len(X), folds, n_classes).transpose(0, 1) + b[:, None, :]
+
+
+def _fit_softmax(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    C: float,
+    n_classes: int,
+    init: tuple[torch.Tensor, torch.Tensor] | None,
+    max_iter: int,
+    tol: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2-penalised multinomial logistic regression for F problems sharing the rows of X.
+
+    Problem f minimises  Σ_i weights[f, i] · CE(x_i W_f + b_f, y_i) + ‖W_f‖² / (2 C n_f),
+    with rows of ``weights`` summing to 1 over the n_f rows it trains on; this is scikit-learn's
+    ``LogisticRegression(C)`` objective divided by C · n_f (intercept unpenalised). The F
+    problems are independent, so one L-BFGS run on their sum solves each of them.
+    """
+    folds, dim = len(weights), X.shape[1]
+    lam = 1.0 / (2.0 * C * (weights > 0).sum(dim=1).to(X.dtype))
+    if init is None:
+        W = torch.zeros(dim, folds * n_classes, dtype=X.dtype, device=X.device)
+        b = torch.zeros(folds, n_classes, dtype=X.dtype, device=X.device)
+    else:
+        W, b = init[0].clone(), init[1].clone()
+    W.requires_grad_(True)
+    b.requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [W, b], max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
+        history_size=20, line_search_fn="strong_wolfe",
+    )  # fmt: skip
+    index = y.expand(folds, -1).unsqueeze(-1)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        nll = -torch.log_softmax(_logits(X, W, b), dim=-1).gather(-1, index).squeeze(-1)
+        penalty = (W * W).view(dim, folds, n_classes).sum(dim=(0, 2))
+        loss = (weights * nll).sum() + (lam * penalty).sum()
+        loss.backward()
+        return loss
+
+    small = X.device.type == "cpu" and X.numel() * folds * n_classes < _SMALL_PROBLEM
+    with _single_thread_if(small):
+        opt.step(closure)
+    return W.detach(), b.detach()
+
+
+def _predict_softmax(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _logits(X, W, b).argmax(dim=-1)
+
+
+def _stratified_folds(y: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    fold = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        fold[members] = np.arange(len(members)) % n_folds
+    return fold
+
+
+def logistic_regression_cv(
+    X_support: np.ndarray,
+    y_support: np.ndarray,
+    X_query: np.ndarray,
+    Cs: Sequence[float] = DEFAULT_CS,
+    cv_folds: int = 5,
+    fallback_C: float = 1.0,
+    max_iter: int = 50,
+    tol: float = 1e-6,
+    device: str = "cpu",
+    seed: int = 0,
+) -> tuple[np.ndarray, float]:
+    """Fit a multinomial logistic regression with C chosen by stratified CV; predict queries.
+
+    The folds hold out items of every class (``min(cv_folds, smallest class)`` folds); all Cs
+    run in ascending order with warm starts and all folds are solved at once. The C with the
+    best held-out accuracy wins (ties go to the smallest C, the strongest penalty). With fewer
+    than 2 items in some class no stratified split exists and ``fallback_C`` is used. When
+    there are fewer items than features the problem is solved, exactly, in the span of the
+    support rows (the L2 optimum lies there), which makes it cheap. Returns (labels, C).
+    """
+    classes, y_codes = np.unique(y_support, return_inverse=True)
+    Cs = sorted(float(c) for c in Cs)
+    if not Cs or min(Cs) <= 0:
+        raise GlocalError(f"Cs: expected positive inverse penalty strengths, got {Cs}")
+    dev = _device(device)
+    n_classes = len(classes)
+    n_folds = min(cv_folds, int(np.bincount(y_codes).min()))
+    n, dim = np.shape(X_support)
+    work = n * min(n, dim) * n_classes * max(n_folds, 1)
+    with _single_thread_if(dev.type == "cpu" and work < _SMALL_PROBLEM):
+        xs = torch.as_tensor(np.asarray(X_support), dtype=torch.float64, device=dev)
+        xq = torch.as_tensor(np.asarray(X_query), dtype=torch.float64, device=dev)
+        if n < dim:  # the L2 optimum lies in the span of the support rows: solve there
+            basis = torch.linalg.qr(xs.T).Q
+            xs, xq = xs @ basis, xq @ basis
+        ys = torch.as_tensor(y_codes, device=dev)
+        if n_folds < 2 or len(Cs) == 1:
+            best_C = Cs[0] if len(Cs) == 1 else float(fallback_C)
+        else:
+            fold = _stratified_folds(y_codes, n_folds, np.random.default_rng(seed))
+            train = torch.as_tensor(fold[None, :] != np.arange(n_folds)[:, None], device=dev)
+            weights = train.to(xs.dtype) / train.sum(dim=1, keepdim=True)
+            held_out = ~train
+            accuracy, params = [], None
+            for C in Cs:
+                params = _fit_softmax(xs, ys, weights, C, n_classes, params, max_iter, tol)
+                correct = (_predict_softmax(xs, *params) == ys) & held_out
+                accuracy.append(int(correct.sum()))
+            best_C = Cs[int(np.argmax(accuracy))]
+        ones = torch.full((1, n), 1.0 / n, dtype=xs.dtype, device=dev)
+        W, b = _fit_softmax(xs, ys, ones, best_C, n_classes, None, max_iter, tol)
+        pred = _predict_softmax(xq, W, b)[0].cpu().numpy()
+    return classes[pred], best_C
+
+
+def nearest_centroid(
+    X_support: np.ndarray,
+    y_support: np.ndarray,
+    X_query: np.ndarray,
+    metric: Literal["cosine", "euclidean"] = "cosine",
+) -> np.ndarray:
+    """Predict each query's class as that of the nearest class mean of the support set.
+
+    ``cosine``: rows are unit-normalised, averaged per class, and the query goes to the
+    centroid of highest cosine; ``euclidean``: plain means and Euclidean distance.
+    """
+    classes, codes = np.unique(y_support, return_inverse=True)
+    Xs = np.asarray(X_support, dtype=np.float64)
+    Xq = np.asarray(X_query, dtype=np.float64)
+    if metric == "cosine":
+        Xs = Xs / np.linalg.norm(Xs, axis=1, keepdims=True)
+        Xq = Xq / np.linalg.norm(Xq, axis=1, keepdims=True)
+    elif metric != "euclidean":
+        raise GlocalError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+    centroids = np.zeros((len(classes), Xs.shape[1]))
+    np.add.at(centroids, codes, Xs)
+    centroids /= np.bincount(codes)[:, None]
+    if metric == "cosine":
+        score = Xq @ (centroids / np.linalg.norm(centroids, axis=1, keepdims=True)).T
+    else:
+        score = 2.0 * Xq @ centroids.T - (centroids * centroids).sum(axis=1)
+    return classes[score.argmax(axis=1)]
+
+
+def few_shot(
+    X: np.ndarray,
+    y: np.ndarray,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    shots: Sequence[int] = (1, 5, 10),
+    n_test_per_class: int | None = None,
+    n_repeats: int = 10,
+    classifier: Classifier | Sequence[Classifier] = "logreg",
+    Cs: Sequence[float] = DEFAULT_CS,
+    cv_folds: int = 5,
+    fallback_C: float = 1.0,
+    max_iter: int = 50,
+    centroid_metric: Literal["cosine", "euclidean"] = "cosine",
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Few-shot classification (the gLocal paper's protocol); one row per episode and classifier.
+
+    For every n in ``shots`` and repeat r, ``n`` support items per class are drawn from
+    (X, y) with ``np.random.default_rng([seed, n, r])``, so every representation of the same
+    items sees the same episodes. Test items are ``n_test_per_class`` per class, drawn from
+    (X_test, y_test) or, without them, from the rest of the pool (None: all of them).
+    ``logreg`` is :func:`logistic_regression_cv`, ``centroid`` :func:`nearest_centroid`.
+    Summarise with :func:`summarize_few_shot`.
+    """
+    X = check_feature_matrix(X, "X")
+    y = _labels(y, len(X), "y")
+    classifiers = [classifier] if isinstance(classifier, str) else list(classifier)
+    unknown = [c for c in classifiers if c not in CLASSIFIERS]
+    if unknown or not classifiers:
+        raise GlocalError(f"classifier: unknown {unknown}; choose from {list(CLASSIFIERS)}")
+    shots = [int(n) for n in shots]
+    if not shots or min(shots) < 1:
+        raise GlocalError(f"shots must be positive integers, got {shots}")
+    if n_repeats < 1:
+        raise GlocalError(f"n_repeats must be at least 1, got {n_repeats}")
+    if n_test_per_class is not None and n_test_per_class < 1:
+        raise GlocalError(f"n_test_per_class must be positive or None, got {n_test_per_class}")
+    if (X_test is None) != (y_test is None):
+        raise GlocalError("give both X_test and y_test, or neither (to test on the pool's rest)")
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise GlocalError(f"y: few-shot learning needs at least 2 classes, got {len(classes)}")
+    same_pool = X_test is None
+    need = max(shots) + ((n_test_per_class or 1) if same_pool else 0)
+    short = [(c, int(n)) for c, n in zip(classes, counts, strict=True) if n < need]
+    if short:
+        c, n = short[0]
+        raise GlocalError(
+            f"y: class {_show(c)!r} has {n} items but {max(shots)} shots"
+            + (f" plus {n_test_per_class or 1} test items" if same_pool else "")
+            + f" need {need}; {len(short)} classes are short. Lower shots or n_test_per_class, "
+            "or drop those classes"
+        )
+    if not same_pool:
+        X_test = check_feature_matrix(X_test, "X_test")
+        y_test = _labels(y_test, len(X_test), "y_test")
+        if X_test.shape[1] != X.shape[1]:
+            raise GlocalError(f"X has {X.shape[1]} features but X_test has {X_test.shape[1]}")
+        extra = sorted(set(np.unique(y_test).tolist()) - set(classes.tolist()))
+        if extra:
+            raise GlocalError(f"y_test has classes absent from y: {extra[:5]}; drop those rows")
+        test_classes, test_counts = np.unique(y_test, return_counts=True)
+        missing = sorted(set(classes.tolist()) - set(test_classes.tolist()))
+        if missing:
+            raise GlocalError(f"y_test lacks items of classes {missing[:5]}; each class needs some")
+        if n_test_per_class is not None and test_counts.min() < n_test_per_class:
+            c = test_classes[int(test_counts.argmin())]
+            raise GlocalError(
+                f"y_test: class {_show(c)!r} has {int(test_counts.min())} test items, fewer than "
+                f"n_test_per_class={n_test_per_class}; lower it or pass None to use all"
+            )
+    rows = []
+    episodes = [(n, r) for n in shots for r in range(n_repeats)]
+    for n, r in tqdm(episodes, desc="few-shot", disable=not progress):
+        rng = np.random.default_rng([seed, n, r])
+        support, test = sample_episode(y, n, rng, n_test_per_class, y_test)
+        Xq, yq = (X[test], y[test]) if same_pool else (X_test[test], y_test[test])
+        for name in classifiers:
+            C = float("nan")
+            if name == "logreg":
+                pred, C = logistic_regression_cv(
+                    X[support], y[support], Xq, Cs, cv_folds, fallback_C, max_iter,
+                    device=device, seed=seed + r,
+                )  # fmt: skip
+            else:
+                pred = nearest_centroid(X[support], y[support], Xq, centroid_metric)
+            rows.append(
+                {
+                    "classifier": name,
+                    "shots": n,
+                    "repeat": r,
+                    "accuracy": float((pred == yq).mean()),
+                    "C": C,
+                    "n_classes": len(classes),
+                    "n_test": len(test),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarize_few_shot(
+    results: pd.DataFrame, confidence: float = 0.95, by: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Mean accuracy and its t-based confidence interval over repeats, per group.
+
+    ``by`` defaults to whichever of ("transform", "task", "classifier", "shots") are columns.
+    The interval is mean ± t_{(1+confidence)/2, r−1} · sd / √r over the r repeats (NaN for r = 1).
+    """
+    if "accuracy" not in results:
+        raise GlocalError("results: expected the 'accuracy' column of few_shot()'s table")
+    by = list(by or [c for c in ("transform", "task", "classifier", "shots") if c in results])
+    grouped = results.groupby(by, sort=False)["accuracy"]
+    summary = grouped.agg(mean="mean", sd="std", n_repeats="count").reset_index()
+    n = summary["n_repeats"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stats.t.ppf((1.0 + confidence) / 2.0, n - 1) * summary["sd"] / np.sqrt(n)
+    summary["ci_low"] = summary["mean"] - half
+    summary["ci_high"] = summary["mean"] + half
+    return summary

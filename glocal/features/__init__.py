@@ -1,0 +1,59 @@
+"""Feature extraction: registered models, data sources and the on-disk feature store."""
+
+from __future__ import annotations
+
+from glocal.features.extract import extract_features
+from glocal.features.model import FeatureModel, load_model, resolve_device
+from glocal.features.registry import (
+    ModelConfig,
+    get_config,
+    list_models,
+    read_model_configs,
+    register_model,
+)
+from glocal.features.sources import (
+    DatasetSource,
+    ImagePaths,
+    Source,
+    TextSource,
+    image_folder,
+    image_list,
+    resolve_source,
+    things_images,
+    things_texts,
+    torchvision_dataset,
+)
+from glocal.features.store import (
+    FeatureStore,
+    cache_root,
+    check_compatible,
+    load_features,
+    store_path,
+)
+
+__all__ = [
+    "DatasetSource",
+    "FeatureModel",
+    "FeatureStore",
+    "ImagePaths",
+    "ModelConfig",
+    "Source",
+    "TextSource",
+    "cache_root",
+    "check_compatible",
+    "extract_features",
+    "get_config",
+    "image_folder",
+    "image_list",
+    "list_models",
+    "load_features",
+    "load_model",
+    "read_model_configs",
+    "register_model",
+    "resolve_device",
+    "resolve_source",
+    "store_path",
+    "things_images",
+    "things_texts",
+    "torchvision_dataset",
+]

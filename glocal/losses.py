@@ -1,0 +1,107 @@
+"""The gLocal objective's terms as plain functions on tensors.
+
+Notation: ``S = Z Zᵀ`` is the similarity matrix of the transformed THINGS objects (m × m), a
+triplet (i, j, k) says i and j are most similar and k is the odd one out, and ``W`` is the
+p × p weight matrix of the affine map.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def pair_indices(triplets: Tensor, n_objects: int) -> Tensor:
+    """Flat indices into a row-major m × m matrix of the pairs (i, j), (i, k), (j, k).
+
+    The result (n, 3) lets :func:`global_loss_from_pairs` gather the three logits of every
+    triplet from ``S.reshape(-1)`` without one-hot matrices or Python loops.
+    """
+    i, j, k = triplets[:, 0], triplets[:, 1], triplets[:, 2]
+    return torch.stack([i * n_objects + j, i * n_objects + k, j * n_objects + k], dim=1)
+
+
+def triplet_logits(similarity: Tensor, pairs: Tensor) -> Tensor:
+    """Gather the logits (S_ij, S_ik, S_jk) of each triplet from the similarity matrix."""
+    flat = similarity.reshape(-1)
+    return flat.index_select(0, pairs.reshape(-1)).reshape(pairs.shape)
+
+
+def triplet_cross_entropy(logits: Tensor) -> Tensor:
+    """Per-triplet ``−log softmax(logits)[0]`` for logits (S_ij, S_ik, S_jk), shape (n,)."""
+    return torch.logsumexp(logits, dim=1) - logits[:, 0]
+
+
+def global_loss_from_pairs(similarity: Tensor, pairs: Tensor) -> Tensor:
+    """Mean triplet cross-entropy given precomputed :func:`pair_indices`.
+
+    ``L_global = −mean_t log softmax(S_ij, S_ik, S_jk)[0]``: minus the log-probability that
+    the model keeps the human's pair (i, j) together.
+    """
+    return triplet_cross_entropy(triplet_logits(similarity, pairs)).mean()
+
+
+def global_loss(similarity: Tensor, triplets: Tensor) -> Tensor:
+    """Mean odd-one-out cross-entropy of the human choices under the similarity matrix.
+
+    ``L_global = −mean_t log [exp(S_ij) / (exp(S_ij) + exp(S_ik) + exp(S_jk))]``.
+    """
+    return global_loss_from_pairs(similarity, pair_indices(triplets, similarity.shape[0]))
+
+
+def _off_diagonal(matrix: Tensor) -> Tensor:
+    n = matrix.shape[0]
+    return matrix.flatten()[1:].view(n - 1, n + 1)[:, :-1].reshape(n, n - 1)
+
+
+def cosine_similarity_matrix(features: Tensor) -> Tensor:
+    """Pairwise cosine similarities of the rows of ``features``."""
+    unit = F.normalize(features, dim=1)
+    return unit @ unit.T
+
+
+def local_loss(teacher: Tensor, student: Tensor, tau: float) -> Tensor:
+    """Soft-label contrastive loss that keeps the student's local neighbourhoods.
+
+    With ``C^t`` and ``C^s`` the cosine similarity matrices of the rows of ``teacher`` (original
+    features) and ``student`` (transformed features) and the diagonal removed,
+    ``P = softmax(C^t / τ)`` and ``Q = softmax(C^s / τ)`` row-wise, and
+    ``L_local = −mean_a Σ_{b≠a} P_ab log Q_ab``.
+    """
+    if teacher.shape[0] != student.shape[0]:
+        raise ValueError("teacher and student must hold the same rows")
+    if teacher.shape[0] < 2:
+        raise ValueError("the local loss needs at least two contrast examples")
+    target = torch.softmax(_off_diagonal(cosine_similarity_matrix(teacher)) / tau, dim=1)
+    log_q = torch.log_softmax(_off_diagonal(cosine_similarity_matrix(student)) / tau, dim=1)
+    return -(target * log_q).sum(dim=1).mean()
+
+
+def eye_penalty(weights: Tensor) -> Tensor:
+    """Distance to the nearest scaled identity: ``‖W − (tr W / p) I‖_F²``."""
+    p = weights.shape[0]
+    beta = torch.trace(weights) / p
+    eye = torch.eye(p, dtype=weights.dtype, device=weights.device)
+    return ((weights - beta * eye) ** 2).sum()
+
+
+def l2_penalty(weights: Tensor) -> Tensor:
+    """Shrinkage toward zero used by the naive transform: ``‖W‖_F²``."""
+    return (weights**2).sum()
+
+
+PENALTIES = {"eye": eye_penalty, "l2": l2_penalty}
+
+
+def glocal_loss(
+    global_term: Tensor, local_term: Tensor | None, penalty: Tensor, alpha: float, lmbda: float
+) -> Tensor:
+    """Combine the terms: ``(1 − α) L_global + α L_local + λ penalty``."""
+    total = (1.0 - alpha) * global_term + lmbda * penalty
+    if alpha > 0:
+        if local_term is None:
+            raise ValueError("alpha > 0 needs a local term")
+        total = total + alpha * local_term
+    return total

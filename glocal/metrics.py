@@ -1,0 +1,317 @@
+"""Representation metrics: odd-one-out accuracy, RSA, and local neighbourhood structure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from scipy.stats import rankdata
+from tqdm.auto import tqdm
+
+from glocal._io import check_feature_matrix
+from glocal.errors import GlocalError
+from glocal.triplets import validate_triplets
+
+Similarity = Literal["dot", "cosine"]
+_DENSE_LIMIT = 8192  # above this many objects, gather rows instead of building S
+
+
+def similarity_matrix(X: np.ndarray, similarity: Similarity = "dot") -> np.ndarray:
+    """Pairwise similarity matrix (float64) of the rows of ``X``: dot products or cosines."""
+    X = np.asarray(X, dtype=np.float64)
+    if similarity == "cosine":
+        X = _unit_rows(X)
+    elif similarity != "dot":
+        raise GlocalError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
+    return X @ X.T
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise GlocalError(
+            f"cosine similarity is undefined for {int((norms == 0).sum())} all-zero rows of X"
+        )
+    return X / norms
+
+
+def triplet_similarities(
+    X: np.ndarray, triplets: np.ndarray, similarity: Similarity = "dot", chunk_size: int = 262144
+) -> np.ndarray:
+    """Similarities (s_ij, s_ik, s_jk) of every triplet (i, j, k), shape (n, 3), float64."""
+    X = check_feature_matrix(X, "X")
+    triplets = validate_triplets(triplets, len(X))
+    if len(X) <= _DENSE_LIMIT:
+        S = similarity_matrix(X, similarity)
+        i, j, k = triplets.T
+        return np.stack([S[i, j], S[i, k], S[j, k]], axis=1)
+    X = np.asarray(X, dtype=np.float64)
+    if similarity == "cosine":
+        X = _unit_rows(X)
+    elif similarity != "dot":
+        raise GlocalError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
+    out = np.empty((len(triplets), 3))
+    for start in range(0, len(triplets), chunk_size):
+        a, b, c = (X[triplets[start : start + chunk_size, col]] for col in range(3))
+        out[start : start + chunk_size] = np.stack(
+            [(a * b).sum(1), (a * c).sum(1), (b * c).sum(1)], axis=1
+        )
+    return out
+
+
+def odd_one_out_accuracy(
+    X: np.ndarray, triplets: np.ndarray, similarity: Similarity = "dot"
+) -> float:
+    """Fraction of triplets whose human pair (i, j) is strictly the most similar pair in ``X``.
+
+    Ties count as wrong. Use ``similarity="cosine"`` for zero-shot accuracy of raw network
+    features (as in the paper) and ``"dot"`` for transformed features.
+    """
+    sims = triplet_similarities(X, triplets, similarity)
+    correct = (sims[:, 0] > sims[:, 1]) & (sims[:, 0] > sims[:, 2])
+    return float(correct.mean())
+
+
+# --- representational similarity analysis --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RSAResult:
+    """Spearman RSA between two representations, with a percentile bootstrap interval."""
+
+    rho: float
+    ci_low: float
+    ci_high: float
+    n_objects: int
+    confidence: float
+    bootstrap: np.ndarray = field(repr=False)
+
+
+def _tie_groups(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start offsets and per-position group ids of runs of equal values; None without ties."""
+    new_group = np.empty(len(sorted_values), dtype=bool)
+    new_group[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=new_group[1:])
+    if new_group.all():
+        return None
+    return np.flatnonzero(new_group), (np.cumsum(new_group) - 1).astype(np.int32)
+
+
+def _midranks(
+    sorted_weights: np.ndarray, groups: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """Mid-ranks of sorted values when position t occurs ``sorted_weights[t]`` times."""
+    weight = sorted_weights if groups is None else np.add.reduceat(sorted_weights, groups[0])
+    ranks = np.cumsum(weight)
+    ranks -= (weight - 1.0) / 2.0
+    return ranks if groups is None else ranks[groups[1]]
+
+
+class _PairRanker:
+    """Spearman correlation of two pair-value vectors under integer multiplicity weights.
+
+    Both vectors are sorted once; each call then costs a few O(pairs) passes, which makes an
+    exact object bootstrap affordable for thousands of objects (millions of pairs).
+    """
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+        rows, cols = rows.astype(np.int32), cols.astype(np.int32)
+        order_a = np.argsort(a, kind="stable")
+        self.rows_a, self.cols_a = rows[order_a], cols[order_a]
+        self.groups_a = _tie_groups(a[order_a])
+        b = b[order_a]
+        self.perm = np.argsort(b, kind="stable").astype(np.int32)  # b's order in a-sorted slots
+        self.rows_b, self.cols_b = self.rows_a[self.perm], self.cols_a[self.perm]
+        self.groups_b = _tie_groups(b[self.perm])
+
+    def __call__(self, counts: np.ndarray) -> float:
+        """Spearman rho over the multiset where pair (i, j) occurs counts[i]·counts[j] times."""
+        rank_a = _midranks(counts[self.rows_a] * counts[self.cols_a], self.groups_a)[self.perm]
+        w = counts[self.rows_b] * counts[self.cols_b]
+        rank_b = _midranks(w, self.groups_b)
+        mean = (w.sum() + 1.0) / 2.0  # the mean mid-rank of any weighted ranking
+        rank_a -= mean
+        rank_b -= mean
+        wa = w * rank_a
+        denom = np.sqrt((wa @ rank_a) * ((w * rank_b) @ rank_b))
+        return float((wa @ rank_b) / denom) if denom > 0 else float("nan")
+
+
+def rsa(
+    X: np.ndarray,
+    reference: np.ndarray,
+    similarity: Similarity = "cosine",
+    reference_similarity: Similarity = "dot",
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    progress: bool = False,
+) -> RSAResult:
+    """Spearman correlation between the upper triangles of two objects' similarity matrices.
+
+    ``X`` (m, p) and ``reference`` (m, q) describe the same m objects (e.g. model features and
+    the VICE human embedding, whose dot products model human similarity). The interval is a
+    percentile bootstrap over objects: each replicate draws m objects with replacement and
+    correlates all pairs of distinct draws (pairs of two copies of one object are left out),
+    computed exactly with multiplicity weights instead of materialising the resampled matrix.
+    """
+    X = check_feature_matrix(X, "X")
+    reference = check_feature_matrix(reference, "reference")
+    if len(X) != len(reference):
+        raise GlocalError(
+            f"X has {len(X)} rows but reference has {len(reference)}; both must list the same "
+            "objects in the same order"
+        )
+    if len(X) < 3:
+        raise GlocalError(f"X: RSA needs at least 3 objects, got {len(X)}")
+    if n_bootstrap < 0:
+        raise GlocalError(f"n_bootstrap must be 0 or positive, got {n_bootstrap}")
+    if not 0.0 < confidence < 1.0:
+        raise GlocalError(f"confidence must lie in (0, 1), got {confidence}")
+    m = len(X)
+    rows, cols = np.triu_indices(m, 1)
+    ranker = _PairRanker(
+        similarity_matrix(X, similarity)[rows, cols],
+        similarity_matrix(reference, reference_similarity)[rows, cols],
+        rows,
+        cols,
+    )
+    rho = ranker(np.ones(m))
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_bootstrap)
+    for b in tqdm(range(n_bootstrap), desc="RSA bootstrap", disable=not progress):
+        boots[b] = ranker(np.bincount(rng.integers(0, m, size=m), minlength=m).astype(float))
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.nanquantile(boots, [tail, 1.0 - tail]) if n_bootstrap else (np.nan, np.nan)
+    return RSAResult(
+        rho=rho,
+        ci_low=float(low),
+        ci_high=float(high),
+        n_objects=m,
+        confidence=confidence,
+        bootstrap=boots,
+    )
+
+
+# --- local structure ------------------------------------------------------------------------
+
+
+def _prepare(X: np.ndarray, similarity: Similarity, where: str) -> np.ndarray:
+    X = np.asarray(check_feature_matrix(X, where), dtype=np.float64)
+    if similarity == "cosine":
+        return _unit_rows(X)
+    if similarity != "dot":
+        raise GlocalError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
+    return X
+
+
+def nearest_neighbours(
+    X: np.ndarray, k: int, similarity: Similarity = "cosine", chunk_size: int = 2048
+) -> np.ndarray:
+    """Indices (n, k) of each row's k most similar other rows, most similar first.
+
+    Works through ``chunk_size`` rows at a time, so memory is O(chunk_size · n).
+    """
+    Xs = _prepare(X, similarity, "X")
+    n = len(Xs)
+    if not 1 <= k < n:
+        raise GlocalError(f"k must lie in [1, {n - 1}] for {n} rows, got {k}")
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        sims = Xs[start:stop] @ Xs.T
+        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        part_sims = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-part_sims, axis=1, kind="stable")
+        out[start:stop] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def _check_pair(X: np.ndarray, Y: np.ndarray) -> None:
+    if np.ndim(X) != 2 or np.ndim(Y) != 2:
+        raise GlocalError(
+            f"X and Y must be 2-D feature matrices, got shapes {np.shape(X)} and {np.shape(Y)}"
+        )
+    if len(X) != len(Y):
+        raise GlocalError(
+            f"X has {len(X)} rows but Y has {len(Y)}; pass the original and transformed "
+            "features of the same held-out items"
+        )
+
+
+def neighbour_overlap(
+    X: np.ndarray,
+    Y: np.ndarray,
+    ks: Sequence[int] = (1, 5, 10, 50),
+    similarity: Similarity = "cosine",
+    similarity_y: Similarity | None = None,
+    chunk_size: int = 2048,
+) -> dict[int, float]:
+    """Mean fraction of shared k-nearest neighbours between two representations of the same items.
+
+    ``X`` holds the original and ``Y`` the transformed features of a held-out set; for each k
+    the result is mean_i |N_k^X(i) ∩ N_k^Y(i)| / k (an item is not its own neighbour).
+    ``similarity_y`` defaults to ``similarity``.
+    """
+    _check_pair(X, Y)
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise GlocalError("ks: give at least one neighbourhood size")
+    k_max = ks[-1]
+    nx = nearest_neighbours(X, k_max, similarity, chunk_size)
+    ny = nearest_neighbours(Y, k_max, similarity_y or similarity, chunk_size)
+    result = {}
+    for k in ks:
+        both = np.sort(np.concatenate([nx[:, :k], ny[:, :k]], axis=1), axis=1)
+        shared = (both[:, 1:] == both[:, :-1]).sum(axis=1)
+        result[k] = float(shared.mean() / k)
+    return result
+
+
+def _neighbour_similarities(Z: np.ndarray, neighbours: np.ndarray, chunk_size: int) -> np.ndarray:
+    out = np.empty(neighbours.shape)
+    for start in range(0, len(Z), chunk_size):
+        stop = min(start + chunk_size, len(Z))
+        out[start:stop] = np.einsum("np,nkp->nk", Z[start:stop], Z[neighbours[start:stop]])
+    return out
+
+
+def neighbourhood_correlation(
+    X: np.ndarray,
+    Y: np.ndarray,
+    k: int = 10,
+    similarity: Similarity = "cosine",
+    similarity_y: Similarity | None = None,
+    method: Literal["spearman", "pearson"] = "spearman",
+    chunk_size: int = 2048,
+) -> float:
+    """Mean over items of the correlation of their similarities to their k nearest neighbours.
+
+    Each item's neighbourhood is its k nearest neighbours in ``X`` (the original features);
+    the item's similarities to them in ``X`` and in ``Y`` are correlated (Spearman by default)
+    and the correlations are averaged over items (items with constant similarities are skipped).
+    """
+    _check_pair(X, Y)
+    if k < 2:
+        raise GlocalError(f"k must be at least 2 to correlate similarities, got {k}")
+    if method not in ("spearman", "pearson"):
+        raise GlocalError(f"method must be 'spearman' or 'pearson', got {method!r}")
+    neighbours = nearest_neighbours(X, k, similarity, chunk_size)
+    Xs = _prepare(X, similarity, "X")
+    Ys = _prepare(Y, similarity_y or similarity, "Y")
+    sx = _neighbour_similarities(Xs, neighbours, chunk_size)
+    sy = _neighbour_similarities(Ys, neighbours, chunk_size)
+    if method == "spearman":
+        sx, sy = rankdata(sx, axis=1), rankdata(sy, axis=1)
+    sx = sx - sx.mean(axis=1, keepdims=True)
+    sy = sy - sy.mean(axis=1, keepdims=True)
+    denom = np.sqrt((sx * sx).sum(axis=1) * (sy * sy).sum(axis=1))
+    valid = denom > 0
+    if not valid.any():
+        raise GlocalError(
+            "every neighbourhood has constant similarities; the correlation is undefined"
+        )
+    return float(((sx * sy).sum(axis=1)[valid] / denom[valid]).mean())

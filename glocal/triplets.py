@@ -1,0 +1,267 @@
+"""Odd-one-out triplets: load, validate, split and simulate.
+
+A triplet set is an int64 array of shape (n, 3) whose columns are (similar, similar, odd one
+out), holding 0-based indices into the THINGS object order (rows of ``things_concepts.tsv``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glocal.errors import GlocalError
+
+THINGS_CSV_COLUMNS = ("image1", "image2", "image3", "choice")
+TEXT_SUFFIXES = (".txt", ".tsv", ".dat")
+
+
+def validate_triplets(
+    triplets: np.ndarray, n_objects: int | None = None, where: str = "triplets"
+) -> np.ndarray:
+    """Check a triplet array and return it as a C-contiguous int64 (n, 3) array.
+
+    Raises :class:`GlocalError` for a wrong shape, a non-integer dtype, an empty set, indices
+    out of ``[0, n_objects)``, or an object repeated within a triplet.
+    """
+    array = np.asarray(triplets)
+    if array.ndim != 2 or array.shape[1] != 3:
+        raise GlocalError(
+            f"{where}: expected an integer array of shape (n, 3) with columns "
+            f"(similar, similar, odd one out), got shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise GlocalError(f"{where}: the triplet set is empty")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise GlocalError(
+            f"{where}: expected integer object indices, got dtype {array.dtype}; "
+            "convert whole-number floats explicitly with .astype(int)"
+        )
+    array = np.ascontiguousarray(array, dtype=np.int64)
+    low = array < 0
+    high = array >= n_objects if n_objects is not None else np.zeros_like(low)
+    if low.any() or high.any():
+        row = int(np.flatnonzero((low | high).any(axis=1))[0])
+        bound = f"[0, {n_objects})" if n_objects is not None else "non-negative"
+        raise GlocalError(
+            f"{where}: {int((low | high).any(axis=1).sum())} triplets have object indices "
+            f"outside {bound}, first at row {row}: {array[row].tolist()} "
+            "(indices are 0-based; 1-based files need 1 subtracted)"
+        )
+    repeated = (
+        (array[:, 0] == array[:, 1]) | (array[:, 0] == array[:, 2]) | (array[:, 1] == array[:, 2])
+    )
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        raise GlocalError(
+            f"{where}: {int(repeated.sum())} triplets repeat an object, first at row {row}: "
+            f"{array[row].tolist()}; a triplet needs three distinct objects"
+        )
+    return array
+
+
+def load_triplets(path: str | os.PathLike, n_objects: int | None = None) -> np.ndarray:
+    """Load triplets from ``.npy``, whitespace-separated text, or the THINGS-data ``.csv``."""
+    path = Path(path)
+    if not path.is_file():
+        raise GlocalError(f"triplet file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise GlocalError(f"triplet file {path} is not a readable .npy array ({err})") from err
+    elif suffix == ".csv":
+        return load_things_csv(path, n_objects=n_objects)
+    elif suffix in TEXT_SUFFIXES:
+        array = _load_text(path)
+    else:
+        raise GlocalError(
+            f"triplet file {path}: unknown suffix {suffix!r}; use .npy, "
+            f"{', '.join(TEXT_SUFFIXES)} (whitespace text, 0-based) or .csv (THINGS-data format)"
+        )
+    return validate_triplets(array, n_objects, where=f"triplet file {path}")
+
+
+def _load_text(path: Path) -> np.ndarray:
+    try:
+        array = np.loadtxt(path, dtype=np.int64, ndmin=2)
+    except ValueError as err:
+        raise GlocalError(
+            f"triplet file {path}: expected three whitespace-separated integers per line ({err})"
+        ) from err
+    if array.size == 0:
+        raise GlocalError(f"triplet file {path}: the triplet set is empty")
+    return array
+
+
+def load_things_csv(path: str | os.PathLike, n_objects: int | None = None) -> np.ndarray:
+    """Load the THINGS-data odd-one-out file into (similar, similar, odd) 0-based triplets.
+
+    The reported format has 1-based object indices in ``image1, image2, image3`` and a
+    ``choice`` column holding the 1-based position (1, 2 or 3) of the image chosen as the odd
+    one out; further columns are ignored. Comma- and tab-separated files are accepted.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise GlocalError(f"THINGS triplet file {path} does not exist")
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline()
+    sep = "\t" if "\t" in header else ","
+    columns = [c.strip() for c in header.strip().split(sep)]
+    missing = [c for c in THINGS_CSV_COLUMNS if c not in columns]
+    if missing:
+        raise GlocalError(
+            f"THINGS triplet file {path}: missing column(s) {missing}; found columns {columns}; "
+            f"expected {list(THINGS_CSV_COLUMNS)} (1-based indices, choice = 1-based position "
+            "of the odd one out)"
+        )
+    try:
+        frame = pd.read_csv(path, sep=sep, usecols=list(THINGS_CSV_COLUMNS), dtype=np.int64)
+    except ValueError as err:
+        raise GlocalError(
+            f"THINGS triplet file {path}: columns {list(THINGS_CSV_COLUMNS)} must hold integers "
+            f"with no missing values ({err})"
+        ) from err
+    if len(frame) == 0:
+        raise GlocalError(f"THINGS triplet file {path}: the triplet set is empty")
+    images = frame[["image1", "image2", "image3"]].to_numpy() - 1
+    choice = frame["choice"].to_numpy()
+    bad = ~np.isin(choice, (1, 2, 3))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise GlocalError(
+            f"THINGS triplet file {path}: column 'choice' must be the 1-based position (1, 2 or 3) "
+            f"of the odd one out; row {row} holds {int(choice[row])}"
+        )
+    odd_position = choice - 1
+    order = np.array([[1, 2, 0], [0, 2, 1], [0, 1, 2]])[odd_position]
+    triplets = np.take_along_axis(images, order, axis=1)
+    return validate_triplets(triplets, n_objects, where=f"THINGS triplet file {path} (after -1)")
+
+
+def save_triplets(path: str | os.PathLike, triplets: np.ndarray) -> Path:
+    """Save triplets as ``.npy`` (atomically) or whitespace text, chosen by the suffix."""
+    from glocal._io import atomic_write, save_npy
+
+    triplets = validate_triplets(triplets)
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return save_npy(path, triplets)
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        return atomic_write(path, lambda tmp: np.savetxt(tmp, triplets, fmt="%d"))
+    raise GlocalError(f"cannot save triplets to {path}: use a .npy or {TEXT_SUFFIXES} suffix")
+
+
+@dataclass(frozen=True)
+class TripletSplit:
+    """A train/test partition of a triplet set."""
+
+    train: np.ndarray
+    test: np.ndarray
+    n_dropped: int = 0
+    test_objects: np.ndarray | None = None
+
+
+def random_split(triplets: np.ndarray, test_size: float = 0.1, seed: int = 0) -> TripletSplit:
+    """Split triplets at random into train and test sets (objects may be shared)."""
+    triplets = validate_triplets(triplets)
+    if not 0.0 < test_size < 1.0:
+        raise GlocalError(f"test_size must lie in (0, 1), got {test_size}")
+    order = np.random.default_rng(seed).permutation(len(triplets))
+    n_test = int(round(test_size * len(triplets)))
+    if n_test == 0 or n_test == len(triplets):
+        raise GlocalError(
+            f"test_size={test_size} leaves an empty train or test set for {len(triplets)} triplets"
+        )
+    return TripletSplit(train=triplets[order[n_test:]], test=triplets[order[:n_test]])
+
+
+def object_disjoint_folds(
+    triplets: np.ndarray, n_objects: int, n_folds: int = 5, seed: int = 0
+) -> list[TripletSplit]:
+    """Object-disjoint k-fold splits.
+
+    Objects are dealt into ``n_folds`` groups at random. For fold f, ``test`` holds the triplets
+    whose three objects all lie in group f, ``train`` those whose three objects all lie outside
+    it; ``n_dropped`` counts the triplets that mix both and are used by neither.
+    """
+    triplets = validate_triplets(triplets, n_objects)
+    if n_folds < 2:
+        raise GlocalError(f"n_folds must be at least 2, got {n_folds}")
+    if n_folds > n_objects:
+        raise GlocalError(f"n_folds={n_folds} exceeds the number of objects ({n_objects})")
+    group = np.empty(n_objects, dtype=np.int64)
+    group[np.random.default_rng(seed).permutation(n_objects)] = np.arange(n_objects) % n_folds
+    triplet_groups = group[triplets]
+    splits = []
+    for fold in range(n_folds):
+        inside = triplet_groups == fold
+        test = inside.all(axis=1)
+        train = (~inside).all(axis=1)
+        splits.append(
+            TripletSplit(
+                train=triplets[train],
+                test=triplets[test],
+                n_dropped=int(len(triplets) - train.sum() - test.sum()),
+                test_objects=np.flatnonzero(group == fold),
+            )
+        )
+    return splits
+
+
+def simulate_triplets(
+    embedding: np.ndarray,
+    n: int,
+    objects: np.ndarray | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Simulate human-like odd-one-out triplets from an embedding.
+
+    Each triplet draws three distinct objects uniformly (from ``objects`` if given); the pair
+    kept together is sampled from the softmax over the three pairwise dot products divided by
+    ``temperature`` (the SPoSE/VICE choice model). Returns (similar, similar, odd) rows.
+    """
+    embedding = np.asarray(embedding, dtype=np.float64)
+    if embedding.ndim != 2:
+        raise GlocalError(f"embedding: expected a 2-D matrix, got shape {embedding.shape}")
+    if n <= 0:
+        raise GlocalError(f"n must be positive, got {n}")
+    if temperature <= 0:
+        raise GlocalError(f"temperature must be positive, got {temperature}")
+    pool = np.arange(len(embedding)) if objects is None else np.asarray(objects, dtype=np.int64)
+    if pool.ndim != 1 or len(np.unique(pool)) != len(pool):
+        raise GlocalError("objects: expected a 1-D array of distinct object indices")
+    if len(pool) < 3:
+        raise GlocalError(f"objects: need at least 3 objects to form triplets, got {len(pool)}")
+    if pool.min() < 0 or pool.max() >= len(embedding):
+        raise GlocalError(f"objects: indices must lie in [0, {len(embedding)})")
+    rng = np.random.default_rng(seed)
+    triples = _distinct_triples(rng, len(pool), n)
+    triples = pool[triples]
+    a, b, c = (embedding[triples[:, i]] for i in range(3))
+    # logits for keeping the pairs (a, b), (a, c), (b, c) together
+    logits = np.stack([(a * b).sum(1), (a * c).sum(1), (b * c).sum(1)], axis=1) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    pair = (rng.random(n)[:, None] > np.cumsum(probs, axis=1)[:, :2]).sum(axis=1)
+    order = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])[pair]
+    return np.take_along_axis(triples, order, axis=1)
+
+
+def _distinct_triples(rng: np.random.Generator, n_pool: int, n: int) -> np.ndarray:
+    """Draw ``n`` triples of distinct positions in ``range(n_pool)`` without Python loops."""
+    first = rng.integers(0, n_pool, size=n)
+    second = rng.integers(0, n_pool - 1, size=n)
+    second += second >= first
+    third = rng.integers(0, n_pool - 2, size=n)
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    third += third >= low
+    third += third >= high
+    return np.stack([first, second, third], axis=1)

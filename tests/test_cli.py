@@ -1,0 +1,265 @@
+"""End-to-end tests of the glocal command line (fit, apply, score, simulate) in a temp dir."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glocal import GlocalTransform, odd_one_out_accuracy
+from glocal.cli import main
+from glocal.synthetic import planted_problem
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    problem = planted_problem(
+        n_objects=150,
+        n_features=12,
+        n_dims=4,
+        n_triplets=8000,
+        n_contrast=100,
+        seed=4,
+        human_scale=3.0,
+    )
+    np.save(root / "X.npy", problem.X)
+    np.save(root / "H.npy", problem.H)
+    np.save(root / "C.npy", problem.contrast)
+    return root, problem
+
+
+def run(capsys, *argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse usage errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_simulate_fit_apply_score(files, capsys):
+    root, problem = files
+    code, out, _ = run(
+        capsys,
+        "simulate",
+        "--embedding",
+        root / "H.npy",
+        "--n",
+        6000,
+        "--seed",
+        1,
+        "--out",
+        root / "train.npy",
+    )
+    assert code == 0 and "saved 6000 triplets" in out
+    run(
+        capsys,
+        "simulate",
+        "--embedding",
+        root / "H.npy",
+        "--n",
+        1500,
+        "--seed",
+        2,
+        "--out",
+        root / "val.txt",
+    )
+    code, out, _ = run(
+        capsys,
+        "fit",
+        "--features",
+        root / "X.npy",
+        "--triplets",
+        root / "train.npy",
+        "--val-triplets",
+        root / "val.txt",
+        "--contrast",
+        root / "C.npy",
+        "--out",
+        root / "t.npz",
+        "--max-epochs",
+        60,
+        "--triplet-batch-size",
+        0,
+        "--model",
+        "toy",
+        "--module",
+        "fc",
+        "--quiet",
+    )
+    assert code == 0 and "saved" in out and "val acc" in out
+    est = GlocalTransform.load(root / "t.npz")
+    assert est.metadata_["model"] == "toy" and est.alpha == 0.1
+    code, out, _ = run(
+        capsys,
+        "apply",
+        "--transform",
+        root / "t.npz",
+        "--features",
+        root / "X.npy",
+        "--out",
+        root / "Z.npy",
+    )
+    assert code == 0
+    Z = np.load(root / "Z.npy")
+    np.testing.assert_allclose(Z, est.transform(problem.X))
+    code, out, _ = run(
+        capsys,
+        "score",
+        "--features",
+        root / "X.npy",
+        "--triplets",
+        root / "val.txt",
+        "--transform",
+        root / "t.npz",
+    )
+    val = np.loadtxt(root / "val.txt", dtype=int)
+    assert code == 0 and f"{odd_one_out_accuracy(Z, val):.4f}" in out and "dot" in out
+    code, out, _ = run(
+        capsys, "score", "--features", root / "X.npy", "--triplets", root / "val.txt"
+    )
+    assert f"{odd_one_out_accuracy(problem.X, val, 'cosine'):.4f}" in out and "cosine" in out
+    assert odd_one_out_accuracy(Z, val) > odd_one_out_accuracy(problem.X, val, "cosine") + 0.1
+
+
+def test_fit_presets_and_overrides(files, capsys):
+    root, _ = files
+    run(capsys, "simulate", "--embedding", root / "H.npy", "--n", 3000, "--out", root / "t3.npy")
+    code, _, _ = run(
+        capsys,
+        "fit",
+        "--features",
+        root / "X.npy",
+        "--triplets",
+        root / "t3.npy",
+        "--preset",
+        "naive",
+        "--max-epochs",
+        2,
+        "--no-bias",
+        "--lmbda",
+        0.01,
+        "--out",
+        root / "naive.npz",
+        "--quiet",
+    )
+    est = GlocalTransform.load(root / "naive.npz")
+    assert code == 0 and est.regularizer == "l2" and est.bias_ is None and est.lmbda == 0.01
+
+
+def _one_line_error(code, err):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_bad_inputs_give_one_line_errors(files, capsys, tmp_path):
+    root, _ = files
+    np.save(tmp_path / "vec.npy", np.ones(5))
+    np.save(tmp_path / "bad_t.npy", np.array([[0, 1, 999]]))
+    (tmp_path / "wrong.csv").write_text("a,b,c\n1,2,3\n")
+    cases = [
+        (
+            [
+                "fit",
+                "--features",
+                tmp_path / "vec.npy",
+                "--triplets",
+                tmp_path / "bad_t.npy",
+                "--out",
+                tmp_path / "o.npz",
+            ],
+            "2-D matrix",
+        ),
+        (
+            [
+                "fit",
+                "--features",
+                root / "X.npy",
+                "--triplets",
+                tmp_path / "bad_t.npy",
+                "--out",
+                tmp_path / "o.npz",
+            ],
+            "outside [0, 150)",
+        ),
+        (
+            [
+                "fit",
+                "--features",
+                root / "X.npy",
+                "--triplets",
+                tmp_path / "wrong.csv",
+                "--out",
+                tmp_path / "o.npz",
+            ],
+            "found columns ['a', 'b', 'c']",
+        ),
+        (
+            [
+                "fit",
+                "--features",
+                root / "X.npy",
+                "--triplets",
+                root / "t3.npy",
+                "--out",
+                tmp_path / "o.npz",
+                "--quiet",
+            ],
+            "needs a contrast set",
+        ),
+        (
+            [
+                "apply",
+                "--transform",
+                root / "naive.npz",
+                "--features",
+                tmp_path / "vec.npy",
+                "--out",
+                tmp_path / "z.npy",
+            ],
+            "2-D matrix",
+        ),
+        (
+            ["score", "--features", root / "X.npy", "--triplets", tmp_path / "missing.npy"],
+            "does not exist",
+        ),
+        (
+            ["simulate", "--embedding", root / "H.npy", "--n", -3, "--out", tmp_path / "s.npy"],
+            "must be positive",
+        ),
+        (
+            [
+                "fit",
+                "--features",
+                root / "X.npy",
+                "--triplets",
+                root / "t3.npy",
+                "--out",
+                tmp_path / "o.txt",
+            ],
+            "must end in .npz",
+        ),
+    ]
+    for argv, message in cases:
+        code, _, err = run(capsys, *argv)
+        assert message in _one_line_error(code, err)
+    assert not (tmp_path / "o.npz").exists() and not (tmp_path / "z.npy").exists()
+
+
+def test_usage_error_is_one_line(capsys):
+    code, _, err = run(capsys, "fit", "--features", "nope.npy")
+    assert "does not exist" in _one_line_error(code, err)
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "glocal"
+    assert exe.is_file(), "pip install the package to get the glocal command"
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    for command in ("fit", "apply", "score", "simulate"):
+        assert command in result.stdout

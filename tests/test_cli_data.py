@@ -1,0 +1,97 @@
+"""``glocal data list | fetch | verify | path`` through the real command-line entry point."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from glocal import cli, data
+from glocal.data import _store
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No network, a private cache, no mirror; only the data sub-command is registered."""
+
+    def refuse(*args, **kwargs):
+        raise socket.gaierror(-2, "network disabled in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("GLOCAL_DATA_DIR", raising=False)
+    monkeypatch.delenv("GLOCAL_OFFLINE", raising=False)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("data",))
+    return tmp_path / "cache"
+
+
+def test_data_is_a_registered_sub_command():
+    import importlib
+
+    importlib.reload(cli)  # the module's own tuple, not the one patched above
+    assert "data" in cli.COMMAND_MODULES
+
+
+def test_list_shows_every_entry(capsys):
+    assert cli.main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    for entry in data.registry():
+        assert entry.name in out
+    assert "unpinned" in out and "override" in out and "manual" in out
+
+
+def test_verify_on_shared_copies(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("GLOCAL_DATA_DIR", str(data_dir))
+    assert cli.main(["data", "verify"]) == 0
+    captured = capsys.readouterr()
+    assert "ok        things/concepts" in captured.out
+    assert "flagged   transform/dinov2-vit-base-p14/norm" in captured.out
+    assert "mismatch" not in captured.out and "1 flagged" in captured.err
+
+
+def test_verify_reports_a_mismatch_with_exit_1(data_dir, monkeypatch, tmp_path, capsys):
+    mirror = tmp_path / "mirror"
+    copy = mirror / "transforms/resnet18/avgpool/transform.npz"
+    copy.parent.mkdir(parents=True)
+    raw = bytearray((data_dir / "transforms/resnet18/avgpool/transform.npz").read_bytes())
+    raw[-5] ^= 0xFF
+    copy.write_bytes(bytes(raw))
+    monkeypatch.setenv("GLOCAL_DATA_DIR", str(mirror))
+    assert cli.main(["data", "verify", "transform/resnet18/avgpool"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("mismatch  transform/resnet18/avgpool") and str(copy) in out
+
+
+def test_path_prints_the_mirror_copy(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("GLOCAL_DATA_DIR", str(data_dir))
+    assert cli.main(["data", "path", "transform/clip_ViT-L/14/visual"]) == 0
+    assert capsys.readouterr().out.strip() == str(
+        data_dir / "transforms/clip_ViT-L/14/visual/transform.npz")
+
+
+def test_missing_file_is_one_line_and_exit_2(capsys):
+    assert cli.main(["data", "fetch", "things/concepts"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("glocal data: error: cannot get")
+    assert "things_concepts.tsv" in err and "raw.githubusercontent.com" in err
+
+
+def test_bad_names_exit_2(capsys):
+    assert cli.main(["data", "path", "vice"]) == 2
+    assert "unknown data name 'vice'" in capsys.readouterr().err
+    assert cli.main(["data", "fetch"]) == 2
+    assert "--all" in capsys.readouterr().err
+
+
+def test_fetch_prints_paths_and_notes_unpinned(monkeypatch, offline, capsys):
+    def download(url, output_file, pooch_instance):
+        Path(output_file).write_bytes(b"alexnet transform bytes")
+
+    monkeypatch.setattr(_store, "_downloader", lambda: download)
+    assert cli.main(["data", "fetch", "transform/alexnet/classifier.4"]) == 0
+    captured = capsys.readouterr()
+    target = offline / "transforms/alexnet/classifier.4/transform.npz"
+    assert captured.out.strip() == f"transform/alexnet/classifier.4\t{target}"
+    assert "note:" in captured.err and data.sha256sum(target) in captured.err

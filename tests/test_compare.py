@@ -1,0 +1,133 @@
+"""The comparison entry point: one tidy table over named transforms, with settings recorded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import special_ortho_group
+
+from glocal.compare import COLUMNS, EvalSettings, compare, resolve_transform
+from glocal.errors import GlocalError
+from glocal.metrics import odd_one_out_accuracy
+from glocal.triplets import simulate_triplets
+
+SETTINGS = EvalSettings(
+    n_bootstrap=20, ks=(1, 5), neighbourhood_k=5, shots=(1, 3), n_test_per_class=4,
+    n_repeats=2, Cs=(0.1, 10.0), things_n_test_per_class=3, anomaly_k=3,
+)  # fmt: skip
+
+
+class RotateScale:
+    """A stand-in fitted transform: any object with .transform works."""
+
+    def __init__(self, dim: int):
+        self.matrix = 2.5 * special_ortho_group.rvs(dim, random_state=1)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.matrix
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(3)
+    things = rng.normal(size=(90, 6))
+    human = things[:, :3] + 0.3 * rng.normal(size=(90, 3))
+    triplets = simulate_triplets(human, 500, seed=0)
+    categories = pd.DataFrame(
+        {"a": (np.arange(90) % 3 == 0).astype(int), "b": (np.arange(90) % 3 == 1).astype(int)},
+        index=[f"o{i}" for i in range(90)],
+    )
+    contrast = rng.normal(size=(50, 6))
+    centres = rng.normal(size=(3, 6)) * 3
+    ytr, yte = np.repeat(np.arange(3), 8), np.repeat(np.arange(3), 5)
+    train = centres[ytr] + rng.normal(size=(24, 6))
+    test = centres[yte] + rng.normal(size=(15, 6))
+    return things, human, triplets, categories, contrast, (train, ytr, test, yte)
+
+
+@pytest.fixture(scope="module")
+def npz_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("compare") / "official.npz"
+    weights = np.random.default_rng(5).normal(size=(6, 6)).astype(np.float32)
+    np.savez(path, weights=weights, bias=np.full(6, 0.1, np.float32), mean=0.2, std=1.5)
+    return path
+
+
+def test_compare_returns_a_tidy_table(problem, npz_path):
+    things, human, triplets, categories, contrast, downstream = problem
+    table = compare(
+        {"original": "original", "rotated": RotateScale(6), "official": npz_path},
+        things=things, triplets=triplets, reference=human, heldout_objects=np.arange(0, 90, 2),
+        categories=categories, contrast=contrast, downstream={"toy": downstream},
+        settings=SETTINGS, progress=False,
+    )  # fmt: skip
+    assert list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert {"setting_n_bootstrap", "setting_ks", "setting_seed", "glocal_version"} <= set(table)
+    assert (table["setting_n_bootstrap"] == 20).all() and (table["setting_ks"] == "1,5").all()
+    assert set(table["transform"]) == {"original", "rotated", "official"}
+    expected = {
+        "odd_one_out", "rsa", "neighbour_overlap", "neighbourhood_correlation", "few_shot",
+        "anomaly_detection",
+    }  # fmt: skip
+    for name in ("original", "rotated", "official"):
+        assert set(table.loc[table["transform"] == name, "measurement"]) == expected
+    assert set(table["dataset"]) == {"things", "contrast", "toy", "things_categories"}
+    assert table["value"].notna().all()
+
+    def pick(**where):
+        rows = table
+        for key, value in where.items():
+            rows = rows[rows[key] == value]
+        return rows
+
+    # local structure of a rotation + scale is exactly preserved
+    assert (pick(transform="rotated", measurement="neighbour_overlap")["value"] == 1.0).all()
+    # odd-one-out: cosine for the original features, dot products for transformed ones
+    original = pick(transform="original", measurement="odd_one_out").iloc[0]
+    assert original["similarity"] == "cosine"
+    assert original["value"] == pytest.approx(odd_one_out_accuracy(things, triplets, "cosine"))
+    with np.load(npz_path) as data:
+        manual = ((things - data["mean"]) / data["std"]) @ data["weights"] + data["bias"]
+    official = pick(transform="official", measurement="odd_one_out").iloc[0]
+    assert official["similarity"] == "dot" and official["source"] == str(npz_path)
+    assert official["value"] == pytest.approx(odd_one_out_accuracy(manual, triplets, "dot"))
+    rsa_row = pick(transform="original", measurement="rsa").iloc[0]
+    assert rsa_row["n"] == 45 and rsa_row["ci_low"] <= rsa_row["value"] <= rsa_row["ci_high"]
+    few = pick(transform="original", measurement="few_shot", dataset="toy")
+    assert sorted(zip(few["classifier"], few["shots"], strict=True)) == [
+        ("centroid", 1), ("centroid", 3), ("logreg", 1), ("logreg", 3),
+    ]  # fmt: skip
+    anomaly = pick(transform="original", measurement="anomaly_detection", dataset="toy")
+    per_class = anomaly[anomaly["metric"] == "auroc"]
+    assert sorted(per_class["category"]) == [0, 1, 2]
+    mean_row = anomaly[anomaly["metric"] == "mean_auroc"]["value"].iloc[0]
+    assert mean_row == pytest.approx(per_class["value"].mean())
+
+
+def test_compare_skips_measurements_without_inputs(problem):
+    things, *_ = problem
+    table = compare(["original"], things=things, settings=SETTINGS, progress=False)
+    assert table.empty and list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
+
+
+def test_unknown_or_missing_transforms_raise(problem, tmp_path):
+    things, *_ = problem
+    with pytest.raises(GlocalError, match="unknown transform 'glocall'.*'original'"):
+        compare({"mine": "glocall"}, things=things, progress=False)
+    with pytest.raises(GlocalError, match="does not exist"):
+        resolve_transform(tmp_path / "absent.npz")
+    with pytest.raises(GlocalError, match="at least one transform"):
+        compare({}, things=things, progress=False)
+
+
+def test_compare_rejects_bad_inputs(problem):
+    things, human, triplets, categories, contrast, downstream = problem
+    with pytest.raises(GlocalError, match=r"downstream\['toy'\]: expected \(train_X"):
+        compare(["original"], downstream={"toy": downstream[:3]}, progress=False)
+    with pytest.raises(GlocalError, match="things="):
+        compare(["original"], triplets=triplets, progress=False)
+    with pytest.raises(GlocalError, match="heldout_objects"):
+        compare(["original"], things=things, categories=categories, progress=False)
+    with pytest.raises(GlocalError, match="reference has 80"):
+        compare(["original"], things=things, reference=human[:80], progress=False)

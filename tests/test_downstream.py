@@ -1,0 +1,236 @@
+"""Few-shot and anomaly-detection protocols on planted data, against direct computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+
+from glocal.downstream import (
+    _fit_softmax,
+    anomaly_detection,
+    few_shot,
+    knn_anomaly_scores,
+    logistic_regression_cv,
+    nearest_centroid,
+    sample_episode,
+    summarize_few_shot,
+)
+from glocal.errors import GlocalError
+
+FEW_CS = (0.01, 1.0, 100.0)  # a short grid keeps the tests fast
+
+
+def planted(rng, n_classes, per_class, dim, spread=0.05, offset=0):
+    """Gaussian classes around random unit-scale centres (well separated for small spread)."""
+    centres = np.random.default_rng(99).normal(size=(n_classes, dim))
+    y = np.repeat(np.arange(n_classes), per_class) + offset
+    X = centres[y - offset] + spread * rng.normal(size=(len(y), dim))
+    return X, y
+
+
+def brute_force_scores(normal, queries, k):
+    """NumPy float64 reference: mean cosine distance to the k nearest normal rows."""
+    a = normal / np.linalg.norm(normal, axis=1, keepdims=True)
+    b = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    dist = 1.0 - b @ a.T
+    return np.sort(dist, axis=1)[:, :k].mean(axis=1)
+
+
+def auroc_by_pairs(is_anomaly, score):
+    """AUROC as the fraction of (anomaly, normal) pairs ranked correctly, ties counting half."""
+    pos, neg = score[is_anomaly], score[~is_anomaly]
+    diff = pos[:, None] - neg[None, :]
+    return ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+
+
+# --- anomaly detection ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_chunked_scores_equal_brute_force(rng, dtype, tol):
+    normal = rng.normal(size=(157, 24))
+    queries = rng.normal(size=(61, 24))
+    expected = brute_force_scores(normal, queries, k=5)
+    got = knn_anomaly_scores(normal, queries, k=5, query_chunk=8, normal_chunk=13, dtype=dtype)
+    np.testing.assert_allclose(got, expected, atol=tol)
+    one_chunk = knn_anomaly_scores(normal, queries, k=5, query_chunk=10_000, dtype=dtype)
+    np.testing.assert_allclose(got, one_chunk, atol=tol)
+
+
+def test_normal_chunk_smaller_than_k(rng):
+    normal, queries = rng.normal(size=(20, 4)), rng.normal(size=(9, 4))
+    got = knn_anomaly_scores(normal, queries, k=5, normal_chunk=3, dtype=torch.float64)
+    np.testing.assert_allclose(got, brute_force_scores(normal, queries, 5), atol=1e-12)
+
+
+def test_separated_classes_give_auroc_near_one_and_shuffled_near_half(rng):
+    train_X, train_y = planted(rng, 4, 40, 16, spread=0.1)
+    test_X, test_y = planted(rng, 4, 30, 16, spread=0.1)
+    result = anomaly_detection(train_X, train_y, test_X, test_y, k=5, progress=False)
+    assert list(result.per_class["class"]) == [0, 1, 2, 3]
+    assert (result.per_class["auroc"] > 0.99).all()
+    assert result.mean_auroc > 0.99
+    shuffled = anomaly_detection(
+        train_X, rng.permutation(train_y), test_X, rng.permutation(test_y), progress=False
+    )
+    assert abs(shuffled.mean_auroc - 0.5) < 0.1
+
+
+def test_anomaly_scores_and_auroc_match_independent_computation(rng):
+    train_X, train_y = planted(rng, 3, 25, 8, spread=0.8)
+    test_X, test_y = planted(rng, 3, 20, 8, spread=0.8)
+    result = anomaly_detection(
+        train_X, train_y, test_X, test_y, k=3, query_chunk=7, normal_chunk=11, progress=False
+    )
+    for j, c in enumerate([0, 1, 2]):
+        expected = brute_force_scores(train_X[train_y == c], test_X, 3)
+        np.testing.assert_allclose(result.scores[:, j], expected, atol=1e-5)
+        auroc = auroc_by_pairs(test_y != c, result.scores[:, j])
+        assert result.per_class["auroc"][j] == pytest.approx(auroc)
+    assert result.per_class["n_test_anomalous"].tolist() == [40, 40, 40]
+
+
+def test_anomaly_detection_rejects_bad_inputs(rng):
+    X, y = planted(rng, 3, 6, 4)
+    with pytest.raises(GlocalError, match="train_y has 17 labels"):
+        anomaly_detection(X, y[:-1], X, y, progress=False)
+    with pytest.raises(GlocalError, match="k=7 neighbours"):
+        anomaly_detection(X, y, X, y, k=7, progress=False)
+    with pytest.raises(GlocalError, match="features"):
+        anomaly_detection(X, y, X[:, :3], y, progress=False)
+    with pytest.raises(GlocalError, match="test rows of this class"):
+        anomaly_detection(X, y, X[y != 2], y[y != 2], progress=False)
+    with pytest.raises(GlocalError, match="2-D"):
+        knn_anomaly_scores(X[0], X)
+    with pytest.raises(GlocalError, match="all-zero"):
+        knn_anomaly_scores(np.zeros((6, 4)), X)
+
+
+# --- few-shot learning ----------------------------------------------------------------------
+
+
+def test_sample_episode_is_disjoint_and_balanced(rng):
+    y = np.repeat(np.array(["a", "b", "c"]), 10)
+    support, test = sample_episode(y, 3, np.random.default_rng(0), n_test_per_class=4)
+    assert not set(support) & set(test)
+    assert (pd.Series(y[support]).value_counts() == 3).all()
+    assert (pd.Series(y[test]).value_counts() == 4).all()
+
+
+def test_nearest_centroid_few_shot_matches_direct_computation(rng):
+    X, y = planted(rng, 5, 12, 6, spread=1.2)  # overlapping classes: accuracy well below 1
+    results = few_shot(
+        X, y, shots=(1, 3), n_test_per_class=4, n_repeats=3, classifier="centroid",
+        seed=5, progress=False,
+    )  # fmt: skip
+    assert len(results) == 6
+    for row in results.itertuples():
+        episode = np.random.default_rng([5, row.shots, row.repeat])
+        support, test = sample_episode(y, row.shots, episode, n_test_per_class=4)
+        unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+        correct = 0
+        for i in test:
+            best, best_sim = None, -np.inf
+            for c in range(5):
+                centre = unit[support][y[support] == c].mean(axis=0)
+                sim = unit[i] @ centre / np.linalg.norm(centre)
+                if sim > best_sim:
+                    best, best_sim = c, sim
+            correct += best == y[i]
+        assert row.accuracy == pytest.approx(correct / len(test))
+    assert results["accuracy"].between(0.2, 0.99).any()
+
+
+def test_euclidean_centroid(rng):
+    X = np.array([[0.0, 0.0], [0.0, 2.0], [10.0, 0.0], [10.0, 2.0]])
+    pred = nearest_centroid(
+        X, np.array([0, 0, 1, 1]), np.array([[4.0, 1.0], [6.0, 1.0]]), "euclidean"
+    )
+    assert pred.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("C", [0.05, 1.0, 20.0])
+def test_softmax_solver_matches_sklearn(rng, C):
+    X, y = planted(rng, 3, 20, 4, spread=1.0)
+    weights = torch.full((1, len(X)), 1.0 / len(X), dtype=torch.float64)
+    W, b = _fit_softmax(
+        torch.as_tensor(X), torch.as_tensor(y), weights, C, 3, None, max_iter=500, tol=1e-10
+    )
+    reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(W.numpy(), reference.coef_.T, atol=1e-4)
+    np.testing.assert_allclose(b.numpy()[0], reference.intercept_, atol=1e-4)
+
+
+def test_logistic_regression_in_the_support_span_matches_sklearn(rng):
+    X, y = planted(rng, 4, 3, 30, spread=1.5)  # 12 items < 30 features: solved in their span
+    queries, _ = planted(rng, 4, 10, 30, spread=1.5)
+    pred, C = logistic_regression_cv(X, y, queries, Cs=(0.5,), max_iter=500, tol=1e-10)
+    assert C == 0.5
+    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(X, y)
+    assert np.array_equal(pred, reference.predict(queries))
+
+
+def test_cv_picks_a_grid_value_and_falls_back_for_one_shot(rng):
+    X, y = planted(rng, 3, 5, 6, spread=0.5)
+    _, C = logistic_regression_cv(X, y, X, Cs=FEW_CS, cv_folds=5)
+    assert C in FEW_CS
+    one = np.array([0, 5, 10])
+    _, C = logistic_regression_cv(X[one], y[one], X, Cs=FEW_CS, fallback_C=3.0)
+    assert C == 3.0
+
+
+def test_planted_classes_are_learned_perfectly_with_a_separate_test_set(rng):
+    X, y = planted(rng, 6, 15, 10, offset=100)
+    X_test, y_test = planted(rng, 6, 8, 10, offset=100)
+    results = few_shot(
+        X, y, X_test, y_test, shots=(1, 5), n_test_per_class=5, n_repeats=2,
+        classifier=("logreg", "centroid"), Cs=FEW_CS, progress=False,
+    )  # fmt: skip
+    assert set(results["classifier"]) == {"logreg", "centroid"}
+    assert (results["accuracy"] == 1.0).all()
+    assert (results["n_test"] == 30).all() and (results["n_classes"] == 6).all()
+    again = few_shot(
+        X, y, X_test, y_test, shots=(1, 5), n_test_per_class=5, n_repeats=2,
+        classifier=("logreg", "centroid"), Cs=FEW_CS, progress=False,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(results, again)
+
+
+def test_summary_is_a_t_interval_over_repeats():
+    results = pd.DataFrame(
+        {"classifier": "logreg", "shots": 5, "repeat": range(4), "accuracy": [0.5, 0.6, 0.7, 0.9]}
+    )
+    summary = summarize_few_shot(results)
+    acc = results["accuracy"].to_numpy()
+    half = stats.t.ppf(0.975, 3) * acc.std(ddof=1) / 2.0
+    row = summary.iloc[0]
+    assert row["mean"] == pytest.approx(acc.mean())
+    assert row["ci_low"] == pytest.approx(acc.mean() - half)
+    assert row["ci_high"] == pytest.approx(acc.mean() + half)
+    assert row["n_repeats"] == 4
+
+
+def test_few_shot_rejects_bad_inputs(rng):
+    X, y = planted(rng, 3, 6, 4)
+    with pytest.raises(GlocalError, match="class 2 has 3 items"):
+        few_shot(X[:-3], y[:-3], shots=(3,), progress=False)
+    with pytest.raises(GlocalError, match="y has 17 labels"):
+        few_shot(X, y[:-1], progress=False)
+    with pytest.raises(GlocalError, match="2-D"):
+        few_shot(X[0], y, progress=False)
+    with pytest.raises(GlocalError, match="classifier"):
+        few_shot(X, y, shots=(1,), classifier="svm", progress=False)
+    with pytest.raises(GlocalError, match="X_test and y_test"):
+        few_shot(X, y, X_test=X, shots=(1,), progress=False)
+    with pytest.raises(GlocalError, match="absent from y"):
+        few_shot(X, y, X, y + 1, shots=(1,), progress=False)
+    with pytest.raises(GlocalError, match="n_test_per_class=9"):
+        few_shot(X, y, X, y, shots=(1,), n_test_per_class=9, progress=False)
+    with pytest.raises(GlocalError, match="device"):
+        if torch.cuda.is_available():
+            raise GlocalError("device: skip, CUDA is present")
+        few_shot(X, y, shots=(1,), device="cuda", progress=False)

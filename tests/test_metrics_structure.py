@@ -1,0 +1,135 @@
+"""RSA and local-structure metrics against planted answers and brute-force computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr, special_ortho_group
+
+from glocal.errors import GlocalError
+from glocal.metrics import (
+    nearest_neighbours,
+    neighbour_overlap,
+    neighbourhood_correlation,
+    rsa,
+    similarity_matrix,
+)
+
+
+def _upper(S: np.ndarray) -> np.ndarray:
+    return S[np.triu_indices(len(S), 1)]
+
+
+def test_rsa_of_a_matrix_with_itself_is_one(rng):
+    X = rng.normal(size=(60, 8))
+    result = rsa(X, X, similarity="dot", reference_similarity="dot", n_bootstrap=50)
+    assert result.rho == pytest.approx(1.0, abs=1e-12)
+    assert result.ci_low == pytest.approx(1.0, abs=1e-12)
+    assert result.ci_high == pytest.approx(1.0, abs=1e-12)
+    assert result.n_objects == 60 and len(result.bootstrap) == 50
+
+
+def test_rsa_with_a_shuffled_copy_is_near_zero(rng):
+    X = rng.normal(size=(300, 10))
+    result = rsa(X, X[rng.permutation(300)], "cosine", "cosine", n_bootstrap=20)
+    assert abs(result.rho) < 0.05
+    assert result.ci_low < result.ci_high
+
+
+def test_rsa_point_estimate_matches_scipy_with_ties(rng):
+    X = np.round(rng.normal(size=(40, 3)), 1)  # coarse values: many tied similarities
+    R = X[:, :2] + 0.5 * rng.normal(size=(40, 2))
+    result = rsa(X, R, similarity="dot", reference_similarity="dot", n_bootstrap=0)
+    expected = spearmanr(_upper(similarity_matrix(X)), _upper(similarity_matrix(R)))[0]
+    assert result.rho == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(result.ci_low) and np.isnan(result.ci_high)
+
+
+def test_rsa_bootstrap_replicates_match_materialised_resamples(rng):
+    m = 25
+    X = np.round(rng.normal(size=(m, 3)), 1)
+    R = X + rng.normal(size=(m, 3))
+    result = rsa(X, R, "cosine", "dot", n_bootstrap=6, seed=7)
+    SX, SR = similarity_matrix(X, "cosine"), similarity_matrix(R, "dot")
+    draws = np.random.default_rng(7)
+    for b in range(6):
+        idx = draws.integers(0, m, size=m)
+        p, q = np.triu_indices(m, 1)
+        keep = idx[p] != idx[q]  # pairs of copies of one object are left out
+        a, c = idx[p[keep]], idx[q[keep]]
+        expected = spearmanr(SX[a, c], SR[a, c])[0]
+        assert result.bootstrap[b] == pytest.approx(expected, abs=1e-10)
+
+
+def test_rsa_interval_brackets_the_estimate(rng):
+    X = rng.normal(size=(80, 6))
+    R = X + rng.normal(size=(80, 6))
+    result = rsa(X, R, "dot", "dot", n_bootstrap=200, confidence=0.9, seed=1)
+    assert result.ci_low < result.rho < result.ci_high
+    assert np.quantile(result.bootstrap, 0.05) == pytest.approx(result.ci_low)
+
+
+def test_rsa_rejects_bad_inputs(rng):
+    X = rng.normal(size=(10, 3))
+    with pytest.raises(GlocalError, match="reference has 9"):
+        rsa(X, X[:9])
+    with pytest.raises(GlocalError, match="confidence"):
+        rsa(X, X, confidence=1.5)
+    with pytest.raises(GlocalError, match="similarity must be"):
+        rsa(X, X, similarity="euclid")
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_neighbour_overlap_of_rotation_and_scale_is_exactly_one(rng, similarity):
+    X = rng.normal(size=(300, 12))
+    Y = 3.7 * X @ special_ortho_group.rvs(12, random_state=0)
+    overlap = neighbour_overlap(X, Y, ks=(1, 5, 10, 50), similarity=similarity)
+    assert overlap == {1: 1.0, 5: 1.0, 10: 1.0, 50: 1.0}
+    assert neighbourhood_correlation(X, Y, k=10, similarity=similarity) == pytest.approx(1.0)
+
+
+def test_neighbour_overlap_matches_brute_force(rng):
+    X = rng.normal(size=(120, 6))
+    Y = X @ rng.normal(size=(6, 6)) + 0.3 * rng.normal(size=(120, 6))
+    overlap = neighbour_overlap(X, Y, ks=(1, 5, 10), similarity="cosine", chunk_size=17)
+    SX, SY = similarity_matrix(X, "cosine"), similarity_matrix(Y, "cosine")
+    for k in (1, 5, 10):
+        shared = []
+        for i in range(len(X)):
+            nx = [j for j in np.argsort(-SX[i]) if j != i][:k]
+            ny = [j for j in np.argsort(-SY[i]) if j != i][:k]
+            shared.append(len(set(nx) & set(ny)) / k)
+        assert overlap[k] == pytest.approx(np.mean(shared), abs=1e-12)
+    assert 0.0 < overlap[10] < 1.0
+
+
+def test_nearest_neighbours_chunked_equals_unchunked(rng):
+    X = rng.normal(size=(101, 5))
+    full = nearest_neighbours(X, 7, "dot", chunk_size=1000)
+    assert np.array_equal(full, nearest_neighbours(X, 7, "dot", chunk_size=9))
+    assert not (full == np.arange(101)[:, None]).any()  # an item is not its own neighbour
+
+
+def test_neighbourhood_correlation_matches_a_loop(rng):
+    X = rng.normal(size=(80, 5))
+    Y = X @ rng.normal(size=(5, 5)) + 0.5 * rng.normal(size=(80, 5))
+    k = 8
+    value = neighbourhood_correlation(X, Y, k=k, similarity="cosine", similarity_y="dot")
+    SX, SY = similarity_matrix(X, "cosine"), similarity_matrix(Y, "dot")
+    rhos = []
+    for i in range(len(X)):
+        nbrs = [j for j in np.argsort(-SX[i]) if j != i][:k]
+        rhos.append(spearmanr(SX[i, nbrs], SY[i, nbrs])[0])
+    assert value == pytest.approx(np.mean(rhos), abs=1e-12)
+
+
+def test_local_structure_rejects_bad_inputs(rng):
+    X = rng.normal(size=(20, 4))
+    with pytest.raises(GlocalError, match="Y has 19"):
+        neighbour_overlap(X, X[:19])
+    with pytest.raises(GlocalError, match="k must lie"):
+        neighbour_overlap(X, X, ks=(20,))
+    with pytest.raises(GlocalError, match="2-D"):
+        neighbour_overlap(X[0], X[0])
+    with pytest.raises(GlocalError, match="at least 2"):
+        neighbourhood_correlation(X, X, k=1)

@@ -1,0 +1,218 @@
+"""Tests for glocal.transform.GlocalTransform: estimator contract, fitting, persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from glocal import PRESETS, GlocalError, GlocalTransform, losses, odd_one_out_accuracy
+from glocal.synthetic import planted_problem
+
+
+@pytest.fixture(scope="module")
+def small():
+    return planted_problem(
+        n_objects=120, n_features=10, n_dims=4, n_triplets=6000, n_contrast=80, seed=3
+    )
+
+
+def quick(**params):
+    defaults = dict(max_epochs=15, triplet_batch_size=2048, contrast_batch_size=64, progress=False)
+    return GlocalTransform(**{**defaults, **params})
+
+
+def test_init_stores_hyper_parameters_only():
+    est = GlocalTransform(alpha=0.5, tau=0.2)
+    assert est.get_params()["alpha"] == 0.5 and est.get_params()["tau"] == 0.2
+    assert not [name for name in vars(est) if name.endswith("_")]
+    assert "alpha=0.5" in repr(est)
+    assert est.set_params(lmbda=0.1) is est and est.lmbda == 0.1
+    with pytest.raises(GlocalError, match="unknown hyper-parameter"):
+        est.set_params(gamma=1)
+
+
+def test_presets():
+    assert GlocalTransform.preset("naive").get_params()["regularizer"] == "l2"
+    assert GlocalTransform.preset("global").alpha == 0.0
+    assert GlocalTransform.preset("glocal", alpha=0.1).alpha == 0.1
+    assert set(PRESETS) == {"naive", "global", "glocal"}
+    with pytest.raises(GlocalError, match="unknown preset"):
+        GlocalTransform.preset("fancy")
+
+
+def test_fit_sets_attributes_and_beats_raw_features(small):
+    est = quick(alpha=0.05, max_epochs=60)
+    assert est.fit(small.X, small.triplets, contrast=small.contrast) is est
+    for name in ("weights_", "bias_", "mean_", "std_", "history_", "n_features_in_"):
+        assert hasattr(est, name)
+    assert est.weights_.shape == (10, 10) and est.bias_.shape == (10,)
+    assert est.mean_ == pytest.approx(float(small.X.mean()), abs=1e-6)
+    assert est.std_ == pytest.approx(float(small.X.std()), rel=1e-6)
+    record = est.history_[-1]
+    for key in ("epoch", "loss", "global_loss", "local_loss", "penalty", "train_acc", "lr"):
+        assert key in record
+    assert est.history_[-1]["global_loss"] < est.history_[0]["global_loss"]
+    raw = odd_one_out_accuracy(small.X, small.triplets, similarity="cosine")
+    assert est.score(small.X, small.triplets) > raw + 0.1
+    Z = est.transform(small.X)
+    assert Z.dtype == np.float32 and Z.shape == small.X.shape
+
+
+def test_cpu_fit_is_deterministic(small):
+    a = quick(alpha=0.25, max_epochs=3).fit(small.X, small.triplets, contrast=small.contrast)
+    b = quick(alpha=0.25, max_epochs=3).fit(small.X, small.triplets, contrast=small.contrast)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    c = quick(alpha=0.25, max_epochs=3, seed=1).fit(
+        small.X, small.triplets, contrast=small.contrast
+    )
+    assert not np.array_equal(a.weights_, c.weights_)
+
+
+def test_full_batch_and_early_stopping(small):
+    est = quick(alpha=0.0, triplet_batch_size=None, max_epochs=400, patience=3, lr=0.05)
+    est.fit(small.X, small.triplets[:5000], val_triplets=small.triplets[5000:])
+    assert all(h["steps"] == h["epoch"] for h in est.history_)  # one step per epoch
+    assert len(est.history_) < 400  # stopped early
+    best = min(h["val_loss"] for h in est.history_)
+    assert est.history_[est.best_epoch_ - 1]["val_loss"] == best
+    assert len(est.history_) - est.best_epoch_ <= 3
+
+
+def test_student_side_uses_the_deployed_map(small, monkeypatch):
+    """The local term's student features equal transform() of the contrast rows."""
+    seen = []
+    original = losses.local_loss
+
+    def spy(teacher, student, tau):
+        seen.append((teacher.detach().clone(), student.detach().clone()))
+        return original(teacher, student, tau)
+
+    monkeypatch.setattr(losses, "local_loss", spy)
+    est = quick(alpha=0.5, max_epochs=1, init_scale=0.7)
+    est.fit(small.X, small.triplets, contrast=small.contrast)
+    teacher, student = seen[0]  # first step: W = 0.7 I, b = 0.7
+    unit = small.contrast / np.linalg.norm(small.contrast, axis=1, keepdims=True)
+    rows = [int(np.argmin(np.abs(unit - t).sum(1))) for t in teacher.numpy()]
+    initial = GlocalTransform()
+    initial.weights_, initial.bias_ = np.eye(10) * 0.7, np.full(10, 0.7)
+    initial.mean_, initial.std_ = est.mean_, est.std_
+    np.testing.assert_allclose(
+        student.numpy(), initial.transform(small.contrast[rows]), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_alpha_zero_needs_no_contrast_and_alpha_positive_does(small):
+    quick(alpha=0.0, max_epochs=1).fit(small.X, small.triplets)
+    with pytest.raises(GlocalError, match="needs a contrast set"):
+        quick(alpha=0.25).fit(small.X, small.triplets)
+    with pytest.raises(GlocalError, match="contrast has 3 features but X has 10"):
+        quick(alpha=0.25).fit(small.X, small.triplets, contrast=np.ones((5, 3)))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"alpha": 1.5}, "alpha"),
+        ({"regularizer": "l1"}, "regularizer"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"tau": 0}, "tau"),
+        ({"triplet_batch_size": 0}, "triplet_batch_size"),
+        ({"lmbda": -1}, "lmbda"),
+    ],
+)
+def test_bad_hyper_parameters(small, params, message):
+    with pytest.raises(GlocalError, match=message):
+        quick(**params).fit(small.X, small.triplets, contrast=small.contrast)
+
+
+def test_bad_fit_input(small):
+    with pytest.raises(GlocalError, match="2-D"):
+        quick(alpha=0).fit(small.X[0], small.triplets)
+    with pytest.raises(GlocalError, match="outside"):
+        quick(alpha=0).fit(small.X[:50], small.triplets)
+    with pytest.raises(GlocalError, match="val_triplets"):
+        quick(alpha=0).fit(small.X, small.triplets, val_triplets=np.array([[0, 0, 1]]))
+    with pytest.raises(GlocalError, match="not fitted"):
+        GlocalTransform().transform(small.X)
+
+
+def test_save_load_round_trip(small, tmp_path):
+    est = quick(alpha=0.25, max_epochs=2, lmbda=0.01).fit(
+        small.X, small.triplets, contrast=small.contrast
+    )
+    path = est.save(tmp_path / "t.npz", model="my-net", module="fc")
+    loaded = GlocalTransform.load(path)
+    np.testing.assert_array_equal(loaded.transform(small.X), est.transform(small.X))
+    assert loaded.lmbda == 0.01 and loaded.alpha == 0.25
+    assert loaded.metadata_["model"] == "my-net" and loaded.metadata_["module"] == "fc"
+    assert loaded.metadata_["n_features"] == 10 and "glocal_version" in loaded.metadata_
+    # an official reader sees the official keys and needs no pickle
+    with np.load(path, allow_pickle=False) as data:
+        assert {"weights", "bias", "mean", "std"} <= set(data.files)
+        assert data["mean"].shape == () and json.loads(str(data["glocal_metadata"]))
+    with pytest.raises(
+        GlocalError, match="X has 3 features but this transform expects 10 .*my-net/fc"
+    ):
+        loaded.transform(np.ones((4, 3)))
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(GlocalError, match="does not exist"):
+        GlocalTransform.load(tmp_path / "none.npz")
+    np.savez(tmp_path / "a.npz", weights=np.eye(3))
+    with pytest.raises(
+        GlocalError, match=r"missing key\(s\) \['mean', 'std'\]; found \['weights'\]"
+    ):
+        GlocalTransform.load(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", weights=np.ones((3, 2)), mean=0.0, std=1.0)
+    with pytest.raises(GlocalError, match="square"):
+        GlocalTransform.load(tmp_path / "b.npz")
+    np.savez(tmp_path / "c.npz", weights=np.eye(3), bias=np.ones(4), mean=0.0, std=1.0)
+    with pytest.raises(GlocalError, match="'bias' has shape"):
+        GlocalTransform.load(tmp_path / "c.npz")
+    (tmp_path / "d.npz").write_text("not a zip")
+    with pytest.raises(GlocalError, match="not a readable"):
+        GlocalTransform.load(tmp_path / "d.npz")
+    est = GlocalTransform()
+    est.weights_, est.bias_, est.mean_, est.std_ = np.eye(2), None, 0.0, 1.0
+    with pytest.raises(GlocalError, match=r"\.npz"):
+        est.save(tmp_path / "e.npy")
+
+
+OFFICIAL = [
+    "clip_RN50/visual",
+    "clip_ViT-L/14/visual",
+    "OpenCLIP_ViT-L-14_laion400m_e32/visual",
+    "dino-vit-base-p8/norm",
+    "resnet18/avgpool",
+]
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_transforms_apply_like_numpy(data_dir, name, rng):
+    path = data_dir / "transforms" / name / "transform.npz"
+    est = GlocalTransform.load(path)
+    with np.load(path) as raw:
+        W, mean, std = raw["weights"].astype(np.float64), float(raw["mean"]), float(raw["std"])
+        b = raw["bias"].astype(np.float64) if "bias" in raw.files else 0.0
+    X = (rng.standard_normal((50, W.shape[0])) * std + mean).astype(np.float32)
+    expected = ((X.astype(np.float64) - mean) / std) @ W + b
+    got = est.transform(X)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert est.metadata_["path"] == str(path)
+    with pytest.raises(GlocalError, match=f"expects {W.shape[0]}"):
+        est.transform(X[:, :-1])
+
+
+def test_device_auto_resolves_to_cpu_here():
+    from glocal._fit import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
