@@ -32,3 +32,19 @@ def data_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No network, an empty private cache, no mirror and downloads allowed (they fail fast)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise socket.gaierror(-2, "network disabled in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("GLOCAL_DATA_DIR", raising=False)
+    monkeypatch.delenv("GLOCAL_OFFLINE", raising=False)
+    return tmp_path / "cache"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,10 @@ from glocal.data import _store
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def offline(no_network: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No network, a private cache, no mirror; only the data sub-command is registered."""
-
-    def refuse(*args, **kwargs):
-        raise socket.gaierror(-2, "network disabled in tests")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("GLOCAL_DATA_DIR", raising=False)
-    monkeypatch.delenv("GLOCAL_OFFLINE", raising=False)
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("data",))
-    return tmp_path / "cache"
+    return no_network
 
 
 def test_data_is_a_registered_sub_command():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import zipfile
 from pathlib import Path
 
@@ -22,18 +21,9 @@ UNPINNED = {"transform/resnet50/avgpool", "transform/vgg16/classifier.3",
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def offline(no_network: Path) -> Path:
     """No network, an empty private cache, and no mirror unless a test sets one."""
-
-    def refuse(*args, **kwargs):
-        raise socket.gaierror(-2, "network disabled in tests")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("GLOCAL_DATA_DIR", raising=False)
-    monkeypatch.delenv("GLOCAL_OFFLINE", raising=False)
-    return tmp_path / "cache"
+    return no_network
 
 
 def fake_downloader(monkeypatch: pytest.MonkeyPatch, payload: bytes, fail_after: int | None = None):

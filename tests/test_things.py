@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,9 @@ from glocal.errors import DataUnavailableError, GlocalError
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def offline(no_network: Path) -> Path:
     """No network, a private cache, and no mirror unless the test asks for the shared data."""
-
-    def refuse(*args, **kwargs):
-        raise socket.gaierror(-2, "network disabled in tests")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("GLOCAL_DATA_DIR", raising=False)
-    return tmp_path / "cache"
+    return no_network
 
 
 @pytest.fixture
