@@ -156,7 +156,7 @@ def fit_affine(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
         factor=0.5,
-        patience=max(1, settings.patience // 3),
+        patience=max(1, settings.patience // 2),
         threshold=settings.tol,
         threshold_mode="abs",
     )
@@ -190,7 +190,7 @@ def fit_affine(
             z = x @ weights
             if bias is not None:
                 z = z + bias
-            logits = losses.triplet_logits(z @ z.T, pairs)
+            logits = losses.triplet_logits(losses.gram(z), pairs)
             global_term = losses.triplet_cross_entropy(logits).mean()
             local_term = None
             if use_local:

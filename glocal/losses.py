@@ -13,6 +13,25 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
+class _Gram(torch.autograd.Function):
+    """``S = Z Zᵀ`` whose backward uses one matmul, ``dZ = (G + Gᵀ) Z``, instead of two."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:
+        ctx.save_for_backward(z)
+        return z @ z.T
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (z,) = ctx.saved_tensors
+        return (grad + grad.T) @ z
+
+
+def gram(z: Tensor) -> Tensor:
+    """The similarity matrix ``S = Z Zᵀ`` of the rows of ``z`` (dot products)."""
+    return _Gram.apply(z)
+
+
 def pair_indices(triplets: Tensor, n_objects: int) -> Tensor:
     """Flat indices into a row-major m × m matrix of the pairs (i, j), (i, k), (j, k).
 
@@ -58,8 +77,7 @@ def _off_diagonal(matrix: Tensor) -> Tensor:
 
 def cosine_similarity_matrix(features: Tensor) -> Tensor:
     """Pairwise cosine similarities of the rows of ``features``."""
-    unit = F.normalize(features, dim=1)
-    return unit @ unit.T
+    return gram(F.normalize(features, dim=1))
 
 
 def local_loss(teacher: Tensor, student: Tensor, tau: float) -> Tensor:

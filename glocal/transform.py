@@ -71,7 +71,7 @@ class GlocalTransform:
         triplet_batch_size: int | None = 1 << 18,
         contrast_batch_size: int = 1024,
         early_stopping: bool = True,
-        patience: int = 10,
+        patience: int = 5,
         tol: float = 1e-4,
         device: str = "auto",
         seed: int = 0,

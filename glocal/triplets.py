@@ -15,6 +15,7 @@ import numpy as np
 from glocal.errors import GlocalError
 
 THINGS_CSV_COLUMNS = ("image1", "image2", "image3", "choice")
+_SIMULATE_CHUNK = 1 << 18
 TEXT_SUFFIXES = (".txt", ".tsv", ".dat")
 
 
@@ -242,15 +243,18 @@ def simulate_triplets(
     if pool.min() < 0 or pool.max() >= len(embedding):
         raise GlocalError(f"objects: indices must lie in [0, {len(embedding)})")
     rng = np.random.default_rng(seed)
-    triples = _distinct_triples(rng, len(pool), n)
-    triples = pool[triples]
-    a, b, c = (embedding[triples[:, i]] for i in range(3))
-    # logits for keeping the pairs (a, b), (a, c), (b, c) together
-    logits = np.stack([(a * b).sum(1), (a * c).sum(1), (b * c).sum(1)], axis=1) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    probs = np.exp(logits)
-    probs /= probs.sum(axis=1, keepdims=True)
-    pair = (rng.random(n)[:, None] > np.cumsum(probs, axis=1)[:, :2]).sum(axis=1)
+    triples = pool[_distinct_triples(rng, len(pool), n)]
+    uniform = rng.random(n)
+    pair = np.empty(n, dtype=np.int64)
+    for start in range(0, n, _SIMULATE_CHUNK):  # bounded memory for millions of triplets
+        rows = slice(start, start + _SIMULATE_CHUNK)
+        a, b, c = (embedding[triples[rows, i]] for i in range(3))
+        # logits for keeping the pairs (a, b), (a, c), (b, c) together
+        logits = np.stack([(a * b).sum(1), (a * c).sum(1), (b * c).sum(1)], axis=1) / temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        pair[rows] = (uniform[rows, None] > np.cumsum(probs, axis=1)[:, :2]).sum(axis=1)
     order = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])[pair]
     return np.take_along_axis(triples, order, axis=1)
 

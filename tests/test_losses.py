@@ -116,6 +116,9 @@ def test_gradients_match_finite_differences(problem, rng):
         return losses.global_loss(z @ z.T, t)
 
     assert torch.autograd.gradcheck(global_of_z, (torch.tensor(Z, requires_grad=True),))
+    assert torch.autograd.gradcheck(
+        lambda z: losses.global_loss(losses.gram(z), t), (torch.tensor(Z, requires_grad=True),)
+    )
     teacher = torch.as_tensor(rng.standard_normal((8, 4)))
     student = torch.tensor(rng.standard_normal((8, 4)), requires_grad=True)
     assert torch.autograd.gradcheck(lambda s: losses.local_loss(teacher, s, 0.5), (student,))

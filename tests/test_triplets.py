@@ -163,3 +163,12 @@ def test_simulate_rejects_bad_arguments(rng):
         simulate_triplets(np.zeros((5, 2)), 10, objects=np.array([0, 1]))
     with pytest.raises(GlocalError, match=r"\[0, 5\)"):
         simulate_triplets(np.zeros((5, 2)), 10, objects=np.array([0, 1, 9]))
+
+
+def test_simulate_chunking_does_not_change_the_draws(rng, monkeypatch):
+    import glocal.triplets as module
+
+    embedding = rng.standard_normal((40, 3))
+    whole = simulate_triplets(embedding, 3000, seed=9)
+    monkeypatch.setattr(module, "_SIMULATE_CHUNK", 128)
+    np.testing.assert_array_equal(simulate_triplets(embedding, 3000, seed=9), whole)
