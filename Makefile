@@ -28,11 +28,14 @@ bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 	$(PY) benchmarks/collect.py
 
+# Run the notebooks of PROFILE (quick | paper | tiny) with papermill, re-running only those whose
+# cache key changed, then build the book into _build/html. JOBS=2 runs two notebooks at once.
 reproduce: setup
-	@echo "make reproduce: placeholder until the notebooks/book issue lands (PROFILE=$(PROFILE))."
+	$(PY) -m glocal.reproduce --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
 
+# Only build the book from the executed notebooks of PROFILE (notebooks/executed/PROFILE/).
 book: setup
-	@echo "make book: placeholder until the notebooks/book issue lands."
+	$(PY) -m glocal.reproduce --profile $(PROFILE) --book-only
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache _build

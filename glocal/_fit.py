@@ -40,6 +40,7 @@ class FitSettings:
     early_stopping: bool
     patience: int
     tol: float
+    min_steps: int
     device: str
     seed: int
     progress: bool
@@ -225,11 +226,15 @@ def fit_affine(
         history.append(record)
         monitored = record.get("val_loss", record["loss"])
         record["lr"] = optimizer.param_groups[0]["lr"]
-        scheduler.step(monitored)
+        # The loss can rise before it falls (small init, local term): neither decay the step
+        # size nor count stale epochs before min_steps optimiser steps have been taken.
+        warmed_up = step >= settings.min_steps
+        if warmed_up:
+            scheduler.step(monitored)
         if monitored < best[0] - settings.tol:
             best = (monitored, epoch, _snapshot(weights, bias))
             stale = 0
-        else:
+        elif warmed_up:
             stale += 1
         postfix = {"loss": f"{record['loss']:.4f}"}
         if "val_acc" in record:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "simulate",
     "data",
     "extract",
+    "reproduce",
     # further sub-commands: add the module name here
 )
 

@@ -52,6 +52,7 @@ class GlocalTransform:
     early_stopping, patience, tol : stop after ``patience`` epochs in which the monitored
         loss (validation global loss if given, else training loss) fell by less than ``tol``;
         the best epoch's parameters are kept.
+    min_steps : optimiser steps before early stopping and step-size decay may act (burn-in).
     device : ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …
     seed : seeds batching, contrast sampling and torch; CPU fits are deterministic.
     progress : show a tqdm progress bar.
@@ -73,6 +74,7 @@ class GlocalTransform:
         early_stopping: bool = True,
         patience: int = 5,
         tol: float = 1e-4,
+        min_steps: int = 100,
         device: str = "auto",
         seed: int = 0,
         progress: bool = True,
@@ -91,6 +93,7 @@ class GlocalTransform:
         self.early_stopping = early_stopping
         self.patience = patience
         self.tol = tol
+        self.min_steps = min_steps
         self.device = device
         self.seed = seed
         self.progress = progress
@@ -191,6 +194,8 @@ class GlocalTransform:
         for name in ("tau", "lr", "max_epochs", "contrast_batch_size", "patience"):
             if getattr(self, name) <= 0:
                 raise GlocalError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.min_steps < 0:
+            raise GlocalError(f"min_steps must be non-negative, got {self.min_steps}")
         if self.triplet_batch_size is not None and self.triplet_batch_size <= 0:
             raise GlocalError("triplet_batch_size must be positive or None (full batch)")
         return FitSettings(**self.get_params())

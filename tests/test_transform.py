@@ -78,7 +78,15 @@ def test_full_batch_and_early_stopping(small):
     assert len(est.history_) < 400  # stopped early
     best = min(h["val_loss"] for h in est.history_)
     assert est.history_[est.best_epoch_ - 1]["val_loss"] == best
-    assert len(est.history_) - est.best_epoch_ <= 3
+    # stale epochs count only after the burn-in (min_steps=100 steps = 100 epochs here)
+    assert len(est.history_) - max(est.best_epoch_, 100) <= 3
+
+
+def test_no_early_stop_during_burn_in(small):
+    est = quick(alpha=0.5, triplet_batch_size=None, patience=1, min_steps=30, max_epochs=200)
+    est.fit(small.X, small.triplets, contrast=small.contrast)
+    assert len(est.history_) >= 30  # one step per epoch: at least min_steps epochs
+    assert all(h["lr"] == est.lr for h in est.history_[:30])  # no step-size decay yet
 
 
 def test_student_side_uses_the_deployed_map(small, monkeypatch):

@@ -10,7 +10,7 @@ from glocal.transform import PRESETS, GlocalTransform
 from glocal.triplets import load_triplets
 
 _FLOAT_PARAMS = ("alpha", "lmbda", "tau", "lr", "init_scale", "tol")
-_INT_PARAMS = ("max_epochs", "contrast_batch_size", "patience", "seed")
+_INT_PARAMS = ("max_epochs", "contrast_batch_size", "patience", "min_steps", "seed")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,223 @@
+"""The result notebooks as data: discovery, profile parameters and cache keys."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from glocal.errors import GlocalError
+
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+RUNNER_PARAMETERS = ("profile", "results_dir")
+INPUTS_FIELD = "metadata.glocal.inputs"
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One result notebook ``NN_slug.ipynb`` and the folder of its profile file."""
+
+    path: Path
+    profiles_dir: Path
+
+    @property
+    def name(self) -> str:
+        """``NN_slug``: the notebook's file stem, also the name of its outputs."""
+        return self.path.stem
+
+    @property
+    def number(self) -> str:
+        """The two-digit prefix ``NN``."""
+        return self.name[:2]
+
+    @property
+    def profile_file(self) -> Path:
+        """``notebooks/profiles/NN_slug.json``."""
+        return self.profiles_dir / f"{self.name}.json"
+
+
+def discover(
+    notebooks_dir: str | os.PathLike, profiles_dir: str | os.PathLike | None = None
+) -> list[Notebook]:
+    """The notebooks ``NN_slug.ipynb`` in ``notebooks_dir``, sorted by name."""
+    folder = Path(notebooks_dir)
+    if not folder.is_dir():
+        raise GlocalError(
+            f"notebooks folder {folder} does not exist; run from the repository root or pass "
+            "--root / --notebooks-dir"
+        )
+    profiles = Path(profiles_dir) if profiles_dir is not None else folder / "profiles"
+    found = sorted(folder.glob(NOTEBOOK_GLOB))
+    if not found:
+        raise GlocalError(f"{folder}: no notebooks named NN_slug.ipynb (e.g. 01_alignment_table)")
+    return [Notebook(path, profiles) for path in found]
+
+
+def select(notebooks: list[Notebook], only: list[str] | None) -> list[Notebook]:
+    """The notebooks named by ``--only`` (``5``, ``05`` or ``05_few_shot``); all when empty."""
+    if not only:
+        return list(notebooks)
+    chosen: list[Notebook] = []
+    for want in only:
+        key = want.removesuffix(".ipynb")
+        key = key.zfill(2) if key.isdigit() else key
+        hits = [nb for nb in notebooks if key in (nb.number, nb.name)]
+        if not hits:
+            names = ", ".join(nb.name for nb in notebooks)
+            raise GlocalError(f"--only {want}: no such notebook; choose from {names}")
+        chosen += [nb for nb in hits if nb not in chosen]
+    return sorted(chosen, key=lambda nb: nb.name)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise GlocalError(
+            f"{what} {path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+        ) from err
+
+
+def load_parameters(notebook: Notebook, profile: str) -> dict[str, Any]:
+    """The papermill parameters of ``notebook`` in ``profile``, from its profile file."""
+    file = notebook.profile_file
+    if not file.is_file():
+        raise GlocalError(
+            f"profile file {file} is missing: add it with one object of papermill parameters per "
+            f'profile, e.g. {{"quick": {{...}}, "paper": {{...}}, "tiny": {{...}}}}'
+        )
+    profiles = _read_json(file, "profile file")
+    if not isinstance(profiles, dict):
+        raise GlocalError(f"profile file {file}: expected an object {{profile: {{parameters}}}}")
+    if profile not in profiles:
+        have = ", ".join(sorted(profiles)) or "none"
+        raise GlocalError(
+            f"profile file {file}: no key {profile!r} (has: {have}); add a {profile!r} object "
+            f"with the parameters of {notebook.path.name} for that profile"
+        )
+    params = profiles[profile]
+    if not isinstance(params, dict):
+        raise GlocalError(f"profile file {file}: key {profile!r} must be an object of parameters")
+    clash = [key for key in RUNNER_PARAMETERS if key in params]
+    if clash:
+        raise GlocalError(
+            f"profile file {file}: key {profile!r} sets {', '.join(clash)}, which the runner "
+            "sets itself; remove it"
+        )
+    return dict(params)
+
+
+def read_notebook(path: Path) -> dict[str, Any]:
+    """The notebook's JSON (nbformat 4), with a clear error when it is not one."""
+    nb = _read_json(path, "notebook")
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise GlocalError(f"notebook {path}: not an nbformat 4 notebook (no 'cells' list)")
+    return nb
+
+
+def _cell_source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def source_hash(nb: dict[str, Any]) -> str:
+    """sha256 over the type and source of every cell (outputs and metadata are ignored)."""
+    digest = hashlib.sha256()
+    for cell in nb["cells"]:
+        digest.update(json.dumps([cell.get("cell_type"), _cell_source(cell)]).encode())
+    return digest.hexdigest()
+
+
+def declared_inputs(nb: dict[str, Any], path: Path) -> list[str]:
+    """The registry names listed in the notebook's ``metadata.glocal.inputs`` (may be none)."""
+    meta = nb.get("metadata", {}).get("glocal", {})
+    inputs = meta.get("inputs", []) if isinstance(meta, dict) else None
+    if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+        raise GlocalError(
+            f"notebook {path}: field {INPUTS_FIELD} must be a list of registry names "
+            "(see `glocal data list`)"
+        )
+    return inputs
+
+
+def _input_digest(name: str) -> str:
+    """The sha256 of a registry entry: pinned in the registry, else of the local file, if any."""
+    from glocal import data
+
+    entries = {entry.name: entry for entry in data.registry()}
+    entry = entries[name]
+    if entry.served.sha256:
+        return entry.served.sha256
+    if entry.kind != "file":
+        return f"{entry.kind}:{entry.served.path}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return data.sha256sum(data.path(name))
+    except GlocalError:
+        return f"absent:{entry.served.path}"
+
+
+def input_hashes(nb: dict[str, Any], path: Path) -> dict[str, str]:
+    """``{registry name: sha256}`` of the notebook's declared input data."""
+    from glocal import data
+
+    names = declared_inputs(nb, path)
+    known = [entry.name for entry in data.registry()]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise GlocalError(
+                f"notebook {path}: field {INPUTS_FIELD} names {name!r}, which is not in the data "
+                f"registry; {hint}see `glocal data list`"
+            )
+    return {name: _input_digest(name) for name in names}
+
+
+@lru_cache(maxsize=1)
+def package_hash() -> str:
+    """sha256 over the glocal package's ``.py`` and ``.json`` files (paths and contents)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    files = sorted(p for ext in ("*.py", "*.json") for p in root.rglob(ext))
+    for file in files:
+        if "__pycache__" in file.parts:
+            continue
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def cache_key(notebook: Notebook, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The cache key of one run: its components and ``key``, the sha256 over all of them."""
+    from glocal import __version__
+
+    nb = read_notebook(notebook.path)
+    parts: dict[str, Any] = {
+        "source": source_hash(nb),
+        "parameters": parameters,
+        "glocal_version": __version__,
+        "package": package_hash(),
+        "inputs": input_hashes(nb, notebook.path),
+    }
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return {"key": hashlib.sha256(blob.encode()).hexdigest(), **parts}
+
+
+def check_parameters_cell(nb: dict[str, Any], path: Path) -> None:
+    """Require a code cell tagged ``parameters`` (papermill injects its values after it)."""
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and "parameters" in tags:
+            return
+    raise GlocalError(
+        f"notebook {path}: no code cell tagged 'parameters'; tag the first code cell "
+        "(which defines profile, results_dir, seed, ...) with 'parameters'"
+    )

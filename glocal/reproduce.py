@@ -1,0 +1,311 @@
+"""Run the result notebooks with papermill (cached by a content key) and build the book."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from glocal._io import atomic_path
+from glocal._notebooks import (
+    Notebook,
+    cache_key,
+    check_parameters_cell,
+    discover,
+    load_parameters,
+    read_notebook,
+    select,
+)
+from glocal.errors import GlocalError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the runner reads and writes, all derived from the repository root by default."""
+
+    root: Path
+    notebooks_dir: Path
+    executed_dir: Path
+    results_dir: Path
+    build_dir: Path
+
+    @classmethod
+    def create(
+        cls,
+        profile: str,
+        root: str | os.PathLike | None = None,
+        notebooks_dir: str | os.PathLike | None = None,
+        executed_dir: str | os.PathLike | None = None,
+        results_dir: str | os.PathLike | None = None,
+        build_dir: str | os.PathLike | None = None,
+    ) -> Layout:
+        """Defaults: notebooks/, notebooks/executed/PROFILE, results/PROFILE, _build."""
+        base = Path(root or Path.cwd()).resolve()
+
+        def pick(value: str | os.PathLike | None, default: Path) -> Path:
+            return Path(value).resolve() if value is not None else default
+
+        notebooks = pick(notebooks_dir, base / "notebooks")
+        return cls(
+            root=base,
+            notebooks_dir=notebooks,
+            executed_dir=pick(executed_dir, notebooks / "executed" / profile),
+            results_dir=pick(results_dir, base / "results" / profile),
+            build_dir=pick(build_dir, base / "_build"),
+        )
+
+
+@dataclass
+class Report:
+    """What one reproduce run did: notebooks run or skipped, seconds each, the book's index."""
+
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    index: Path | None = None
+
+
+def key_path(output: Path) -> Path:
+    """``NN_slug.key.json`` beside the executed ``NN_slug.ipynb``."""
+    return output.with_name(f"{output.stem}.key.json")
+
+
+def is_current(output: Path, key: dict[str, Any]) -> bool:
+    """True when ``output`` exists and its recorded cache key equals ``key``."""
+    record = key_path(output)
+    if not (output.is_file() and record.is_file()):
+        return False
+    try:
+        return json.loads(record.read_text(encoding="utf-8")).get("key") == key["key"]
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def _results_parameter(results_dir: Path, cwd: Path, root: Path) -> str:
+    """The ``results_dir`` a notebook receives: relative to its cwd when inside the repository."""
+    if results_dir.is_relative_to(root):
+        return os.path.relpath(results_dir, cwd)
+    return str(results_dir)
+
+
+def parameters_for(notebook: Notebook, profile: str, layout: Layout) -> dict[str, Any]:
+    """The profile's parameters plus ``profile`` and ``results_dir`` (results/PROFILE/NN_slug)."""
+    params = load_parameters(notebook, profile)
+    results_dir = layout.results_dir / notebook.name
+    results = _results_parameter(results_dir, notebook.path.parent, layout.root)
+    return {**params, "profile": profile, "results_dir": results}
+
+
+def _check_parameter_names(notebook: Notebook, params: dict[str, Any]) -> None:
+    """Every injected parameter must be defined in the notebook's parameters cell (no typos)."""
+    import papermill
+
+    known = papermill.inspect_notebook(str(notebook.path))
+    unknown = [name for name in params if name not in known]
+    if unknown:
+        raise GlocalError(
+            f"profile file {notebook.profile_file} sets {', '.join(unknown)}, which the "
+            f"parameters cell of {notebook.path} does not define; fix the name or add it there"
+        )
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _readable(path: Path) -> None:
+    """Give a temp file (``mkstemp`` makes it 0600) the usual mode: 0666 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def execute(notebook: Notebook, params: dict[str, Any], output: Path, kernel: str) -> None:
+    """Run ``notebook`` with papermill into ``output`` (temp file, then rename).
+
+    On failure no file is left under ``output``; the partial run is kept as
+    ``NN_slug.failed.ipynb`` and a :class:`GlocalError` names the notebook, cell and exception.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    failed = output.with_name(f"{output.stem}.failed.ipynb")
+    with atomic_path(output) as tmp:
+        try:
+            papermill.execute_notebook(
+                str(notebook.path),
+                str(tmp),
+                parameters=params,
+                kernel_name=kernel,
+                cwd=str(notebook.path.parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        except PapermillExecutionError as err:
+            _readable(tmp)
+            os.replace(tmp, failed)
+            raise GlocalError(
+                f"notebook {notebook.path} failed in cell [{err.exec_count}] (cell index "
+                f"{err.cell_index}): {err.ename}: {_first_line(err.evalue)}; the partial run is "
+                f"in {failed}"
+            ) from err
+        except Exception as err:  # a dead kernel, a timeout, an unreadable notebook
+            raise GlocalError(
+                f"notebook {notebook.path} could not be run: {type(err).__name__}: "
+                f"{_first_line(str(err))}"
+            ) from err
+        _readable(tmp)
+    failed.unlink(missing_ok=True)
+
+
+def _write_key(output: Path, key: dict[str, Any], notebook: Notebook, seconds: float) -> None:
+    record = {**key, "notebook": str(notebook.path), "seconds": round(seconds, 2)}
+    with atomic_path(key_path(output)) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        _readable(tmp)
+
+
+def _forget(output: Path) -> None:
+    """Drop an executed notebook and its key (their source changed and the re-run failed)."""
+    output.unlink(missing_ok=True)
+    key_path(output).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Job:
+    notebook: Notebook
+    params: dict[str, Any]
+    key: dict[str, Any]
+    output: Path
+
+
+def _run_job(job: _Job, kernel: str) -> float:
+    """Execute one notebook and record its key; return the seconds it took."""
+    _forget(job.output)
+    start = time.perf_counter()
+    execute(job.notebook, job.params, job.output, kernel)
+    seconds = time.perf_counter() - start
+    _write_key(job.output, job.key, job.notebook, seconds)
+    return seconds
+
+
+def _plan(
+    profile: str, layout: Layout, only: list[str] | None, force: bool
+) -> tuple[list[str], list[_Job]]:
+    """Split the selected notebooks into current ones and jobs; check all input first."""
+    current: list[str] = []
+    jobs: list[_Job] = []
+    for nb in select(discover(layout.notebooks_dir), only):
+        params = parameters_for(nb, profile, layout)
+        key = cache_key(nb, params)
+        output = layout.executed_dir / f"{nb.name}.ipynb"
+        if not force and is_current(output, key):
+            current.append(nb.name)
+            continue
+        check_parameters_cell(read_notebook(nb.path), nb.path)
+        _check_parameter_names(nb, params)
+        jobs.append(_Job(nb, params, key, output))
+    return current, jobs
+
+
+def run_notebooks(
+    profile: str,
+    layout: Layout,
+    only: list[str] | None = None,
+    force: bool = False,
+    jobs: int = 1,
+) -> Report:
+    """Run the selected notebooks whose cache key changed (all with ``force``).
+
+    Every profile, key and parameters cell is checked before the first kernel starts, and no
+    kernel starts when every key is current. With ``jobs > 1`` that many notebooks run at once;
+    after a failure no new one starts, and the first failure is raised.
+    """
+    if jobs < 1:
+        raise GlocalError(f"--jobs {jobs}: expected a positive number of parallel notebooks")
+    current, todo = _plan(profile, layout, only, force)
+    report = Report(skipped=current)
+    if not todo:
+        return report
+    from glocal._kernel import kernel_name
+
+    kernel = kernel_name()
+    bar = tqdm(total=len(todo), desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
+
+    def done(job: _Job, seconds: float) -> None:
+        report.ran.append(job.notebook.name)
+        report.seconds[job.notebook.name] = seconds
+        tqdm.write(f"ran {job.notebook.name} in {seconds:.1f} s -> {job.output}", file=sys.stderr)
+        bar.update()
+
+    try:
+        if jobs == 1:
+            for job in todo:
+                bar.set_postfix_str(job.notebook.name)
+                done(job, _run_job(job, kernel))
+        else:
+            _run_parallel(todo, kernel, jobs, done)
+    finally:
+        bar.close()
+    report.ran.sort()
+    return report
+
+
+def _run_parallel(
+    todo: list[_Job], kernel: str, jobs: int, done: Callable[[_Job, float], None]
+) -> None:
+    """Run ``todo`` in ``jobs`` threads (each notebook has its own kernel process)."""
+    failures: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_run_job, job, kernel): job for job in todo}
+        for future in as_completed(futures):
+            try:
+                done(futures[future], future.result())
+            except BaseException as err:  # stop starting new notebooks, then report the first
+                failures.append(err)
+                for pending in futures:
+                    pending.cancel()
+    errors = [err for err in failures if not isinstance(err, CancelledError)]
+    if errors:
+        raise errors[0]
+
+
+def reproduce(
+    profile: str = "quick",
+    only: list[str] | None = None,
+    force: bool = False,
+    book: bool = True,
+    run: bool = True,
+    layout: Layout | None = None,
+    jobs: int = 1,
+) -> Report:
+    """Run the notebooks of ``profile`` (cached) and build the book from their executed copies."""
+    layout = layout or Layout.create(profile)
+    report = run_notebooks(profile, layout, only, force, jobs) if run else Report()
+    if book:
+        from glocal.book import build_book
+
+        report.index = build_book(
+            layout.root, layout.executed_dir, layout.build_dir, profile=profile, force=force
+        )
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m glocal.reproduce``: the same as ``glocal reproduce``."""
+    from glocal.cli import main as cli_main
+
+    return cli_main(["reproduce", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""The notebook runner: profiles, cache keys, skips without a kernel, failures, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from _notebooks import make_site, placeholder_notebooks, write_notebook, write_profile
+from papermill.exceptions import PapermillExecutionError
+
+import glocal
+import glocal._kernel
+import glocal._notebooks
+import glocal.book
+from glocal import data
+from glocal.cli import main
+from glocal.errors import GlocalError
+from glocal.reproduce import Layout, key_path, reproduce, run_notebooks
+
+NAMES = ["01_first", "02_second"]
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    """Two placeholder notebooks and a temporary layout (nothing under the repository)."""
+    placeholder_notebooks(tmp_path / "notebooks", NAMES)
+    return Layout.create(
+        "tiny",
+        root=tmp_path,
+        notebooks_dir=tmp_path / "notebooks",
+        executed_dir=tmp_path / "executed",
+        results_dir=tmp_path / "results" / "tiny",
+        build_dir=tmp_path / "build",
+    )
+
+
+class FakePapermill:
+    """Stands in for papermill.execute_notebook: copies the notebook and records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def __call__(self, input_path, output_path, parameters=None, **kwargs):
+        self.calls.append({"input": input_path, "parameters": parameters, **kwargs})
+        nb = nbformat.read(input_path, as_version=4)
+        nb.metadata["papermill"] = {"parameters": parameters}
+        nbformat.write(nb, output_path)
+        return nb
+
+    @property
+    def ran(self) -> list[str]:
+        return [Path(call["input"]).stem for call in self.calls]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakePapermill:
+    """Replace papermill and the kernelspec lookup: no kernel is ever started."""
+    runner = FakePapermill()
+    monkeypatch.setattr(papermill, "execute_notebook", runner)
+    monkeypatch.setattr(glocal._kernel, "kernel_name", lambda: "fake-kernel")
+    return runner
+
+
+def _no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kernel was started although every cache key was current")
+
+    monkeypatch.setattr(papermill, "execute_notebook", refuse)
+    monkeypatch.setattr(glocal._kernel, "kernel_name", refuse)
+
+
+def test_first_run_executes_and_records_keys(layout: Layout, fake: FakePapermill) -> None:
+    report = run_notebooks("tiny", layout)
+    assert report.ran == NAMES and report.skipped == []
+    for name in NAMES:
+        output = layout.executed_dir / f"{name}.ipynb"
+        record = json.loads(key_path(output).read_text())
+        assert output.is_file() and len(record["key"]) == 64
+        assert record["glocal_version"] == glocal.__version__
+    call = fake.calls[0]
+    assert call["parameters"] == {
+        "n_points": 4,
+        "profile": "tiny",
+        "results_dir": "../results/tiny/01_first",
+    }
+    assert call["cwd"] == str(layout.notebooks_dir)
+    assert call["kernel_name"] == "fake-kernel"
+
+
+def test_cache_hit_skips_without_starting_a_kernel(
+    layout: Layout, fake: FakePapermill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_notebooks("tiny", layout)
+    _no_kernel(monkeypatch)
+    start = time.perf_counter()
+    report = run_notebooks("tiny", layout)
+    assert report.ran == [] and report.skipped == NAMES
+    assert time.perf_counter() - start < 5
+
+
+def test_source_change_reruns_only_that_notebook(layout: Layout, fake: FakePapermill) -> None:
+    run_notebooks("tiny", layout)
+    path = layout.notebooks_dir / "02_second.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].source += "\nprint('changed')"
+    nbformat.write(nb, path)
+    fake.calls.clear()
+    assert run_notebooks("tiny", layout).ran == ["02_second"]
+
+
+def test_outputs_and_cell_metadata_do_not_count(layout: Layout, fake: FakePapermill) -> None:
+    run_notebooks("tiny", layout)
+    path = layout.notebooks_dir / "01_first.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", text="stale output\n")]
+    nb.cells[-1].execution_count = 7
+    nb.cells[-1].metadata["collapsed"] = True
+    nbformat.write(nb, path)
+    assert run_notebooks("tiny", layout).ran == []
+
+
+def test_parameter_change_reruns(layout: Layout, fake: FakePapermill) -> None:
+    run_notebooks("tiny", layout)
+    write_profile(layout.notebooks_dir, "01_first", {"tiny": {"n_points": 6}})
+    assert run_notebooks("tiny", layout).ran == ["01_first"]
+    other = Layout.create(
+        "tiny",
+        root=layout.root,
+        notebooks_dir=layout.notebooks_dir,
+        executed_dir=layout.executed_dir,
+        results_dir=layout.root / "elsewhere",
+    )
+    assert run_notebooks("tiny", other).ran == NAMES  # results_dir is a parameter too
+
+
+def test_version_or_package_change_reruns(
+    layout: Layout, fake: FakePapermill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_notebooks("tiny", layout)
+    monkeypatch.setattr(glocal, "__version__", "9.9.9")
+    assert run_notebooks("tiny", layout).ran == NAMES
+    monkeypatch.setattr(glocal._notebooks, "package_hash", lambda: "0" * 64)
+    assert run_notebooks("tiny", layout).ran == NAMES
+
+
+def test_declared_input_data_change_reruns(
+    layout: Layout, fake: FakePapermill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_notebook(layout.notebooks_dir / "01_first.ipynb", "first", inputs=["things/concepts"])
+    run_notebooks("tiny", layout)
+    record = json.loads(key_path(layout.executed_dir / "01_first.ipynb").read_text())
+    pinned = next(e for e in data.registry() if e.name == "things/concepts")
+    assert record["inputs"] == {"things/concepts": pinned.served.sha256}
+
+    changed = dataclasses.replace(
+        pinned, release=dataclasses.replace(pinned.release, sha256="f" * 64)
+    )
+    entries = [changed if e.name == pinned.name else e for e in data.registry()]
+    monkeypatch.setattr(data, "registry", lambda: entries)
+    assert run_notebooks("tiny", layout).ran == ["01_first"]
+
+
+def test_unknown_input_name_is_a_clear_error(layout: Layout, fake: FakePapermill) -> None:
+    write_notebook(layout.notebooks_dir / "01_first.ipynb", "first", inputs=["things/concept"])
+    with pytest.raises(
+        GlocalError, match=r"01_first\.ipynb: field metadata\.glocal\.inputs.*'things/concepts'"
+    ):
+        run_notebooks("tiny", layout)
+
+
+def test_force_and_only(layout: Layout, fake: FakePapermill) -> None:
+    run_notebooks("tiny", layout)
+    assert run_notebooks("tiny", layout, only=["2"], force=True).ran == ["02_second"]
+    assert run_notebooks("tiny", layout, only=["01_first"], force=True).ran == ["01_first"]
+    with pytest.raises(
+        GlocalError, match="--only 7: no such notebook; choose from 01_first, 02_second"
+    ):
+        run_notebooks("tiny", layout, only=["7"])
+
+
+def test_parallel_jobs_run_all_and_raise_the_first_failure(
+    layout: Layout, fake: FakePapermill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placeholder_notebooks(layout.notebooks_dir, ["03_third", "04_fourth"])
+    report = run_notebooks("tiny", layout, jobs=2)
+    assert report.ran == [*NAMES, "03_third", "04_fourth"]
+
+    def fail_third(input_path, output_path, **kwargs):
+        if Path(input_path).stem == "03_third":
+            raise PapermillExecutionError(4, 3, "x", "ValueError", "bad value\nmore", [])
+        return fake(input_path, output_path, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fail_third)
+    with pytest.raises(
+        GlocalError, match=r"03_third\.ipynb failed in cell \[3\].*ValueError: bad value;"
+    ):
+        run_notebooks("tiny", layout, jobs=2, force=True)
+    assert not (layout.executed_dir / "03_third.ipynb").exists()
+    with pytest.raises(GlocalError, match="--jobs 0"):
+        run_notebooks("tiny", layout, jobs=0)
+
+
+def test_missing_profile_file_names_the_file(layout: Layout, fake: FakePapermill) -> None:
+    (layout.notebooks_dir / "profiles" / "02_second.json").unlink()
+    with pytest.raises(GlocalError, match=r"profile file .*profiles/02_second\.json is missing"):
+        run_notebooks("tiny", layout)
+    assert fake.calls == []  # bad input fails before anything runs
+
+
+def test_missing_profile_key_names_file_and_key(layout: Layout, fake: FakePapermill) -> None:
+    write_profile(layout.notebooks_dir, "01_first", {"quick": {}, "paper": {}})
+    with pytest.raises(GlocalError, match=r"01_first\.json: no key 'tiny' \(has: paper, quick\)"):
+        run_notebooks("tiny", layout)
+
+
+def test_bad_profiles(layout: Layout, fake: FakePapermill) -> None:
+    profile = layout.notebooks_dir / "profiles" / "01_first.json"
+    profile.write_text('{"tiny": {"n_points": 3,}}')
+    with pytest.raises(GlocalError, match=r"01_first\.json: not valid JSON \(line 1"):
+        run_notebooks("tiny", layout)
+    write_profile(layout.notebooks_dir, "01_first", {"tiny": {"results_dir": "x"}})
+    with pytest.raises(GlocalError, match="sets results_dir, which the runner sets itself"):
+        run_notebooks("tiny", layout)
+    write_profile(layout.notebooks_dir, "01_first", {"tiny": {"n_pionts": 3}})
+    with pytest.raises(
+        GlocalError, match="sets n_pionts, which the parameters cell .* does not define"
+    ):
+        run_notebooks("tiny", layout)
+
+
+def test_notebook_without_parameters_cell(layout: Layout, fake: FakePapermill) -> None:
+    path = layout.notebooks_dir / "01_first.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].metadata["tags"] = []
+    nbformat.write(nb, path)
+    with pytest.raises(GlocalError, match="no code cell tagged 'parameters'"):
+        run_notebooks("tiny", layout)
+
+
+def test_no_notebooks(tmp_path: Path) -> None:
+    (tmp_path / "notebooks").mkdir()
+    with pytest.raises(GlocalError, match="no notebooks named NN_slug.ipynb"):
+        run_notebooks("quick", Layout.create("quick", root=tmp_path))
+
+
+def test_real_kernel_success_then_failure_leaves_no_output(layout: Layout) -> None:
+    """One real papermill run, then a failing one: one-line error, no file under the final name."""
+    extra = "\nimport sys\nprint(sys.executable)"
+    write_notebook(layout.notebooks_dir / "01_first.ipynb", "first", extra=extra)
+    report = run_notebooks("tiny", layout, only=["01"])
+    output = layout.executed_dir / "01_first.ipynb"
+    nb = nbformat.read(output, as_version=4)
+    assert report.ran == ["01_first"]
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    kernel_python = printed.strip().splitlines()[-1]
+    assert os.path.samefile(kernel_python, sys.executable)  # this environment's python
+    assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
+    assert (layout.results_dir / "01_first" / "figure.png").is_file()
+
+    write_notebook(layout.notebooks_dir / "01_first.ipynb", "first", plot=False, fail=True)
+    with pytest.raises(GlocalError) as err:
+        run_notebooks("tiny", layout, only=["01"])
+    message = str(err.value)
+    assert "\n" not in message
+    assert "01_first.ipynb failed in cell" in message
+    assert "ValueError: placeholder failure" in message
+    assert not output.exists() and not key_path(output).exists()
+    assert (layout.executed_dir / "01_first.failed.ipynb").is_file()
+    assert not list(layout.executed_dir.glob(".*"))  # no temp files left behind
+
+
+def test_book_refuses_missing_executed_notebooks(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", ["01_first", "02_second"])
+    executed = tmp_path / "executed"
+    placeholder_notebooks(executed, ["01_first"])
+    with pytest.raises(GlocalError, match=r"lists book/results/02_second .*--only 02"):
+        glocal.book.build_book(site, executed, tmp_path / "build", profile="tiny")
+
+
+def test_book_build_is_skipped_when_nothing_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_site(tmp_path / "site", ["01_first"])
+    executed = tmp_path / "executed"
+    placeholder_notebooks(executed, ["01_first"])
+    builds: list[Path] = []
+
+    def fake_build(root: Path, stage: Path, log: Path) -> Path:
+        builds.append(root)
+        html = stage / "_build" / "html"
+        html.mkdir(parents=True)
+        (html / "index.html").write_text("<html></html>")
+        return html
+
+    monkeypatch.setattr(glocal.book, "_run_jupyter_book", fake_build)
+    index = glocal.book.build_book(site, executed, tmp_path / "build", profile="tiny")
+    assert index.is_file() and (site / "book" / "results" / "01_first.ipynb").is_file()
+    glocal.book.build_book(site, executed, tmp_path / "build", profile="tiny")
+    assert len(builds) == 1
+    (site / "book" / "method.md").write_text("# The method\n\nchanged\n")
+    glocal.book.build_book(site, executed, tmp_path / "build", profile="tiny")
+    assert len(builds) == 2
+
+
+def test_cli_runs_and_reports_errors_in_one_line(
+    layout: Layout, fake: FakePapermill, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "reproduce",
+        "--profile",
+        "tiny",
+        "--no-book",
+        "--root",
+        str(layout.root),
+        "--executed-dir",
+        str(layout.executed_dir),
+    ]
+    assert main(args) == 0
+    assert fake.ran == NAMES
+    capsys.readouterr()
+    shutil.rmtree(layout.notebooks_dir / "profiles")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("glocal reproduce: error: profile file") and "\n" not in err
+
+
+def test_reproduce_runs_then_builds(layout: Layout, fake: FakePapermill, monkeypatch) -> None:
+    seen = {}
+
+    def fake_book(root, executed_dir, build_dir, profile, force):
+        seen.update(root=root, executed=executed_dir, build=build_dir, profile=profile)
+        return Path(build_dir) / "html" / "index.html"
+
+    monkeypatch.setattr(glocal.book, "build_book", fake_book)
+    report = reproduce("tiny", layout=layout)
+    assert report.ran == NAMES and report.index == layout.build_dir / "html" / "index.html"
+    assert seen == {
+        "root": layout.root,
+        "executed": layout.executed_dir,
+        "build": layout.build_dir,
+        "profile": "tiny",
+    }
