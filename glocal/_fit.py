@@ -7,7 +7,6 @@ matrix of the transformed THINGS objects. Each step transforms the m objects onc
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -90,13 +89,15 @@ class _ContrastSampler:
         return batch.to(self.device)
 
 
+def _affine(x: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x W + b``: the map applied to standardised rows (objects and contrast alike)."""
+    return x @ weights if bias is None else x @ weights + bias
+
+
 def _evaluate(objects, weights, bias, pairs) -> tuple[float, float]:
     """Global loss and odd-one-out accuracy (ties wrong) on all triplets in ``pairs``."""
     with torch.no_grad():
-        z = objects @ weights
-        if bias is not None:
-            z = z + bias
-        similarity = z @ z.T
+        similarity = losses.gram(_affine(objects, weights, bias))
         total_loss, total_correct = 0.0, 0
         for start in range(0, len(pairs), _EVAL_CHUNK):
             logits = losses.triplet_logits(similarity, pairs[start : start + _EVAL_CHUNK])
@@ -188,17 +189,12 @@ def fit_affine(
                 if order is None
                 else train_pairs[order[b * batch_size : (b + 1) * batch_size]]
             )
-            z = x @ weights
-            if bias is not None:
-                z = z + bias
-            logits = losses.triplet_logits(losses.gram(z), pairs)
+            logits = losses.triplet_logits(losses.gram(_affine(x, weights, bias)), pairs)
             global_term = losses.triplet_cross_entropy(logits).mean()
             local_term = None
             if use_local:
                 idx = sampler.next()
-                student = student_in[idx] @ weights
-                if bias is not None:
-                    student = student + bias
+                student = _affine(student_in[idx], weights, bias)
                 local_term = losses.local_loss(teacher_unit[idx], student, settings.tau)
             penalty = penalty_fn(weights)
             loss = losses.glocal_loss(
@@ -257,4 +253,4 @@ def fit_affine(
 def _snapshot(weights, bias) -> tuple[np.ndarray, np.ndarray | None]:
     w = weights.detach().cpu().numpy().copy()
     b = bias.detach().cpu().numpy().copy() if bias is not None else None
-    return copy.deepcopy((w, b))
+    return w, b

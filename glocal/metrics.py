@@ -20,12 +20,18 @@ _DENSE_LIMIT = 8192  # above this many objects, gather rows instead of building 
 
 def similarity_matrix(X: np.ndarray, similarity: Similarity = "dot") -> np.ndarray:
     """Pairwise similarity matrix (float64) of the rows of ``X``: dot products or cosines."""
+    rows = _similarity_rows(X, similarity)
+    return rows @ rows.T
+
+
+def _similarity_rows(X: np.ndarray, similarity: Similarity) -> np.ndarray:
+    """Rows whose dot products are the requested similarity (unit rows for cosine), float64."""
     X = np.asarray(X, dtype=np.float64)
     if similarity == "cosine":
-        X = _unit_rows(X)
-    elif similarity != "dot":
+        return _unit_rows(X)
+    if similarity != "dot":
         raise GlocalError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
-    return X @ X.T
+    return X
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
@@ -47,11 +53,7 @@ def triplet_similarities(
         S = similarity_matrix(X, similarity)
         i, j, k = triplets.T
         return np.stack([S[i, j], S[i, k], S[j, k]], axis=1)
-    X = np.asarray(X, dtype=np.float64)
-    if similarity == "cosine":
-        X = _unit_rows(X)
-    elif similarity != "dot":
-        raise GlocalError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
+    X = _similarity_rows(X, similarity)
     out = np.empty((len(triplets), 3))
     for start in range(0, len(triplets), chunk_size):
         a, b, c = (X[triplets[start : start + chunk_size, col]] for col in range(3))
@@ -199,12 +201,7 @@ def rsa(
 
 
 def _prepare(X: np.ndarray, similarity: Similarity, where: str) -> np.ndarray:
-    X = np.asarray(check_feature_matrix(X, where), dtype=np.float64)
-    if similarity == "cosine":
-        return _unit_rows(X)
-    if similarity != "dot":
-        raise GlocalError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
-    return X
+    return _similarity_rows(check_feature_matrix(X, where), similarity)
 
 
 def nearest_neighbours(
