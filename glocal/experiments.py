@@ -42,10 +42,14 @@ IMAGE_DATASETS = {
     "dtd": "DTD",
     "flowers102": "Flowers102",
 }
+#: The modules whose code decides a fit's result; the fit cache key includes their source.
+FITTER_FILES = ("_fit.py", "losses.py", "transform.py")
 #: Fit settings of the quick profile (MiniLM, 1483 training concepts, 300k simulated
 #: triplets): W starts at 0.1·I so the first Adam steps do not swamp the features' own
 #: neighbourhoods (at the library default 1e-3·I, lr 1e-3 scrambles them before the global
-#: term has any signal); 30 full-batch epochs reach the validation plateau.
+#: term has any signal); 30 full-batch epochs reach the validation plateau (30 steps are
+#: below the fitter's default burn-in ``min_steps``, so early stopping never cuts them short;
+#: the best epoch on the validation triplets is kept).
 QUICK_FIT = {
     "lmbda": 0.1,
     "tau": 0.1,
@@ -469,6 +473,12 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
+def _fitter_digest() -> str:
+    """sha256 of the code that turns settings into weights (a change there refits)."""
+    root = Path(__file__).parent
+    return _digest(*[(root / name).read_text(encoding="utf-8") for name in FITTER_FILES])
+
+
 def fit_cache_dir() -> Path:
     """Where fitted transforms are kept: ``$GLOCAL_CACHE_DIR/fits`` (or the user cache)."""
     from glocal.features.store import cache_base
@@ -487,7 +497,8 @@ def fit_transform(
     Only the training objects' features enter the fit (their mean and std standardise, their
     triplets train, ``val`` triplets stop early), so held-out concepts stay unseen. With
     ``cache`` the fitted transform is kept under :func:`fit_cache_dir`, keyed by the features,
-    triplets, contrast set, settings and glocal version, and reused on the next call.
+    triplets, contrast set, every hyper-parameter (defaults included), the glocal version and
+    the fitting code (:data:`FITTER_FILES`), and reused on the next call.
     ``metadata_["experiment"]`` records the kind, epochs, best epoch, seconds and history.
     """
     from glocal import __version__
@@ -501,9 +512,11 @@ def fit_transform(
         raise GlocalError("training and validation triplets must only hold training objects")
     X = inputs.features[t.train_objects]
     uses_contrast = settings["alpha"] > 0
+    every = GlocalTransform(**settings).get_params()  # the defaults count too
     key = _digest(
         X, train, val, inputs.contrast if uses_contrast else None,
-        {k: v for k, v in settings.items() if k != "device"}, __version__,
+        {k: v for k, v in every.items() if k not in ("device", "progress")},
+        __version__, _fitter_digest(),
     )  # fmt: skip
     path = fit_cache_dir() / f"{kind}-{key[:20]}.npz"
     if cache and path.is_file():

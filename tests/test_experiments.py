@@ -142,7 +142,7 @@ def test_transform_settings_keep_each_preset_itself():
         ex.transform_settings("local")
 
 
-def test_fits_ignore_heldout_objects_and_are_cached(cache):
+def test_fits_ignore_heldout_objects_and_are_cached(cache, monkeypatch):
     inputs = _planted_inputs()
     fitted = ex.fit_transforms(inputs, params={**FAST, "alpha": 0.2})
     assert set(fitted) == {"naive", "global", "glocal"}
@@ -152,6 +152,12 @@ def test_fits_ignore_heldout_objects_and_are_cached(cache):
     again = ex.fit_transform(inputs, "glocal", {**FAST, "alpha": 0.2})  # read from the cache
     np.testing.assert_array_equal(again.weights_, fitted["glocal"].weights_)
     assert again.metadata_["experiment"]["n_train"] == 20000
+    # a changed default or changed fitting code is a different fit, not a cache hit
+    ex.fit_transform(inputs, "global", {**FAST, "min_steps": 1})
+    assert len(list((cache / "fits").glob("*.npz"))) == 4
+    monkeypatch.setattr(ex, "_fitter_digest", lambda: "other code")
+    ex.fit_transform(inputs, "global", FAST)
+    assert len(list((cache / "fits").glob("*.npz"))) == 5
     # held-out features never enter the fit: changing them changes nothing
     features = inputs.features.copy()
     features[inputs.triplets.heldout] += 5.0
@@ -159,7 +165,7 @@ def test_fits_ignore_heldout_objects_and_are_cached(cache):
     np.testing.assert_allclose(changed.weights_, fitted["global"].weights_, rtol=1e-5, atol=1e-6)
 
 
-def test_measurements_cover_every_representation(cache):
+def test_measurements_cover_every_representation(cache, data_dir):  # reads THINGS data
     inputs = _planted_inputs()
     fitted = ex.fit_transforms(inputs, ("naive", "glocal"), {**FAST, "alpha": 0.2})
     align = ex.alignment_table(inputs, fitted)
@@ -171,7 +177,7 @@ def test_measurements_cover_every_representation(cache):
     assert (models["accuracy"] <= models["ci_high"]).all()
     local = ex.local_structure_table(inputs, fitted, ks=(1, 5))
     assert len(local) == 2 * 2 * 2 and local["overlap"].between(0, 1).all()
-    summary = ex.evaluate(inputs, fitted, k=5, n_repeats=2)
+    summary = ex.evaluate(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
     assert summary["representation"].tolist() == ["original", "naive", "glocal"]
     assert summary.loc[0, "overlap_things"] == 1.0
     assert summary[["few_shot", "auroc"]].notna().all().all()
