@@ -154,22 +154,16 @@ def fit_affine(
     if settings.optimizer == "sgd":
         opt_kwargs["momentum"] = 0.9
     optimizer = OPTIMIZERS[settings.optimizer](params, **opt_kwargs)
-    # Halve the step size when the monitored loss stalls: large early steps, fine late ones.
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer,
-        factor=0.5,
-        patience=max(1, settings.patience // 2),
-        threshold=settings.tol,
-        threshold_mode="abs",
-    )
     penalty_fn = losses.PENALTIES[settings.regularizer]
 
     n = len(train_pairs)
-    batch_size = n if settings.triplet_batch_size is None else min(settings.triplet_batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
+    largest = n if settings.triplet_batch_size is None else min(settings.triplet_batch_size, n)
+    steps_per_epoch = math.ceil(n / largest)
+    # Equal batches (none larger than asked): a nearly empty last batch would cost a full step.
+    batch_size = math.ceil(n / steps_per_epoch)
     history: list[dict] = []
     best = (math.inf, 0, None)
-    stale = 0
+    reference, stale = math.inf, 0  # reference: the loss an epoch must beat by tol
     step = 0
     bar = tqdm(
         range(1, settings.max_epochs + 1),
@@ -222,16 +216,19 @@ def fit_affine(
         history.append(record)
         monitored = record.get("val_loss", record["loss"])
         record["lr"] = optimizer.param_groups[0]["lr"]
-        # The loss can rise before it falls (small init, local term): neither decay the step
-        # size nor count stale epochs before min_steps optimiser steps have been taken.
-        warmed_up = step >= settings.min_steps
-        if warmed_up:
-            scheduler.step(monitored)
-        if monitored < best[0] - settings.tol:
+        # The loss can rise before it falls (small init, local term), so nothing counts as
+        # stale before min_steps optimiser steps. After that every epoch that fails to improve
+        # the best monitored loss by the relative tol halves the step size (at a fixed step
+        # size Adam settles within an epoch or two and then drifts), and patience such epochs
+        # in a row end the fit.
+        if monitored < best[0]:  # the weights kept are always those of the lowest loss
             best = (monitored, epoch, _snapshot(weights, bias))
-            stale = 0
-        elif warmed_up:
+        if monitored < reference * (1 - settings.tol):
+            reference, stale = monitored, 0
+        elif step >= settings.min_steps:
             stale += 1
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
         postfix = {"loss": f"{record['loss']:.4f}"}
         if "val_acc" in record:
             postfix["val_acc"] = f"{record['val_acc']:.4f}"

@@ -170,7 +170,7 @@ class FitConfig:
     max_epochs: int = 200
     triplet_batch_size: int = 8192
     contrast_batch_size: int = 512
-    patience: int = 10
+    patience: int = 5
 
 
 def fit_transforms(

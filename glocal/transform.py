@@ -49,10 +49,11 @@ class GlocalTransform:
     max_epochs : maximum passes over the training triplets.
     triplet_batch_size : triplets per step; ``None`` uses all of them (full batch).
     contrast_batch_size : contrast examples per step for the local term.
-    early_stopping, patience, tol : stop after ``patience`` epochs in which the monitored
-        loss (validation global loss if given, else training loss) fell by less than ``tol``;
-        the best epoch's parameters are kept.
-    min_steps : optimiser steps before early stopping and step-size decay may act (burn-in).
+    early_stopping, patience, tol : an epoch that fails to lower the best monitored loss
+        (validation global loss if given, else training loss) by the relative ``tol`` halves
+        the step size; ``patience`` such epochs in a row stop the fit, keeping the best
+        epoch's parameters.
+    min_steps : optimiser steps before an epoch can count as stale (burn-in).
     device : ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …
     seed : seeds batching, contrast sampling and torch; CPU fits are deterministic.
     progress : show a tqdm progress bar.
@@ -69,11 +70,11 @@ class GlocalTransform:
         optimizer: str = "adam",
         lr: float = 1e-2,
         max_epochs: int = 500,
-        triplet_batch_size: int | None = 1 << 18,
+        triplet_batch_size: int | None = 1 << 20,
         contrast_batch_size: int = 1024,
         early_stopping: bool = True,
-        patience: int = 5,
-        tol: float = 1e-4,
+        patience: int = 3,
+        tol: float = 1e-3,
         min_steps: int = 100,
         device: str = "auto",
         seed: int = 0,
