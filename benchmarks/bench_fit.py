@@ -126,6 +126,10 @@ def _history_csv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(row: dict, key: str, fmt: str) -> str:
+    return format(row[key], fmt) if key in row else "–"
+
+
 def _table(rows: list[dict], baseline: dict, devices: list[str]) -> str:
     lines = [
         "## Fitting a THINGS-sized problem (`benchmarks/bench_fit.py`)\n",
@@ -134,7 +138,8 @@ def _table(rows: list[dict], baseline: dict, devices: list[str]) -> str:
         f"torch {torch.__version__}. The baseline's time per pass is extrapolated from "
         f"{BASELINE_STEPS} timed steps ({baseline['per_step_s']:.3f} s/step × "
         f"{math.ceil(baseline['n_train'] / 256):,} steps of 256 triplets and 1024 contrast "
-        "images); it was not run to convergence (about an hour per pass). glocal runs with "
+        f"images); it was not run to convergence (about {baseline['per_pass_s'] / 60:.0f} minutes "
+        "per pass). glocal runs with "
         "the library defaults (2^20 triplets per step, Adam at lr 1e-2, the step size halved "
         "after each epoch that does not lower the held-out loss by 0.1%, stop after 3 such "
         "epochs in a row). Per-epoch history: `benchmarks/results/fit_history.csv`.\n",
@@ -146,8 +151,8 @@ def _table(rows: list[dict], baseline: dict, devices: list[str]) -> str:
         lines.append(
             f"| {row['impl']} | {row['per_pass_s']:.1f} | "
             f"{baseline['per_pass_s'] / row['per_pass_s']:.0f}× | "
-            f"{row.get('converge_s', float('nan')):.1f} | {row.get('converge_epoch', '–')} | "
-            f"{row.get('fit_s', float('nan')):.1f} | {row.get('best_val_acc', float('nan')):.4f} | "
+            f"{_cell(row, 'converge_s', '.1f')} | {_cell(row, 'converge_epoch', 'd')} | "
+            f"{_cell(row, 'fit_s', '.1f')} | {_cell(row, 'best_val_acc', '.4f')} | "
             f"{row['peak_rss_gb']:.2f} |"
         )
     if "cuda" not in devices:

@@ -81,6 +81,21 @@ def test_full_batch_and_early_stopping(small):
     # stale epochs count only after the burn-in (min_steps=100 steps = 100 epochs here)
     assert len(est.history_) - max(est.best_epoch_, 100) <= 3
 
+def test_stale_epochs_halve_the_step_size_then_stop(small):
+    est = quick(alpha=0.0, triplet_batch_size=None, max_epochs=400, patience=3, lr=0.05,
+                min_steps=20, tol=1e-3)  # fmt: skip
+    est.fit(small.X, small.triplets[:5000], val_triplets=small.triplets[5000:])
+    # replay the documented rule on the recorded losses
+    reference, stale, lr, halvings = np.inf, 0, 0.05, 0
+    for record in est.history_:
+        assert record["lr"] == pytest.approx(lr)
+        if record["val_loss"] < reference * (1 - 1e-3):
+            reference, stale = record["val_loss"], 0
+        elif record["steps"] >= 20:
+            stale, lr, halvings = stale + 1, lr / 2, halvings + 1
+    assert stale == 3 and len(est.history_) < 400  # it stopped because of the rule
+    assert halvings >= 3
+
 
 def test_no_early_stop_during_burn_in(small):
     est = quick(alpha=0.5, triplet_batch_size=None, patience=1, min_steps=30, max_epochs=200)
