@@ -7,14 +7,13 @@ library default. Writes benchmarks/results/defaults.md.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from glocal import GlocalTransform, odd_one_out_accuracy, random_split
+from glocal._io import atomic_write
 from glocal.metrics import neighbour_overlap
 from glocal.synthetic import planted_problem
 
@@ -49,11 +48,7 @@ def main() -> None:
             print(row, flush=True)
             lines.append(row)
     out = HERE / "results" / "defaults.md"
-    out.parent.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".md")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, out)
+    atomic_write(out, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     print(f"wrote {out}")
 
 

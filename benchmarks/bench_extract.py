@@ -18,6 +18,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from glocal._io import atomic_write  # noqa: E402
 from glocal.features import ImagePaths, extract_features, image_folder, load_model  # noqa: E402
 
 MODEL = "dino-vit-base-p16"  # timm vit_base_patch16_224: ViT-B/16 at 224 px, 768-d CLS token
@@ -121,11 +122,7 @@ def write_section(rows: list[dict], out: Path) -> None:
         "|---|---|---|---|---|---|---|",
     ]
     lines += sorted(kept + [_row(r) for r in rows])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, out)
+    atomic_write(out, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glocal._io import atomic_write
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -108,14 +110,6 @@ def _run(target, *args) -> dict:
     return result
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp_name, path)
-
-
 def _history_csv(rows: list[dict]) -> str:
     keys = ["epoch", "steps", "seconds", "lr", "loss", "global_loss", "local_loss", "penalty",
             "train_acc", "val_loss", "val_acc"]  # fmt: skip
@@ -179,8 +173,9 @@ def main() -> None:
             rows.append(_run(_ours, path, device))
             print({k: v for k, v in rows[-1].items() if k != "history"}, flush=True)
     text = _table(rows, baseline, devices)
-    _write_atomic(HERE / "results" / "fit.md", text)
-    _write_atomic(HERE / "results" / "fit_history.csv", _history_csv(rows))
+    history = _history_csv(rows)
+    atomic_write(HERE / "results" / "fit.md", lambda tmp: tmp.write_text(text))
+    atomic_write(HERE / "results" / "fit_history.csv", lambda tmp: tmp.write_text(history))
     print(text)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime
-import os
-import tempfile
 from pathlib import Path
+
+from glocal._io import atomic_write
 
 HERE = Path(__file__).resolve().parent
 
@@ -18,10 +18,8 @@ def main() -> None:
         f"Written by `make bench` ({stamp}); each section comes from `benchmarks/bench_*.py`.\n",
     ]
     parts += [section.read_text() for section in sections]
-    fd, tmp = tempfile.mkstemp(dir=HERE, suffix=".md")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(parts))
-    os.replace(tmp, HERE / "RESULTS.md")
+    text = "\n".join(parts)
+    atomic_write(HERE / "RESULTS.md", lambda tmp: tmp.write_text(text))
     print(f"wrote {HERE / 'RESULTS.md'} from {len(sections)} sections")
 
 

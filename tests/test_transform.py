@@ -81,6 +81,7 @@ def test_full_batch_and_early_stopping(small):
     # stale epochs count only after the burn-in (min_steps=100 steps = 100 epochs here)
     assert len(est.history_) - max(est.best_epoch_, 100) <= 3
 
+
 def test_stale_epochs_halve_the_step_size_then_stop(small):
     est = quick(alpha=0.0, triplet_batch_size=None, max_epochs=400, patience=3, lr=0.05,
                 min_steps=20, tol=1e-3)  # fmt: skip
