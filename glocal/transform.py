@@ -195,6 +195,10 @@ class GlocalTransform:
         for name in ("tau", "lr", "max_epochs", "contrast_batch_size", "patience"):
             if getattr(self, name) <= 0:
                 raise GlocalError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.tol < 1:
+            raise GlocalError(
+                f"tol is a relative improvement and must be in [0, 1), got {self.tol}"
+            )
         if self.min_steps < 0:
             raise GlocalError(f"min_steps must be non-negative, got {self.min_steps}")
         if self.triplet_batch_size is not None and self.triplet_batch_size <= 0:

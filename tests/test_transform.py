@@ -145,6 +145,8 @@ def test_alpha_zero_needs_no_contrast_and_alpha_positive_does(small):
         ({"tau": 0}, "tau"),
         ({"triplet_batch_size": 0}, "triplet_batch_size"),
         ({"lmbda": -1}, "lmbda"),
+        ({"tol": 1.0}, r"tol is a relative improvement and must be in \[0, 1\)"),
+        ({"tol": -1e-3}, "tol"),
     ],
 )
 def test_bad_hyper_parameters(small, params, message):
