@@ -31,11 +31,11 @@ bench: setup
 # Run the notebooks of PROFILE (quick | paper | tiny) with papermill, re-running only those whose
 # cache key changed, then build the book into _build/html. JOBS=2 runs two notebooks at once.
 reproduce: setup
-	$(PY) -m glocal.reproduce --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
+	$(PY) -m companion --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
 
 # Only build the book from the executed notebooks of PROFILE (notebooks/executed/PROFILE/).
 book: setup
-	$(PY) -m glocal.reproduce --profile $(PROFILE) --book-only
+	$(PY) -m companion --profile $(PROFILE) --book-only
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache _build

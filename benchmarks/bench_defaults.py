@@ -1,7 +1,7 @@
 """How the default hyper-parameters were chosen: alpha and lr on a planted problem.
 
 1854 objects, 64 features, a hidden 16-d human embedding, 300k simulated triplets, a 90/10
-random split, a 2000-row contrast set (``glocal.synthetic``). Every other setting is the
+random split, a 2000-row contrast set (``glocal.planted``). Every other setting is the
 library default. Writes benchmarks/results/defaults.md.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from glocal import GlocalTransform, odd_one_out_accuracy, random_split
-from glocal._io import atomic_write
-from glocal.metrics import neighbour_overlap
-from glocal.synthetic import planted_problem
+from glocal.evaluation.neighbours import neighbour_overlap
+from glocal.io import atomic_write
+from glocal.planted import planted_problem
 
 HERE = Path(__file__).resolve().parent
 ALPHAS = (0.0, 0.05, 0.1, 0.25)

@@ -26,8 +26,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from glocal._io import atomic_write  # noqa: E402
-from glocal.downstream import anomaly_detection, few_shot, summarize_few_shot  # noqa: E402
+from glocal.evaluation.anomaly import anomaly_detection  # noqa: E402
+from glocal.evaluation.few_shot import few_shot, summarize_few_shot  # noqa: E402
+from glocal.io import atomic_write  # noqa: E402
 
 SIZES = {
     "full": {"anomaly": (50_000, 10_000, 768, 10), "few_shot": (100, 5, 100, 768, 2)},

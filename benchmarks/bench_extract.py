@@ -18,8 +18,8 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from glocal._io import atomic_write  # noqa: E402
 from glocal.features import ImagePaths, extract_features, image_folder, load_model  # noqa: E402
+from glocal.io import atomic_write  # noqa: E402
 
 MODEL = "dino-vit-base-p16"  # timm vit_base_patch16_224: ViT-B/16 at 224 px, 768-d CLS token
 

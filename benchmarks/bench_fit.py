@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glocal._io import atomic_write
+from glocal.io import atomic_write
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -30,7 +30,7 @@ BASELINE_STEPS = int(os.environ.get("GLOCAL_BENCH_BASELINE_STEPS", "40"))
 
 
 def _make_problem(path: Path) -> None:
-    from glocal.synthetic import planted_problem
+    from glocal.planted import planted_problem
     from glocal.triplets import random_split
 
     problem = planted_problem(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from glocal._io import atomic_write
+from glocal.io import atomic_write
 
 HERE = Path(__file__).resolve().parent
 

@@ -12,27 +12,8 @@ from glocal.errors import DataUnavailableError, GlocalError
 # Public names and the module that defines each. They load on first use, so that
 # `import glocal` (and the CLI) stays fast: torch, pandas and scipy come in only when needed.
 _EXPORTS: dict[str, str] = {
-    "EvalSettings": "glocal.compare",
-    "compare": "glocal.compare",
-    "resolve_transform": "glocal.compare",
-    "AnomalyDetectionResult": "glocal.downstream",
-    "anomaly_detection": "glocal.downstream",
-    "few_shot": "glocal.downstream",
-    "knn_anomaly_scores": "glocal.downstream",
-    "logistic_regression_cv": "glocal.downstream",
-    "nearest_centroid": "glocal.downstream",
-    "summarize_few_shot": "glocal.downstream",
-    "RSAResult": "glocal.metrics",
-    "nearest_neighbours": "glocal.metrics",
-    "neighbour_overlap": "glocal.metrics",
-    "neighbourhood_correlation": "glocal.metrics",
-    "odd_one_out_accuracy": "glocal.metrics",
-    "rsa": "glocal.metrics",
-    "category_labels": "glocal.things_tasks",
-    "things_anomaly_detection": "glocal.things_tasks",
-    "things_few_shot": "glocal.things_tasks",
-    "PRESETS": "glocal.transform",
     "GlocalTransform": "glocal.transform",
+    "PRESETS": "glocal.transform",
     "TripletSplit": "glocal.triplets",
     "load_things_csv": "glocal.triplets",
     "load_triplets": "glocal.triplets",
@@ -41,8 +22,27 @@ _EXPORTS: dict[str, str] = {
     "save_triplets": "glocal.triplets",
     "simulate_triplets": "glocal.triplets",
     "validate_triplets": "glocal.triplets",
+    "RSAResult": "glocal.evaluation.alignment",
+    "odd_one_out_accuracy": "glocal.evaluation.alignment",
+    "rsa": "glocal.evaluation.alignment",
+    "nearest_neighbours": "glocal.evaluation.neighbours",
+    "neighbour_overlap": "glocal.evaluation.neighbours",
+    "neighbourhood_correlation": "glocal.evaluation.neighbours",
+    "few_shot": "glocal.evaluation.few_shot",
+    "logistic_regression_cv": "glocal.evaluation.few_shot",
+    "nearest_centroid": "glocal.evaluation.few_shot",
+    "summarize_few_shot": "glocal.evaluation.few_shot",
+    "AnomalyDetectionResult": "glocal.evaluation.anomaly",
+    "anomaly_detection": "glocal.evaluation.anomaly",
+    "knn_anomaly_scores": "glocal.evaluation.anomaly",
+    "category_labels": "glocal.evaluation.categories",
+    "things_anomaly_detection": "glocal.evaluation.categories",
+    "things_few_shot": "glocal.evaluation.categories",
+    "EvalSettings": "glocal.evaluation.comparison",
+    "compare": "glocal.evaluation.comparison",
+    "resolve_transform": "glocal.evaluation.comparison",
 }
-_SUBMODULES = {"data", "things", "features", "losses", "experiments", "plotting"}
+_SUBMODULES = {"data", "evaluation", "features", "losses", "planted", "released", "things"}
 
 
 def __getattr__(name: str) -> Any:

@@ -10,39 +10,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from glocal import losses
+from glocal._device import resolve_device
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _EVAL_CHUNK = 1 << 20
-
-
-@dataclass
-class FitSettings:
-    """Hyper-parameters of one fit (a plain copy of the estimator's settings)."""
-
-    alpha: float
-    lmbda: float
-    tau: float
-    bias: bool
-    regularizer: str
-    init_scale: float
-    optimizer: str
-    lr: float
-    max_epochs: int
-    triplet_batch_size: int | None
-    contrast_batch_size: int
-    early_stopping: bool
-    patience: int
-    tol: float
-    min_steps: int
-    device: str
-    seed: int
-    progress: bool
 
 
 @dataclass
@@ -55,16 +33,6 @@ class FitResult:
     best_epoch: int = 0
     n_steps: int = 0
     device: str = "cpu"
-
-
-def resolve_device(device: str) -> torch.device:
-    """Map ``"auto"`` to CUDA when available, else CPU; validate explicit names."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available")
-    return resolved
 
 
 class _ContrastSampler:
@@ -113,13 +81,14 @@ def _correct(logits: torch.Tensor) -> torch.Tensor:
 def fit_affine(
     objects: np.ndarray,
     triplets: np.ndarray,
-    settings: FitSettings,
+    settings: Any,
     contrast: np.ndarray | None = None,
     contrast_teacher: np.ndarray | None = None,
     val_triplets: np.ndarray | None = None,
 ) -> FitResult:
     """Minimise ``(1 − α) L_global + α L_local + λ penalty`` over an affine map.
 
+    ``settings`` holds the estimator's validated hyper-parameters as attributes.
     ``objects`` are the standardised THINGS features (m × p); ``contrast`` the standardised
     contrast features the student sees, ``contrast_teacher`` the original contrast features
     whose cosine neighbourhoods are the target.

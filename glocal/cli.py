@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from glocal import __version__
 from glocal.errors import GlocalError
@@ -19,9 +20,11 @@ COMMAND_MODULES = (
     "simulate",
     "data",
     "extract",
-    "reproduce",
     # further sub-commands: add the module name here
 )
+#: Sub-commands contributed by other installed packages (the paper companion adds ``reproduce``):
+#: an entry point in this group names a ``register(subparsers)`` function.
+ENTRY_POINT_GROUP = "glocal.commands"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"glocal.commands.{name}").register(subparsers)
+    for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        entry_point.load()(subparsers)
     return parser
 
 

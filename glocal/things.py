@@ -150,7 +150,7 @@ def triplets(split: str, source: str | os.PathLike | None = None) -> np.ndarray:
     THINGS-data CSV to use instead of the registry file. Splits are cached as ``.npy`` files under
     ``cache_dir()/derived``, keyed by the CSV's sha256.
     """
-    from glocal._io import save_npy
+    from glocal.io import save_npy
     from glocal.triplets import load_things_csv, random_split, validate_triplets
 
     if split not in SPLITS:
@@ -201,7 +201,8 @@ def reference_images(images_root: str | os.PathLike | None = None) -> list[Path]
     images = []
     for u in ids:
         files = sorted(
-            p for p in (root / u).iterdir()
+            p
+            for p in (root / u).iterdir()
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
         )
         if not files:

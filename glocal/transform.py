@@ -1,4 +1,4 @@
-"""``GlocalTransform``: the gLocal affine map as a scikit-learn style estimator.
+"""``GlocalTransform``: the gLocal affine map as a scikit-learn estimator.
 
 The map is ``z = ((x − μ) / σ) W + b`` with scalar μ, σ taken over the whole THINGS feature
 matrix. Files use the official release's npz layout (``weights``, optional ``bias``, scalar
@@ -9,18 +9,30 @@ readers ignore.
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
-from glocal._fit import OPTIMIZERS, FitSettings, fit_affine
-from glocal._io import atomic_path, check_feature_matrix
+from glocal._fit import OPTIMIZERS, fit_affine
+from glocal._params import (
+    BOOLEAN,
+    TEXT,
+    Constraint,
+    integer,
+    interval,
+    options,
+    parameter_docs,
+)
 from glocal.errors import GlocalError
+from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.io import atomic_path, check_feature_matrix
 from glocal.losses import PENALTIES
-from glocal.metrics import odd_one_out_accuracy
 from glocal.triplets import validate_triplets
 
 METADATA_KEY = "glocal_metadata"
@@ -34,33 +46,91 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class GlocalTransform:
+class GlocalTransform(TransformerMixin, BaseEstimator):
     """Learn an affine map of network features that aligns them with human triplet choices.
+
+    The map is ``z = ((x − μ) / σ) W + b`` with scalar ``μ``, ``σ`` over the training feature
+    matrix. It minimises ``(1 − α) L_global + α L_local + λ penalty(W)``: the odd-one-out
+    cross-entropy of the human triplets, a contrastive term that keeps the contrast set's
+    cosine neighbourhoods, and a pull of ``W`` toward a scaled identity (``eye``) or toward 0
+    (``l2``). The equations are in DEVELOPERS.md; :meth:`preset` gives the paper's naive,
+    global and gLocal transforms.
 
     Parameters
     ----------
-    alpha : weight of the local contrastive term (0 gives the global transform).
-    lmbda : strength of the penalty on W.
-    tau : temperature of the local term's softmax over cosine similarities.
-    bias : learn the offset b.
-    regularizer : ``"eye"`` (toward a scaled identity) or ``"l2"`` (toward 0, naive).
-    init_scale : W starts at ``init_scale · I`` (and b at ``init_scale · 1``).
-    optimizer, lr : ``"adam"``, ``"adamw"`` or ``"sgd"`` and its learning rate.
-    max_epochs : maximum passes over the training triplets.
-    triplet_batch_size : triplets per step; ``None`` uses all of them (full batch).
-    contrast_batch_size : contrast examples per step for the local term.
-    early_stopping, patience, tol : an epoch that fails to lower the best monitored loss
-        (validation global loss if given, else training loss) by the relative ``tol`` halves
-        the step size; ``patience`` such epochs in a row stop the fit, keeping the best
-        epoch's parameters.
-    min_steps : optimiser steps before an epoch can count as stale (burn-in).
-    device : ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …
-    seed : seeds batching, contrast sampling and torch; CPU fits are deterministic.
-    progress : show a tqdm progress bar.
+    alpha : float, default=0.1
+        Weight of the local contrastive term in [0, 1]; 0 gives the global transform.
+    lmbda : float, default=1e-3
+        Strength of the penalty on W.
+    tau : float, default=0.1
+        Temperature of the local term's softmax over cosine similarities.
+    bias : bool, default=True
+        Learn the offset b (otherwise b = 0).
+    regularizer : {"eye", "l2"}, default="eye"
+        Penalty on W: distance to the nearest scaled identity, or squared norm (naive).
+    init_scale : float, default=1e-3
+        W starts at ``init_scale · I`` and b at ``init_scale · 1``; must be positive (W = 0 is a
+        saddle point the fit cannot leave).
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        The torch optimiser (SGD with momentum 0.9).
+    lr : float, default=1e-2
+        Initial learning rate; halved whenever the monitored loss stops improving.
+    max_epochs : int, default=500
+        Upper bound on passes over the training triplets.
+    triplet_batch_size : int or None, default=2**20
+        Triplets per optimiser step; None uses all of them (full batch).
+    contrast_batch_size : int, default=1024
+        Contrast examples per step for the local term.
+    early_stopping : bool, default=True
+        Stop after ``patience`` stale epochs in a row (otherwise run ``max_epochs``).
+    patience : int, default=3
+        Stale epochs in a row that end the fit.
+    tol : float, default=1e-3
+        Relative improvement of the best monitored loss an epoch needs not to be stale.
+    min_steps : int, default=100
+        Optimiser steps before any epoch can count as stale (burn-in).
+    device : str, default="auto"
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    seed : int, default=0
+        Seeds batching, contrast sampling and torch; CPU fits are deterministic.
+    progress : bool, default=True
+        Show a tqdm progress bar.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (p, p)
+        The learned W.
+    bias_ : ndarray of shape (p,) or None
+        The learned b (None without ``bias``).
+    mean_, std_ : float
+        The scalars that standardise the features before W.
+    n_features_in_ : int
+        The feature dimension p.
+    history_ : list of dict
+        One record per epoch: losses, accuracies, learning rate and seconds.
+    best_epoch_ : int
+        The epoch whose parameters were kept (lowest monitored loss).
+    n_steps_ : int
+        Optimiser steps taken.
+    metadata_ : dict
+        Hyper-parameters, package version and, after :meth:`save`, model and module.
+
+    Examples
+    --------
+    >>> from glocal import GlocalTransform
+    >>> from glocal.planted import planted_problem
+    >>> problem = planted_problem(n_objects=60, n_features=8, n_dims=3, n_triplets=3000,
+    ...                           n_contrast=50)
+    >>> est = GlocalTransform(alpha=0.1, max_epochs=5, progress=False)
+    >>> est.fit(problem.X, problem.triplets, contrast=problem.contrast)
+    GlocalTransform(max_epochs=5, progress=False)
+    >>> est.transform(problem.X).shape
+    (60, 8)
     """
 
     def __init__(
         self,
+        *,
         alpha: float = 0.1,
         lmbda: float = 1e-3,
         tau: float = 0.1,
@@ -99,23 +169,39 @@ class GlocalTransform:
         self.seed = seed
         self.progress = progress
 
-    # scikit-learn protocol -------------------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Hyper-parameters as a dict (scikit-learn protocol)."""
-        return {name: getattr(self, name) for name in _PARAM_NAMES}
+    #: What each hyper-parameter may be (the names must be those of ``__init__``).
+    _constraints: dict[str, Constraint] = {
+        "alpha": interval(0, 1),
+        "lmbda": interval(0, math.inf, closed="left"),
+        "tau": interval(0, math.inf, closed="neither"),
+        "bias": BOOLEAN,
+        "regularizer": options(PENALTIES),
+        "init_scale": interval(0, math.inf, closed="neither"),
+        "optimizer": options(OPTIMIZERS),
+        "lr": interval(0, math.inf, closed="neither"),
+        "max_epochs": integer(1),
+        "triplet_batch_size": integer(1, allow_none=True),
+        "contrast_batch_size": integer(2),
+        "early_stopping": BOOLEAN,
+        "patience": integer(1),
+        "tol": interval(0, 1, closed="left"),
+        "min_steps": integer(0),
+        "device": TEXT,
+        "seed": integer(0),
+        "progress": BOOLEAN,
+    }
 
-    def set_params(self, **params: Any) -> GlocalTransform:
-        """Set hyper-parameters (scikit-learn protocol)."""
+    @classmethod
+    def parameter_help(cls) -> dict[str, str]:
+        """One line of help per hyper-parameter, from the class docstring (for the CLI)."""
+        return parameter_docs(cls.__doc__)
+
+    def _validated(self) -> SimpleNamespace:
+        """The hyper-parameters after checking each against its constraint."""
+        params = self.get_params()
         for name, value in params.items():
-            if name not in _PARAM_NAMES:
-                raise GlocalError(f"unknown hyper-parameter {name!r}; valid: {list(_PARAM_NAMES)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = GlocalTransform().get_params()
-        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
-        return f"GlocalTransform({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+            self._constraints[name].validate(name, value)
+        return SimpleNamespace(**params)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GlocalTransform:
@@ -137,8 +223,12 @@ class GlocalTransform:
         ``contrast`` (n_c × p) holds generic features (the paper used ImageNet) for the local
         term; it is required when ``alpha > 0``. ``val_triplets`` drive early stopping.
         """
-        settings = self._settings()
+        settings = self._validated()
         X = check_feature_matrix(X, "X")
+        if len(X) < 3:
+            raise GlocalError(
+                f"X: n_samples = {len(X)}; a triplet needs at least 3 objects (one row each)"
+            )
         triplets = validate_triplets(triplets, len(X), where="triplets")
         if val_triplets is not None:
             val_triplets = validate_triplets(val_triplets, len(X), where="val_triplets")
@@ -156,10 +246,11 @@ class GlocalTransform:
                 )
             if len(contrast) < 2:
                 raise GlocalError("contrast: the local term needs at least 2 contrast examples")
-        self.mean_ = float(np.mean(X, dtype=np.float64))
-        self.std_ = float(np.std(X, dtype=np.float64))
-        if self.std_ == 0:
+        mean = float(np.mean(X, dtype=np.float64))
+        std = float(np.std(X, dtype=np.float64))
+        if std == 0:
             raise GlocalError("X is constant (std 0); it cannot be standardised")
+        self.mean_, self.std_ = mean, std
         result = fit_affine(
             self._standardise(X),
             triplets,
@@ -178,37 +269,9 @@ class GlocalTransform:
         self.metadata_ = self._metadata()
         return self
 
-    def _settings(self) -> FitSettings:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise GlocalError(f"alpha must lie in [0, 1], got {self.alpha}")
-        if self.regularizer not in PENALTIES:
-            raise GlocalError(
-                f"regularizer must be one of {sorted(PENALTIES)}, got {self.regularizer!r}"
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise GlocalError(
-                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
-        for name in ("lmbda", "init_scale"):
-            if getattr(self, name) < 0:
-                raise GlocalError(f"{name} must be non-negative, got {getattr(self, name)}")
-        for name in ("tau", "lr", "max_epochs", "contrast_batch_size", "patience"):
-            if getattr(self, name) <= 0:
-                raise GlocalError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.tol < 1:
-            raise GlocalError(
-                f"tol is a relative improvement and must be in [0, 1), got {self.tol}"
-            )
-        if self.min_steps < 0:
-            raise GlocalError(f"min_steps must be non-negative, got {self.min_steps}")
-        if self.triplet_batch_size is not None and self.triplet_batch_size <= 0:
-            raise GlocalError("triplet_batch_size must be positive or None (full batch)")
-        return FitSettings(**self.get_params())
-
     # applying --------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "weights_"):
-            raise GlocalError("this GlocalTransform is not fitted yet: call fit() or load() first")
+        check_is_fitted(self, "weights_", msg=_NOT_FITTED)
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return (X - X.dtype.type(self.mean_)) / X.dtype.type(self.std_)
@@ -219,7 +282,8 @@ class GlocalTransform:
         X = check_feature_matrix(X, "X")
         if X.shape[1] != self.weights_.shape[0]:
             raise GlocalError(
-                f"X has {X.shape[1]} features but this transform expects {self.weights_.shape[0]}"
+                f"X has {X.shape[1]} features, but GlocalTransform is expecting "
+                f"{self.weights_.shape[0]} features as input"
                 f"{_source_hint(getattr(self, 'metadata_', {}))}"
             )
         weights = self.weights_.astype(X.dtype, copy=False)
@@ -227,10 +291,6 @@ class GlocalTransform:
         if self.bias_ is not None:
             Z += self.bias_.astype(X.dtype, copy=False)
         return Z
-
-    def fit_transform(self, X: np.ndarray, triplets: np.ndarray, **fit_params: Any) -> np.ndarray:
-        """Fit, then transform ``X``."""
-        return self.fit(X, triplets, **fit_params).transform(X)
 
     def score(self, X: np.ndarray, triplets: np.ndarray) -> float:
         """Odd-one-out accuracy (dot products, ties wrong) of the transformed ``X``."""
@@ -315,9 +375,8 @@ class GlocalTransform:
                 raise GlocalError(
                     f"transform file {path}: '{METADATA_KEY}' is not valid JSON"
                 ) from err
-        params = {
-            k: v for k, v in metadata.get("hyper_parameters", {}).items() if k in _PARAM_NAMES
-        }
+        known = cls().get_params()
+        params = {k: v for k, v in metadata.get("hyper_parameters", {}).items() if k in known}
         estimator = cls(**params)
         estimator.weights_ = weights
         estimator.bias_ = bias
@@ -333,4 +392,4 @@ def _source_hint(metadata: dict[str, Any]) -> str:
     return f" (it was fit on {'/'.join(source)} features)" if source else ""
 
 
-_PARAM_NAMES = tuple(f.name for f in fields(FitSettings))
+_NOT_FITTED = "This %(name)s is not fitted yet: call fit() or GlocalTransform.load() first."

@@ -147,7 +147,7 @@ def load_things_csv(path: str | os.PathLike, n_objects: int | None = None) -> np
 
 def save_triplets(path: str | os.PathLike, triplets: np.ndarray) -> Path:
     """Save triplets as ``.npy`` (atomically) or whitespace text, chosen by the suffix."""
-    from glocal._io import atomic_write, save_npy
+    from glocal.io import atomic_write, save_npy
 
     triplets = validate_triplets(triplets)
     path = Path(path)

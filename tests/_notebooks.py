@@ -37,10 +37,14 @@ def write_notebook(
 ) -> Path:
     """Write a placeholder result notebook with a tagged parameters cell."""
     params = nbformat.v4.new_code_cell(
-        'profile = "quick"\nresults_dir = "results/placeholder"\nseed = 0\nn_points = 5'
+        'profile = "quick"\nresults_dir = "results/placeholder"\nseed = 0\noverrides = {}'
     )
     params.metadata["tags"] = ["parameters"]
-    cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nA placeholder result page."), params]
+    cells = [
+        nbformat.v4.new_markdown_cell(f"# {title}\n\nA placeholder result page."),
+        params,
+        nbformat.v4.new_code_cell('n_points = overrides.get("n_points", 5)'),
+    ]
     if plot:
         cells.append(nbformat.v4.new_code_cell(PLOT))
     cells.append(nbformat.v4.new_code_cell(f"print('sum', sum(range(n_points))){extra}"))

@@ -11,7 +11,7 @@ import pytest
 
 from glocal import GlocalTransform, odd_one_out_accuracy
 from glocal.cli import main
-from glocal.synthetic import planted_problem
+from glocal.planted import planted_problem
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_simulate_fit_apply_score(files, capsys):
         "--max-epochs",
         60,
         "--triplet-batch-size",
-        0,
+        "none",
         "--model",
         "toy",
         "--module",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from glocal import cli, data
-from glocal.data import _store
+from glocal.data import _fetch
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +58,8 @@ def test_path_prints_the_mirror_copy(data_dir, monkeypatch, capsys):
     monkeypatch.setenv("GLOCAL_DATA_DIR", str(data_dir))
     assert cli.main(["data", "path", "transform/clip_ViT-L/14/visual"]) == 0
     assert capsys.readouterr().out.strip() == str(
-        data_dir / "transforms/clip_ViT-L/14/visual/transform.npz")
+        data_dir / "transforms/clip_ViT-L/14/visual/transform.npz"
+    )
 
 
 def test_missing_file_is_one_line_and_exit_2(capsys):
@@ -79,7 +80,7 @@ def test_fetch_prints_paths_and_notes_unpinned(monkeypatch, offline, capsys):
     def download(url, output_file, pooch_instance):
         Path(output_file).write_bytes(b"alexnet transform bytes")
 
-    monkeypatch.setattr(_store, "_downloader", lambda: download)
+    monkeypatch.setattr(_fetch, "_downloader", lambda: download)
     assert cli.main(["data", "fetch", "transform/alexnet/classifier.4"]) == 0
     captured = capsys.readouterr()
     target = offline / "transforms/alexnet/classifier.4/transform.npz"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy.stats import special_ortho_group
 
-from glocal.compare import COLUMNS, EvalSettings, compare, resolve_transform
 from glocal.errors import GlocalError
-from glocal.metrics import odd_one_out_accuracy
+from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.evaluation.comparison import COLUMNS, EvalSettings, compare, resolve_transform
 from glocal.triplets import simulate_triplets
 
 SETTINGS = EvalSettings(

@@ -10,14 +10,17 @@ import numpy as np
 import pytest
 
 from glocal import data
-from glocal.data import _store, downstream
+from glocal.data import _fetch, datasets
 from glocal.data._registry import parse_registry
 from glocal.errors import DataUnavailableError, GlocalError
 
 DINO_P16 = "transform/dino-vit-base-p16/norm"
 DINOV2_B = "transform/dinov2-vit-base-p14/norm"
-UNPINNED = {"transform/resnet50/avgpool", "transform/vgg16/classifier.3",
-            "transform/alexnet/classifier.4"}
+UNPINNED = {
+    "transform/resnet50/avgpool",
+    "transform/vgg16/classifier.3",
+    "transform/alexnet/classifier.4",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +42,7 @@ def fake_downloader(monkeypatch: pytest.MonkeyPatch, payload: bytes, fail_after:
             fh.write(payload[:fail_after])
         raise OSError("connection reset in the middle of the download")
 
-    monkeypatch.setattr(_store, "_downloader", lambda: download)
+    monkeypatch.setattr(_fetch, "_downloader", lambda: download)
     return calls
 
 
@@ -72,8 +75,15 @@ def test_registry_entries_are_pinned_and_documented():
 def test_registry_rejects_bad_documents():
     with pytest.raises(GlocalError, match="entries"):
         parse_registry({"entries": {}})
-    bad_sha = {"name": "a", "path": "a.bin", "url": "https://x", "sha256": "XYZ",
-               "license": "l", "citation": "c", "description": "d"}
+    bad_sha = {
+        "name": "a",
+        "path": "a.bin",
+        "url": "https://x",
+        "sha256": "XYZ",
+        "license": "l",
+        "citation": "c",
+        "description": "d",
+    }
     with pytest.raises(GlocalError, match="sha256"):
         parse_registry({"entries": [bad_sha]})
     escape = dict(bad_sha, sha256=None, path="../etc/passwd")
@@ -84,12 +94,16 @@ def test_registry_rejects_bad_documents():
 def test_byte_copies_are_detected_by_sha256():
     base = {"url": "https://x", "license": "l", "citation": "c", "description": "d"}
     sha = "a" * 64
-    twins = [dict(base, name="m1", path="m1.npz", sha256=sha),
-             dict(base, name="m2", path="m2.npz", sha256=sha)]
+    twins = [
+        dict(base, name="m1", path="m1.npz", sha256=sha),
+        dict(base, name="m2", path="m2.npz", sha256=sha),
+    ]
     refused = parse_registry({"entries": twins})
     assert all(e.refused and e.status == "refused" for e in refused)
-    fixed = [twins[0], dict(twins[1], override={"path": "fix/m2.npz", "url": "https://y",
-                                               "sha256": "b" * 64})]
+    fixed = [
+        twins[0],
+        dict(twins[1], override={"path": "fix/m2.npz", "url": "https://y", "sha256": "b" * 64}),
+    ]
     m1, m2 = parse_registry({"entries": fixed})
     assert not m1.refused and not m2.refused
     assert m2.duplicate_of == "m1" and m2.served.path == "fix/m2.npz"
@@ -107,7 +121,8 @@ def test_dinov2_base_release_file_is_flagged_and_replaced(data_dir, monkeypatch)
     assert data.sha256sum(served) != p16.served.sha256
     genuine, dino = np.load(served), np.load(data.transform_path("dino-vit-base-p16", "norm"))
     assert genuine["weights"].shape != dino["weights"].shape or not np.array_equal(
-        genuine["weights"], dino["weights"])
+        genuine["weights"], dino["weights"]
+    )
     flagged = [r for r in data.verify([DINOV2_B]) if r.status == "flagged"]
     assert len(flagged) == 1 and "byte copy of " + DINO_P16 in flagged[0].message
     assert flagged[0].path == data_dir / "transforms/dinov2-vit-base-p14/norm/transform.npz"
@@ -121,9 +136,17 @@ def test_verify_passes_on_the_shared_copies(data_dir, monkeypatch):
     results = data.verify()
     assert all(r.ok for r in results), [r for r in results if not r.ok]
     ok = {r.name for r in results if r.status == "ok"}
-    expected = {"things/concepts", "things/item_names", "things/categories",
-                "human/vice_embedding", DINOV2_B, DINO_P16, "transform/clip_ViT-L/14/visual",
-                "transform/resnet18/avgpool", "transform/dinov2-vit-large-p14/norm"}
+    expected = {
+        "things/concepts",
+        "things/item_names",
+        "things/categories",
+        "human/vice_embedding",
+        DINOV2_B,
+        DINO_P16,
+        "transform/clip_ViT-L/14/visual",
+        "transform/resnet18/avgpool",
+        "transform/dinov2-vit-large-p14/norm",
+    }
     assert expected <= ok
     assert {r.name for r in results if r.status == "absent"} >= {"things/triplets"}
 
@@ -232,17 +255,29 @@ def test_unpinned_file_warns_with_its_sha256_and_is_held_to_it(offline, monkeypa
 
 
 def test_table_columns_are_checked(tmp_path):
-    [entry] = parse_registry({"entries": [{
-        "name": "t", "path": "t.csv", "url": "https://x", "sha256": None, "license": "l",
-        "citation": "c", "description": "d", "columns": ["image1", "image2", "image3", "choice"],
-    }]})
+    [entry] = parse_registry(
+        {
+            "entries": [
+                {
+                    "name": "t",
+                    "path": "t.csv",
+                    "url": "https://x",
+                    "sha256": None,
+                    "license": "l",
+                    "citation": "c",
+                    "description": "d",
+                    "columns": ["image1", "image2", "image3", "choice"],
+                }
+            ]
+        }
+    )
     good = tmp_path / "good.csv"
     good.write_text("image1,image2,image3,choice,subject_id\n1,2,3,1,7\n")
-    _store._check_columns(entry, good)
+    _fetch._check_columns(entry, good)
     bad = tmp_path / "bad.csv"
     bad.write_text("img1\timg2\timg3\tchoice\n1\t2\t3\t1\n")
     with pytest.raises(GlocalError, match=r"bad.csv.*missing column.*image1"):
-        _store._check_columns(entry, bad)
+        _fetch._check_columns(entry, bad)
 
 
 def test_unknown_names_get_suggestions():
@@ -320,7 +355,7 @@ def test_cifar100_coarse_labels_replace_fine_ones(tmp_path):
     class Fake:
         targets = [50, 7, 99]
 
-    got = downstream._cifar100_coarse(Fake(), tmp_path, "test")
+    got = datasets._cifar100_coarse(Fake(), tmp_path, "test")
     assert got.targets == [3, 0, 19] and len(got.classes) == 20
 
 
@@ -335,7 +370,7 @@ def test_sun397_uses_the_official_partition(tmp_path, monkeypatch):
     with zipfile.ZipFile(partitions, "w") as zf:
         zf.writestr("Training_01.txt", "/a/abbey/sun_1.jpg\n/b/bakery/shop/sun_3.jpg\n")
         zf.writestr("Testing_01.txt", "/a/abbey/sun_2.jpg\n")
-    monkeypatch.setattr(downstream, "fetch", lambda name: partitions)
+    monkeypatch.setattr(datasets, "fetch", lambda name: partitions)
     train = data.downstream_dataset("sun397", "train", root=tmp_path, download=False)
     assert [p.name for p in train.files] == ["sun_1.jpg", "sun_3.jpg"]
     assert train.targets == [0, 1] and train.classes == ["abbey", "bakery/shop"]

@@ -9,17 +9,16 @@ import torch
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
-from glocal.downstream import (
+from glocal.errors import GlocalError
+from glocal.evaluation.anomaly import anomaly_detection, knn_anomaly_scores
+from glocal.evaluation.few_shot import (
     _fit_softmax,
-    anomaly_detection,
     few_shot,
-    knn_anomaly_scores,
     logistic_regression_cv,
     nearest_centroid,
     sample_episode,
     summarize_few_shot,
 )
-from glocal.errors import GlocalError
 
 FEW_CS = (0.01, 1.0, 100.0)  # a short grid keeps the tests fast
 

@@ -21,7 +21,7 @@ from glocal.features import (
     read_model_configs,
     register_model,
 )
-from glocal.features.registry import find_by_transform_path
+from glocal.features.models import find_by_transform_path
 
 IMAGE_AND_CLIP_TEXT = [c for c in list_models() if c.library != "text"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from glocal import GlocalTransform, object_disjoint_folds, odd_one_out_accuracy, random_split
-from glocal.synthetic import planted_problem
+from glocal.planted import planted_problem
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from glocal import plotting  # noqa: E402
+from companion import plotting  # noqa: E402
 from glocal.errors import GlocalError  # noqa: E402
 
 

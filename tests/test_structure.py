@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from glocal.errors import GlocalError
-from glocal.structure import (
+from glocal.evaluation.structure import (
     block_contrast,
     category_order,
     category_spans,

@@ -56,8 +56,9 @@ def test_category_rows_that_match_no_concept_fail_loudly(mirror, monkeypatch, tm
     broken = tmp_path / "Categories.tsv"
     broken.write_text("".join(lines), encoding="utf-8")
     real_fetch = data.fetch
-    monkeypatch.setattr(data, "fetch",
-                        lambda name: broken if name == "things/categories" else real_fetch(name))
+    monkeypatch.setattr(
+        data, "fetch", lambda name: broken if name == "things/categories" else real_fetch(name)
+    )
     with pytest.raises(GlocalError, match=r"Categories.tsv: row 88 \(Word 'bat'\)"):
         things.categories()
 
@@ -100,8 +101,9 @@ def test_things_csv_is_parsed_and_split_90_10(tmp_path, offline):
     assert len(list((offline / "derived").glob("*.npy"))) == 3  # cached by the CSV's sha256
     assert np.array_equal(things.triplets("test", source=csv), test)
     tab = tmp_path / "triplets.tsv.csv"
-    write_things_csv(tab, [(*o, c) for o, c in zip(objects.tolist(), choice.tolist(), strict=True)],
-                     sep="\t")
+    write_things_csv(
+        tab, [(*o, c) for o, c in zip(objects.tolist(), choice.tolist(), strict=True)], sep="\t"
+    )
     assert np.array_equal(things.triplets("all", source=tab), every)
 
 
@@ -138,12 +140,15 @@ def make_images(root: Path, names: dict[str, list[str]]) -> None:
 
 
 def test_reference_image_is_the_first_sorted_image(tmp_path, three_concepts):
-    make_images(tmp_path / "object_images", {
-        "bat1": ["bat1_02s.jpg", "bat1_01b.jpg", ".hidden.jpg", "notes.txt"],
-        "bat2": ["bat2_03s.JPG", "bat2_01b.png"],
-        "cat": ["cat_01b.jpg"],
-        "extra": ["x.jpg"],
-    })
+    make_images(
+        tmp_path / "object_images",
+        {
+            "bat1": ["bat1_02s.jpg", "bat1_01b.jpg", ".hidden.jpg", "notes.txt"],
+            "bat2": ["bat2_03s.JPG", "bat2_01b.png"],
+            "cat": ["cat_01b.jpg"],
+            "extra": ["x.jpg"],
+        },
+    )
     for root in (tmp_path / "object_images", tmp_path):  # the unpacked folder or its parent
         got = things.reference_images(root)
         assert [p.name for p in got] == ["bat1_01b.jpg", "bat2_01b.png", "cat_01b.jpg"]

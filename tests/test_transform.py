@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 
 from glocal import PRESETS, GlocalError, GlocalTransform, losses, odd_one_out_accuracy
-from glocal.synthetic import planted_problem
+from glocal.planted import planted_problem
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,10 @@ def test_init_stores_hyper_parameters_only():
     assert not [name for name in vars(est) if name.endswith("_")]
     assert "alpha=0.5" in repr(est)
     assert est.set_params(lmbda=0.1) is est and est.lmbda == 0.1
-    with pytest.raises(GlocalError, match="unknown hyper-parameter"):
+    with pytest.raises(ValueError, match="Invalid parameter 'gamma'"):
         est.set_params(gamma=1)
+    with pytest.raises(TypeError):
+        GlocalTransform(0.5)  # hyper-parameters are keyword-only
 
 
 def test_presets():
@@ -145,8 +148,13 @@ def test_alpha_zero_needs_no_contrast_and_alpha_positive_does(small):
         ({"tau": 0}, "tau"),
         ({"triplet_batch_size": 0}, "triplet_batch_size"),
         ({"lmbda": -1}, "lmbda"),
-        ({"tol": 1.0}, r"tol is a relative improvement and must be in \[0, 1\)"),
+        ({"tol": 1.0}, r"tol must be a finite number in \[0, 1\), got 1.0"),
         ({"tol": -1e-3}, "tol"),
+        ({"lr": float("nan")}, r"lr must be a finite number in \(0, ∞\), got nan"),
+        ({"lmbda": float("inf")}, "lmbda must be a finite number"),
+        ({"init_scale": 0.0}, r"init_scale must be a finite number in \(0, ∞\)"),
+        ({"max_epochs": 2.5}, "max_epochs must be an integer >= 1"),
+        ({"bias": 1}, "bias must be True or False"),
     ],
 )
 def test_bad_hyper_parameters(small, params, message):
@@ -161,7 +169,7 @@ def test_bad_fit_input(small):
         quick(alpha=0).fit(small.X[:50], small.triplets)
     with pytest.raises(GlocalError, match="val_triplets"):
         quick(alpha=0).fit(small.X, small.triplets, val_triplets=np.array([[0, 0, 1]]))
-    with pytest.raises(GlocalError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         GlocalTransform().transform(small.X)
 
 
@@ -180,7 +188,7 @@ def test_save_load_round_trip(small, tmp_path):
         assert {"weights", "bias", "mean", "std"} <= set(data.files)
         assert data["mean"].shape == () and json.loads(str(data["glocal_metadata"]))
     with pytest.raises(
-        GlocalError, match="X has 3 features but this transform expects 10 .*my-net/fc"
+        GlocalError, match="X has 3 features, but GlocalTransform is expecting 10 .*my-net/fc"
     ):
         loaded.transform(np.ones((4, 3)))
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
@@ -230,12 +238,12 @@ def test_official_transforms_apply_like_numpy(data_dir, name, rng):
     got = est.transform(X)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     assert est.metadata_["path"] == str(path)
-    with pytest.raises(GlocalError, match=f"expects {W.shape[0]}"):
+    with pytest.raises(GlocalError, match=f"expecting {W.shape[0]} features"):
         est.transform(X[:, :-1])
 
 
 def test_device_auto_resolves_to_cpu_here():
-    from glocal._fit import resolve_device
+    from glocal._device import resolve_device
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from glocal._io import load_feature_matrix, save_npy
 from glocal.commands._common import existing_file, output_file
+from glocal.io import load_feature_matrix, save_npy
 from glocal.transform import GlocalTransform
 
 

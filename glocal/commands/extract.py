@@ -66,7 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the extraction described by ``args``; print the store path and its shape."""
-    from glocal._io import save_npy
     from glocal.features import (
         extract_features,
         list_models,
@@ -74,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         register_model,
         resolve_source,
     )
+    from glocal.io import save_npy
 
     for path in args.model_config:
         for config in read_model_configs(path):

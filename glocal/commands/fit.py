@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import typing
+from typing import Any
 
-from glocal._io import load_feature_matrix
 from glocal.commands._common import existing_file, output_file
+from glocal.io import load_feature_matrix
 from glocal.transform import PRESETS, GlocalTransform
 from glocal.triplets import load_triplets
 
-_FLOAT_PARAMS = ("alpha", "lmbda", "tau", "lr", "init_scale", "tol")
-_INT_PARAMS = ("max_epochs", "contrast_batch_size", "patience", "min_steps", "seed")
+#: Hyper-parameters that the command sets itself rather than through a flag of the same name.
+_OWN_FLAGS = {"progress": "--quiet"}
+
+
+def _none_or(kind: type) -> Any:
+    def parse(value: str) -> Any:
+        return None if value.lower() in ("none", "full") else kind(value)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def hyper_parameter_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per hyper-parameter of :class:`GlocalTransform`, derived from its signature.
+
+    Types come from the annotations, help texts from the numpydoc ``Parameters`` section; a
+    flag left out keeps the preset's value.
+    """
+    hints = typing.get_type_hints(GlocalTransform.__init__)
+    docs = GlocalTransform.parameter_help()
+    group = parser.add_argument_group(
+        "hyper-parameters (default: the preset's value)", argument_default=argparse.SUPPRESS
+    )
+    for name in inspect.signature(GlocalTransform).parameters:
+        if name in _OWN_FLAGS:
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        hint = hints[name]
+        helptext = docs.get(name, "")
+        if hint is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=helptext)
+            continue
+        args = typing.get_args(hint)
+        if type(None) in args:
+            kind = next(a for a in args if a is not type(None))
+            group.add_argument(flag, type=_none_or(kind), help=f"{helptext} ('none': None)")
+        else:
+            group.add_argument(flag, type=hint, help=helptext)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,17 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="glocal",
         help="the paper's transform to start from (default: glocal)",
     )
-    for name in _FLOAT_PARAMS:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, help=f"override {name}")
-    for name in _INT_PARAMS:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override {name}")
-    parser.add_argument("--triplet-batch-size", type=int, help="triplets per step (0 = full batch)")
-    parser.add_argument("--regularizer", choices=["eye", "l2"], help="override the penalty")
-    parser.add_argument("--no-bias", action="store_true", help="fit W only (no offset b)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--model", help="source model id to record in the file's metadata")
     parser.add_argument("--module", help="source module to record in the file's metadata")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    hyper_parameter_flags(parser)
     parser.set_defaults(func=run)
 
 
@@ -68,18 +100,9 @@ def run(args: argparse.Namespace) -> int:
     triplets = load_triplets(args.triplets, n_objects=len(X))
     val = load_triplets(args.val_triplets, n_objects=len(X)) if args.val_triplets else None
     contrast = load_feature_matrix(args.contrast, "contrast") if args.contrast else None
-    overrides = {
-        name: getattr(args, name)
-        for name in (*_FLOAT_PARAMS, *_INT_PARAMS, "regularizer")
-        if getattr(args, name) is not None
-    }
-    if args.triplet_batch_size is not None:
-        overrides["triplet_batch_size"] = args.triplet_batch_size or None
-    if args.no_bias:
-        overrides["bias"] = False
-    estimator = GlocalTransform.preset(
-        args.preset, device=args.device, progress=not args.quiet, **overrides
-    )
+    names = [n for n in inspect.signature(GlocalTransform).parameters if n not in _OWN_FLAGS]
+    overrides = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    estimator = GlocalTransform.preset(args.preset, progress=not args.quiet, **overrides)
     estimator.fit(X, triplets, contrast=contrast, val_triplets=val)
     estimator.save(args.out, model=args.model, module=args.module)
     last = estimator.history_[estimator.best_epoch_ - 1] if estimator.best_epoch_ else {}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from glocal._io import load_feature_matrix
 from glocal.commands._common import existing_file
-from glocal.metrics import odd_one_out_accuracy
+from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.evaluation.similarity import default_similarity
+from glocal.io import load_feature_matrix
 from glocal.transform import GlocalTransform
 from glocal.triplets import load_triplets
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the accuracy."""
     X = load_feature_matrix(args.features, "features")
     triplets = load_triplets(args.triplets, n_objects=len(X))
-    similarity = args.similarity or ("dot" if args.transform else "cosine")
+    similarity = args.similarity or default_similarity(transformed=bool(args.transform))
     if args.transform:
         X = GlocalTransform.load(args.transform).transform(X)
     accuracy = odd_one_out_accuracy(X, triplets, similarity=similarity)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from glocal._io import load_feature_matrix
 from glocal.commands._common import existing_file
+from glocal.io import load_feature_matrix
 from glocal.triplets import save_triplets, simulate_triplets
 
 

@@ -7,9 +7,7 @@ folder), and downloaded into the cache only when missing.
 
 from __future__ import annotations
 
-from glocal.data._registry import Entry, Remote, released_transforms, transform_name
-from glocal.data._registry import registry as _entries
-from glocal.data._store import (
+from glocal.data._fetch import (
     ENV_CACHE,
     ENV_MIRROR,
     ENV_OFFLINE,
@@ -24,7 +22,9 @@ from glocal.data._store import (
     transform_path,
     verify,
 )
-from glocal.data.downstream import downstream_dataset
+from glocal.data._registry import Entry, Remote, released_transforms, transform_name
+from glocal.data._registry import registry as _entries
+from glocal.data.datasets import downstream_dataset
 
 
 def registry() -> list[Entry]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from glocal._device import resolve_device
+from glocal.features.encoder import FeatureModel, load_model
 from glocal.features.extract import extract_features
-from glocal.features.model import FeatureModel, load_model, resolve_device
-from glocal.features.registry import (
+from glocal.features.models import (
     ModelConfig,
     get_config,
     list_models,

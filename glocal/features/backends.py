@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from glocal.errors import DataUnavailableError, GlocalError
-from glocal.features.registry import ModelConfig
+from glocal.features.models import ModelConfig
 
 #: Errors the libraries raise when weights cannot be downloaded or found in their cache.
 FETCH_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError, ConnectionError)

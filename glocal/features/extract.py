@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from glocal._device import resolve_device
 from glocal.errors import GlocalError
-from glocal.features.model import FeatureModel, load_model, resolve_device
-from glocal.features.registry import ModelConfig, get_config
+from glocal.features.encoder import FeatureModel, load_model
+from glocal.features.models import ModelConfig, get_config
 from glocal.features.sources import Source, resolve_source
 from glocal.features.store import (
     DTYPES,

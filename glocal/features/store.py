@@ -24,25 +24,16 @@ from typing import Any
 import numpy as np
 
 from glocal.errors import GlocalError
+from glocal.io import cache_dir
 
 FORMAT = "glocal-features/1"
 PARTIAL_SUFFIX = ".partial"
 DTYPES = ("float32", "float16")
 
 
-def cache_base() -> Path:
-    """``$GLOCAL_CACHE_DIR`` if set, else glocal's user cache folder (as ``glocal.data``)."""
-    env = os.environ.get("GLOCAL_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("glocal", appauthor=False))
-
-
 def cache_root() -> Path:
-    """The folder that holds feature stores: ``cache_base() / "features"``."""
-    return cache_base() / "features"
+    """The folder that holds feature stores: ``glocal.io.cache_dir() / "features"``."""
+    return cache_dir() / "features"
 
 
 def store_path(
@@ -180,7 +171,7 @@ def _transform_source(transform: Any) -> tuple[str | None, str | None, str]:
     model, module = metadata.get("model"), metadata.get("module")
     where = metadata.get("path") or "the transform"
     if (model is None or module is None) and metadata.get("path"):
-        from glocal.features.registry import find_by_transform_path
+        from glocal.features.models import find_by_transform_path
 
         config = find_by_transform_path(metadata["path"])
         if config is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from glocal.reproduce import Layout, reproduce
+from companion.runner import Layout, reproduce
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

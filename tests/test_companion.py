@@ -1,19 +1,22 @@
-"""The notebooks' library side: triplet splits, the contrast vocabulary, fits, measurements."""
+"""The companion's notebook helpers: triplet splits, the contrast vocabulary, fits, measurements."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from glocal import experiments as ex
-from glocal import object_disjoint_folds, simulate_triplets, things
+from companion import fits as cf
+from companion import inputs as ci
+from companion import tables as ct
+from glocal import PRESETS, object_disjoint_folds, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import DataUnavailableError, GlocalError
 
 N = 1854
-FAST = {**ex.QUICK_FIT, "max_epochs": 3, "device": "cpu"}
+FAST = {**cf.QUICK_FIT, "max_epochs": 3, "device": "cpu"}
 
 
 @pytest.fixture
@@ -22,26 +25,26 @@ def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
-def _planted_inputs(seed: int = 0, p: int = 12) -> ex.Inputs:
+def _planted_inputs(seed: int = 0, p: int = 12) -> ci.Inputs:
     """Features = a hidden 'human' embedding seen through a random map, plus noise."""
     rng = np.random.default_rng(seed)
     human = rng.standard_normal((N, 6)).astype(np.float32)
     X = (human @ rng.standard_normal((6, p)) + 0.5 * rng.standard_normal((N, p))).astype(np.float32)
-    heldout = ex.heldout_objects(5, 0, seed)
+    heldout = ci.heldout_objects(5, 0, seed)
     train_objects = np.setdiff1d(np.arange(N), heldout)
     test = simulate_triplets(human, 3000, objects=heldout, seed=3)
-    triplets = ex.TripletData(
+    triplets = ci.TripletData(
         train=simulate_triplets(human, 20000, objects=train_objects, seed=1),
         val=simulate_triplets(human, 2000, objects=train_objects, seed=2),
         test=test,
         train_objects=train_objects,
         heldout=heldout,
         source="simulated",
-        ceiling=ex.odd_one_out_accuracy(human, test),
+        ceiling=odd_one_out_accuracy(human, test),
         ceiling_label="generating embedding",
     )
     contrast = rng.standard_normal((400, p)).astype(np.float32)
-    return ex.Inputs("planted", "planted", "planted", "m", X, contrast[:300], contrast[300:],
+    return ci.Inputs("planted", "planted", "planted", "m", X, contrast[:300], contrast[300:],
                      triplets)  # fmt: skip
 
 
@@ -51,20 +54,20 @@ def test_heldout_objects_are_the_object_disjoint_fold():
                         & (triplets[:, 1] != triplets[:, 2])]  # fmt: skip
     for fold in (0, 3):
         expected = object_disjoint_folds(triplets, N, 5, seed=7)[fold].test_objects
-        np.testing.assert_array_equal(ex.heldout_objects(5, fold, seed=7), expected)
+        np.testing.assert_array_equal(ci.heldout_objects(5, fold, seed=7), expected)
     with pytest.raises(GlocalError, match="fold"):
-        ex.heldout_objects(5, 5)
+        ci.heldout_objects(5, 5)
 
 
 def test_simulated_triplets_split_objects_and_are_nested(data_dir):
-    split = ex.make_triplets(5000, 500, 2000, source="simulated", seed=1)
+    split = ci.make_triplets(5000, 500, 2000, source="simulated", seed=1)
     assert split.source == "simulated" and len(split.heldout) == 371
     held = set(split.heldout.tolist())
     assert not held & set(split.train.ravel().tolist())
     assert not held & set(split.val.ravel().tolist())
     assert set(split.test.ravel().tolist()) <= held
     assert 0.5 < split.ceiling < 0.8  # VICE predicts its own choices well above chance
-    again = ex.make_triplets(5000, 500, 2000, source="simulated", seed=1)
+    again = ci.make_triplets(5000, 500, 2000, source="simulated", seed=1)
     np.testing.assert_array_equal(split.train, again.train)
     np.testing.assert_array_equal(split.test, again.test)
     small = split.with_train_size(1000)
@@ -75,109 +78,109 @@ def test_simulated_triplets_split_objects_and_are_nested(data_dir):
 
 
 def test_auto_triplets_simulate_when_things_data_is_absent(data_dir, cache):
-    assert ex.cached_things_triplets() is None  # the mirror has no THINGS-data triplets
-    assert ex.make_triplets(100, 10, 100, source="auto").source == "simulated"
+    assert ci.cached_things_triplets() is None  # the mirror has no THINGS-data triplets
+    assert ci.make_triplets(100, 10, 100, source="auto").source == "simulated"
     with pytest.raises(DataUnavailableError, match="glocal data fetch things/triplets"):
-        ex.make_triplets(100, 10, 100, source="things")
+        ci.make_triplets(100, 10, 100, source="things")
 
 
 def test_contrast_vocabulary_is_whole_words_disjoint_from_things(data_dir):
-    words = ex.vocabulary_words()
+    words = ci.vocabulary_words()
     assert len(words) > 15000 and words == sorted(set(words))
     assert all(re.fullmatch(r"[a-z]{3,}", w) for w in words)
     names = {w.lower() for w in things.concepts()["Word"]}
     assert not names & set(words)
     assert "apple" in names and "apples" not in words
-    sample = ex.contrast_words(50, seed=3)
-    assert sample == ex.contrast_words(50, seed=3) and len(set(sample)) == 50
-    assert sample != ex.contrast_words(50, seed=4)
+    sample = ci.contrast_words(50, seed=3)
+    assert sample == ci.contrast_words(50, seed=3) and len(set(sample)) == 50
+    assert sample != ci.contrast_words(50, seed=4)
     with pytest.raises(GlocalError, match="n_contrast"):
-        ex.contrast_words(1)
+        ci.contrast_words(1)
 
 
 def test_contrast_features_come_from_minilm_and_the_store(data_dir, cache):
-    first = ex.contrast_text_features(6, seed=0, device="cpu")
+    first = ci.contrast_text_features(6, seed=0, device="cpu")
     assert first.shape == (6, 384) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-4)
     stores = list((cache / "features").rglob("*.h5"))
     assert len(stores) == 1 and "vocabulary-contrast" in stores[0].parts
-    np.testing.assert_array_equal(ex.contrast_text_features(6, seed=0, device="cpu"), first)
+    np.testing.assert_array_equal(ci.contrast_text_features(6, seed=0, device="cpu"), first)
 
 
 def test_text_inputs_are_wired_in_things_order(data_dir, monkeypatch):
     fake = np.random.default_rng(0).standard_normal((N, 8)).astype(np.float32)
     calls = {}
-    monkeypatch.setattr(ex, "things_text_features", lambda kind, *a: calls.setdefault(kind, fake))
-    monkeypatch.setattr(ex, "contrast_text_features", lambda n, *a: np.ones((n, 8), np.float32))
-    inputs = ex.load_inputs("text:words", 1000, 100, 500, n_contrast=30, n_contrast_eval=10)
-    assert calls == {"words": fake} and inputs.label == ex.TEXT_LABELS["words"]
+    monkeypatch.setattr(ci, "things_text_features", lambda kind, *a: calls.setdefault(kind, fake))
+    monkeypatch.setattr(ci, "contrast_text_features", lambda n, *a: np.ones((n, 8), np.float32))
+    inputs = ci.load_inputs("text:words", 1000, 100, 500, n_contrast=30, n_contrast_eval=10)
+    assert calls == {"words": fake} and inputs.label == ci.TEXT_LABELS["words"]
     assert inputs.contrast.shape == (30, 8) and inputs.contrast_eval.shape == (10, 8)
     assert len(inputs.triplets.train) == 1000 and len(inputs.describe()) == 7
     with pytest.raises(GlocalError, match="text kind"):
-        ex.load_inputs("text:sentences")
+        ci.load_inputs("text:sentences")
     with pytest.raises(GlocalError, match="MODEL:MODULE"):
-        ex.load_inputs("clip")
+        ci.load_inputs("clip")
 
 
 def test_paper_inputs_name_what_is_missing_and_how_to_fetch_it(no_network):
     with pytest.raises(DataUnavailableError) as err:
-        ex.load_inputs("clip_ViT-L/14:visual")
+        ci.load_inputs("clip_ViT-L/14:visual")
     message = str(err.value)
     assert "glocal extract --model clip_ViT-L/14 --module visual --source things" in message
     assert "--dataset imagenet --split train" in message
     assert "glocal data fetch things/triplets" in message
     with pytest.raises(DataUnavailableError, match="torchvision:CIFAR100:train"):
-        ex.image_downstream("clip_ViT-L/14", "visual", "cifar100")
+        ci.image_downstream("clip_ViT-L/14", "visual", "cifar100")
 
 
 def test_transform_settings_keep_each_preset_itself():
     params = {"alpha": 0.5, "regularizer": "l2", "lmbda": 0.2}
-    assert ex.transform_settings("naive", params)["alpha"] == 0.0
-    assert ex.transform_settings("naive", params)["regularizer"] == "l2"
-    assert ex.transform_settings("global", params)["regularizer"] == "eye"
-    glocal = ex.transform_settings("glocal", params)
+    assert cf.transform_settings("naive", params)["alpha"] == 0.0
+    assert cf.transform_settings("naive", params)["regularizer"] == "l2"
+    assert cf.transform_settings("global", params)["regularizer"] == "eye"
+    glocal = cf.transform_settings("glocal", params)
     assert glocal["alpha"] == 0.5 and glocal["regularizer"] == "eye" and glocal["lmbda"] == 0.2
-    assert ex.transform_settings("glocal")["alpha"] == ex.PRESETS["glocal"]["alpha"]
+    assert cf.transform_settings("glocal")["alpha"] == PRESETS["glocal"]["alpha"]
     with pytest.raises(GlocalError, match="kind"):
-        ex.transform_settings("local")
+        cf.transform_settings("local")
 
 
 def test_fits_ignore_heldout_objects_and_are_cached(cache, monkeypatch):
     inputs = _planted_inputs()
-    fitted = ex.fit_transforms(inputs, params={**FAST, "alpha": 0.2})
+    fitted = cf.fit_transforms(inputs, params={**FAST, "alpha": 0.2})
     assert set(fitted) == {"naive", "global", "glocal"}
-    summary = ex.fit_summary(fitted)
+    summary = cf.fit_summary(fitted)
     assert summary["epochs"].tolist() == [3, 3, 3] and summary["alpha"].tolist() == [0, 0, 0.2]
     assert len(list((cache / "fits").glob("*.npz"))) == 3
-    again = ex.fit_transform(inputs, "glocal", {**FAST, "alpha": 0.2})  # read from the cache
+    again = cf.fit_transform(inputs, "glocal", {**FAST, "alpha": 0.2})  # read from the cache
     np.testing.assert_array_equal(again.weights_, fitted["glocal"].weights_)
     assert again.metadata_["experiment"]["n_train"] == 20000
     # a changed default or changed fitting code is a different fit, not a cache hit
-    ex.fit_transform(inputs, "global", {**FAST, "min_steps": 1})
+    cf.fit_transform(inputs, "global", {**FAST, "min_steps": 1})
     assert len(list((cache / "fits").glob("*.npz"))) == 4
-    monkeypatch.setattr(ex, "_fitter_digest", lambda: "other code")
-    ex.fit_transform(inputs, "global", FAST)
+    monkeypatch.setattr(cf, "_fitter_digest", lambda: "other code")
+    cf.fit_transform(inputs, "global", FAST)
     assert len(list((cache / "fits").glob("*.npz"))) == 5
     # held-out features never enter the fit: changing them changes nothing
     features = inputs.features.copy()
     features[inputs.triplets.heldout] += 5.0
-    changed = ex.fit_transform(ex.replace(inputs, features=features), "global", FAST, cache=False)
+    changed = cf.fit_transform(replace(inputs, features=features), "global", FAST, cache=False)
     np.testing.assert_allclose(changed.weights_, fitted["global"].weights_, rtol=1e-5, atol=1e-6)
 
 
 def test_measurements_cover_every_representation(cache, data_dir):  # reads THINGS data
     inputs = _planted_inputs()
-    fitted = ex.fit_transforms(inputs, ("naive", "glocal"), {**FAST, "alpha": 0.2})
-    align = ex.alignment_table(inputs, fitted)
+    fitted = cf.fit_transforms(inputs, ("naive", "glocal"), {**FAST, "alpha": 0.2})
+    align = ct.alignment_table(inputs, fitted)
     assert align["representation"].tolist() == [
         "zero-shot", "naive", "glocal", "chance", "generating embedding",
     ]  # fmt: skip
     models = align[~align["reference"]]
     assert (models["ci_low"] <= models["accuracy"]).all()
     assert (models["accuracy"] <= models["ci_high"]).all()
-    local = ex.local_structure_table(inputs, fitted, ks=(1, 5))
+    local = ct.local_structure_table(inputs, fitted, ks=(1, 5))
     assert len(local) == 2 * 2 * 2 and local["overlap"].between(0, 1).all()
-    summary = ex.evaluate(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
+    summary = ct.evaluate(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
     assert summary["representation"].tolist() == ["original", "naive", "glocal"]
     assert summary.loc[0, "overlap_things"] == 1.0
     assert summary[["few_shot", "auroc"]].notna().all().all()

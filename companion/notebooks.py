@@ -15,7 +15,9 @@ from typing import Any
 from glocal.errors import GlocalError
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-RUNNER_PARAMETERS = ("profile", "results_dir")
+RUNNER_PARAMETERS = ("profile", "results_dir", "overrides")
+DEFAULTS_FILE = "defaults.json"
+INHERIT_KEY = "inherit_defaults"
 INPUTS_FIELD = "metadata.glocal.inputs"
 
 
@@ -84,33 +86,92 @@ def _read_json(path: Path, what: str) -> Any:
         ) from err
 
 
+def _profile_object(file: Path, profiles: Any, profile: str, what: str) -> dict[str, Any]:
+    if not isinstance(profiles, dict):
+        raise GlocalError(f"{what} {file}: expected an object {{profile: {{parameters}}}}")
+    params = profiles.get(profile, {})
+    if not isinstance(params, dict):
+        raise GlocalError(f"{what} {file}: key {profile!r} must be an object of parameters")
+    return params
+
+
 def load_parameters(notebook: Notebook, profile: str) -> dict[str, Any]:
-    """The papermill parameters of ``notebook`` in ``profile``, from its profile file."""
+    """The parameters of ``notebook`` in ``profile``: the shared defaults, then its own file.
+
+    ``profiles/defaults.json`` holds the parameters most notebooks share, per profile; the
+    notebook's ``profiles/NN_slug.json`` holds only what differs, and ``"inherit_defaults":
+    false`` there leaves the shared ones out (for notebooks that do not use them).
+    """
     file = notebook.profile_file
     if not file.is_file():
         raise GlocalError(
-            f"profile file {file} is missing: add it with one object of papermill parameters per "
+            f"profile file {file} is missing: add it with one object of parameters per "
             f'profile, e.g. {{"quick": {{...}}, "paper": {{...}}, "tiny": {{...}}}}'
         )
     profiles = _read_json(file, "profile file")
-    if not isinstance(profiles, dict):
-        raise GlocalError(f"profile file {file}: expected an object {{profile: {{parameters}}}}")
+    own = _profile_object(file, profiles, profile, "profile file")
     if profile not in profiles:
-        have = ", ".join(sorted(profiles)) or "none"
+        have = ", ".join(sorted(k for k in profiles if k != INHERIT_KEY)) or "none"
         raise GlocalError(
             f"profile file {file}: no key {profile!r} (has: {have}); add a {profile!r} object "
             f"with the parameters of {notebook.path.name} for that profile"
         )
-    params = profiles[profile]
-    if not isinstance(params, dict):
-        raise GlocalError(f"profile file {file}: key {profile!r} must be an object of parameters")
+    shared: dict[str, Any] = {}
+    defaults = notebook.profiles_dir / DEFAULTS_FILE
+    if profiles.get(INHERIT_KEY, True) and defaults.is_file():
+        shared = _profile_object(defaults, _read_json(defaults, "defaults file"), profile,
+                                 "defaults file")  # fmt: skip
+    params = {**shared, **own}
     clash = [key for key in RUNNER_PARAMETERS if key in params]
     if clash:
         raise GlocalError(
             f"profile file {file}: key {profile!r} sets {', '.join(clash)}, which the runner "
             "sets itself; remove it"
         )
-    return dict(params)
+    return params
+
+
+def own_parameters(notebook: Notebook, profile: str) -> list[str]:
+    """The parameter names that the notebook's own profile file sets for ``profile``."""
+    profiles = _read_json(notebook.profile_file, "profile file")
+    return list(_profile_object(notebook.profile_file, profiles, profile, "profile file"))
+
+
+def notebook_code(nb: dict[str, Any]) -> str:
+    """The source of every code cell that is not the parameters cell."""
+    return "\n".join(
+        _cell_source(cell)
+        for cell in nb["cells"]
+        if cell.get("cell_type") == "code"
+        and "parameters" not in cell.get("metadata", {}).get("tags", [])
+    )
+
+
+def repository_notebooks_dir() -> Path:
+    """``notebooks/`` of the checkout this companion belongs to."""
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def notebook_parameters(
+    name: str, profile: str, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a notebook's second cell calls: its ``profile`` parameters with ``overrides`` on top.
+
+    Run by the runner, ``overrides`` already holds every parameter; run by hand (``papermill
+    -p profile paper``), the profile files of this checkout supply them.
+    """
+    folder = repository_notebooks_dir()
+    matches = [nb for nb in discover(folder) if nb.name == name]
+    if not matches:
+        raise GlocalError(f"no notebook {name}.ipynb in {folder}")
+    params = load_parameters(matches[0], profile)
+    unknown = sorted(set(overrides or {}) - set(params))
+    if unknown:
+        raise GlocalError(
+            f"overrides {unknown} are not parameters of {name} in profile {profile!r}; "
+            f"known: {sorted(params)}"
+        )
+    return {**params, **(overrides or {})}
 
 
 def read_notebook(path: Path) -> dict[str, Any]:

@@ -7,13 +7,13 @@ import pytest
 from scipy.stats import spearmanr, special_ortho_group
 
 from glocal.errors import GlocalError
-from glocal.metrics import (
+from glocal.evaluation.alignment import rsa
+from glocal.evaluation.neighbours import (
     nearest_neighbours,
     neighbour_overlap,
     neighbourhood_correlation,
-    rsa,
-    similarity_matrix,
 )
+from glocal.evaluation.similarity import similarity_matrix
 
 
 def _upper(S: np.ndarray) -> np.ndarray:

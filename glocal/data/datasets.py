@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from glocal.data._store import _env_help, cache_dir, fetch
+from glocal.data._fetch import _env_help, cache_dir, fetch
 from glocal.errors import DataUnavailableError, GlocalError
 
 ENV_IMAGENET = "GLOCAL_IMAGENET_DIR"
@@ -183,8 +183,9 @@ def _build(
         data = datasets.CIFAR100(root, train=train, transform=transform, download=download)
         return _cifar100_coarse(data, root, split) if name == "cifar100-coarse" else data
     if name == "dtd":
-        return datasets.DTD(root, split=split, partition=partition, transform=transform,
-                            download=download)
+        return datasets.DTD(
+            root, split=split, partition=partition, transform=transform, download=download
+        )
     if name == "flowers102":
         return datasets.Flowers102(root, split=split, transform=transform, download=download)
     return _sun397(root, split, download, partition, transform)

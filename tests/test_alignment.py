@@ -1,11 +1,12 @@
-"""Tests for glocal.metrics.odd_one_out_accuracy against a brute-force loop."""
+"""Tests for glocal.evaluation.alignment.odd_one_out_accuracy against a brute-force loop."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from glocal import GlocalError, metrics, odd_one_out_accuracy
+from glocal import GlocalError, odd_one_out_accuracy
+from glocal.evaluation import alignment
 from glocal.triplets import simulate_triplets
 
 
@@ -30,9 +31,9 @@ def test_matches_loop(rng, similarity):
 def test_chunked_path_equals_dense(rng, monkeypatch):
     X = rng.standard_normal((50, 4))
     triplets = simulate_triplets(X, 700, seed=2)
-    dense = metrics.triplet_similarities(X, triplets, "cosine")
-    monkeypatch.setattr(metrics, "_DENSE_LIMIT", 10)
-    chunked = metrics.triplet_similarities(X, triplets, "cosine", chunk_size=64)
+    dense = alignment.triplet_similarities(X, triplets, "cosine")
+    monkeypatch.setattr(alignment, "_DENSE_LIMIT", 10)
+    chunked = alignment.triplet_similarities(X, triplets, "cosine", chunk_size=64)
     np.testing.assert_allclose(chunked, dense, rtol=1e-12)
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from glocal.errors import GlocalError
-from glocal.things_tasks import category_labels, things_anomaly_detection, things_few_shot
+from glocal.evaluation.categories import category_labels, things_anomaly_detection, things_few_shot
 
 FEW_CS = (0.01, 1.0, 100.0)
 

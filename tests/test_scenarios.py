@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glocal import simulation as sim
+from companion import scenarios as sim
 from glocal.errors import GlocalError
-from glocal.metrics import odd_one_out_accuracy
-from glocal.structure import block_contrast
+from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.evaluation.structure import block_contrast
+from glocal.planted import WorldConfig, make_world
 
-SMALL = sim.WorldConfig(
+SMALL = WorldConfig(
     n_categories=6, n_subclasses=3, objects_per_subclass=10, category_dims=6, subclass_dims=12,
     noise_dims=30, n_train_triplets=12_000, n_test_triplets=5000, n_contrast=1000,
     downstream_per_subclass=12,
@@ -23,7 +24,7 @@ FAST_FIT = sim.FitConfig(max_epochs=20, lr=0.03, triplet_batch_size=2048)
 
 
 def test_world_layout_and_determinism():
-    world = sim.make_world(SMALL, seed=3)
+    world = make_world(SMALL, seed=3)
     m = 6 * 3 * 10
     assert world.X.shape == (m, SMALL.n_features) and world.X.dtype == np.float32
     assert world.H.shape == (m, SMALL.category_dims + SMALL.subclass_dims)
@@ -35,10 +36,11 @@ def test_world_layout_and_determinism():
     assert np.isin(world.test_triplets, world.test_objects).all()
     assert world.contrast.shape == (1000, SMALL.n_features)
     assert world.probe.shape == (18 * 12, SMALL.n_features)
-    again = sim.make_world(SMALL, seed=3)
-    assert np.array_equal(world.X, again.X) and np.array_equal(world.train_triplets,
-                                                               again.train_triplets)
-    assert not np.array_equal(world.X, sim.make_world(SMALL, seed=4).X)
+    again = make_world(SMALL, seed=3)
+    assert np.array_equal(world.X, again.X) and np.array_equal(
+        world.train_triplets, again.train_triplets
+    )
+    assert not np.array_equal(world.X, make_world(SMALL, seed=4).X)
 
 
 def _mean_cosine(X: np.ndarray, mask: np.ndarray) -> float:
@@ -47,7 +49,7 @@ def _mean_cosine(X: np.ndarray, mask: np.ndarray) -> float:
 
 
 def test_planted_structure_local_in_the_network_global_in_people():
-    world = sim.make_world(SMALL, seed=0)
+    world = make_world(SMALL, seed=0)
     same_sub = world.subclass[:, None] == world.subclass[None, :]
     same_cat = world.category[:, None] == world.category[None, :]
     off = ~np.eye(len(world.X), dtype=bool)
@@ -67,7 +69,7 @@ def test_planted_structure_local_in_the_network_global_in_people():
     assert odd_one_out_accuracy(world.H, world.test_triplets) > 0.6
     assert odd_one_out_accuracy(world.X, world.test_triplets, "cosine") < 0.5
     # the control: people weigh the subclass as the network does
-    control = sim.make_world(sim.scenarios(SMALL)["control"], seed=0)
+    control = make_world(sim.scenarios(SMALL)["control"], seed=0)
     assert block_contrast(control.H @ control.H.T, control.subclass) > block_contrast(
         world.H @ world.H.T, world.subclass
     )
@@ -75,13 +77,13 @@ def test_planted_structure_local_in_the_network_global_in_people():
 
 def test_bad_configs_are_refused():
     with pytest.raises(GlocalError, match="heldout_fraction"):
-        sim.make_world(replace(SMALL, heldout_fraction=1.0))
+        make_world(replace(SMALL, heldout_fraction=1.0))
     with pytest.raises(GlocalError, match="2 subclasses"):
-        sim.make_world(replace(SMALL, n_subclasses=1))
+        make_world(replace(SMALL, n_subclasses=1))
     with pytest.raises(GlocalError, match="unknown scenario"):
         sim.run_simulation(SMALL, FAST_FIT, names=["main", "nope"])
     with pytest.raises(GlocalError, match="unknown transform"):
-        sim.fit_transforms(sim.make_world(SMALL), FAST_FIT, names=["original"])
+        sim.fit_transforms(make_world(SMALL), FAST_FIT, names=["original"])
 
 
 def _table(values: dict[tuple[str, str, str], float]) -> pd.DataFrame:
@@ -113,10 +115,11 @@ def test_mechanism_on_a_small_world():
     fine-grained accuracy that naive alignment destroys, and the control shows why."""
     runs = sim.run_simulation(SMALL, FAST_FIT, seeds=[0], names=["main"], shots=(1,), repeats=3)
     # the control needs only the naive fit (prediction C1)
-    control = sim.make_world(sim.scenarios(SMALL)["control"], seed=0)
+    control = make_world(sim.scenarios(SMALL)["control"], seed=0)
     fitted = sim.fit_transforms(control, FAST_FIT, names=["naive"])
-    control_table = sim.evaluate_world(control, {"original": None, **fitted}, shots=(1,),
-                                       repeats=3).assign(scenario="control", seed=0)
+    control_table = sim.evaluate_world(
+        control, {"original": None, **fitted}, shots=(1,), repeats=3
+    ).assign(scenario="control", seed=0)
     results = pd.concat([sim.results_table(runs), control_table], ignore_index=True)
     checked = sim.check_predictions(results)
     print(sim.summarize(results).round(3).to_string())

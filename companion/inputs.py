@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,23 +15,19 @@ import numpy as np
 import pandas as pd
 
 from glocal import data, things
-from glocal.downstream import anomaly_detection, few_shot
 from glocal.errors import DataUnavailableError, GlocalError
-from glocal.metrics import neighbour_overlap, odd_one_out_accuracy
-from glocal.things_tasks import things_anomaly_detection, things_few_shot
-from glocal.transform import PRESETS, GlocalTransform
+from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.triplets import object_disjoint_folds, simulate_triplets
 
 CHANCE = 1.0 / 3.0
 #: Human noise ceiling of THINGS odd-one-out choices (Brain-Score's THINGS benchmark).
 THINGS_NOISE_CEILING = 0.6767
-KINDS = ("naive", "global", "glocal")
 #: The quick profile's encoder (glocal/features/models.json) and how concepts become text.
 TEXT_MODEL, TEXT_MODULE = "all-MiniLM-L6-v2", "sentence_embedding"
 TEXT_KINDS = ("words", "definitions")
 TEXT_LABELS = {"words": "MiniLM · word", "definitions": "MiniLM · word: definition"}
 #: Downstream tasks of the quick profile: held-out THINGS concepts labelled by their broadest
-#: (coarse) or most specific (fine) THINGS category (see glocal.things_tasks).
+#: (coarse) or most specific (fine) THINGS category (see glocal.evaluation.categories).
 THINGS_TASKS = {"things-coarse": "largest", "things-fine": "smallest"}
 #: Downstream image datasets of the paper profile: glocal dataset name → torchvision class.
 IMAGE_DATASETS = {
@@ -41,23 +35,6 @@ IMAGE_DATASETS = {
     "cifar100": "CIFAR100",
     "dtd": "DTD",
     "flowers102": "Flowers102",
-}
-#: The modules whose code decides a fit's result; the fit cache key includes their source.
-FITTER_FILES = ("_fit.py", "losses.py", "transform.py")
-#: Fit settings of the quick profile (MiniLM, 1483 training concepts, 300k simulated
-#: triplets): W starts at 0.1·I so the first Adam steps do not swamp the features' own
-#: neighbourhoods (at the library default 1e-3·I, lr 1e-3 scrambles them before the global
-#: term has any signal); 30 full-batch epochs reach the validation plateau (30 steps are
-#: below the fitter's default burn-in ``min_steps``, so early stopping never cuts them short;
-#: the best epoch on the validation triplets is kept).
-QUICK_FIT = {
-    "lmbda": 0.1,
-    "tau": 0.1,
-    "lr": 1e-3,
-    "init_scale": 0.1,
-    "max_epochs": 30,
-    "patience": 5,
-    "triplet_batch_size": None,
 }
 
 
@@ -445,343 +422,3 @@ def image_downstream(
             )
         parts += [store.features(np.float32), store.labels()]
     return parts[0], parts[1], parts[2], parts[3]
-
-
-# --- fitting ---------------------------------------------------------------------------------
-
-
-def transform_settings(kind: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Hyper-parameters of the ``kind`` transform: ``params`` under the preset's fixed choices.
-
-    naive and global force ``alpha=0`` and their regulariser (``l2``, ``eye``); gLocal forces
-    ``eye`` and takes ``alpha`` from ``params`` (preset default otherwise).
-    """
-    if kind not in KINDS:
-        raise GlocalError(f"unknown transform kind {kind!r}; choose one of {KINDS}")
-    fixed = dict(PRESETS[kind]) if kind != "glocal" else {"regularizer": "eye"}
-    return {**PRESETS[kind], **dict(params or {}), **fixed, "progress": False}
-
-
-def _digest(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(str((part.dtype, part.shape)).encode())
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def _fitter_digest() -> str:
-    """sha256 of the code that turns settings into weights (a change there refits)."""
-    root = Path(__file__).parent
-    return _digest(*[(root / name).read_text(encoding="utf-8") for name in FITTER_FILES])
-
-
-def fit_cache_dir() -> Path:
-    """Where fitted transforms are kept: ``$GLOCAL_CACHE_DIR/fits`` (or the user cache)."""
-    from glocal.features.store import cache_base
-
-    return cache_base() / "fits"
-
-
-def fit_transform(
-    inputs: Inputs,
-    kind: str = "glocal",
-    params: Mapping[str, Any] | None = None,
-    cache: bool = True,
-) -> GlocalTransform:
-    """Fit the naive, global or gLocal transform on the training objects of ``inputs``.
-
-    Only the training objects' features enter the fit (their mean and std standardise, their
-    triplets train, ``val`` triplets stop early), so held-out concepts stay unseen. With
-    ``cache`` the fitted transform is kept under :func:`fit_cache_dir`, keyed by the features,
-    triplets, contrast set, every hyper-parameter (defaults included), the glocal version and
-    the fitting code (:data:`FITTER_FILES`), and reused on the next call.
-    ``metadata_["experiment"]`` records the kind, epochs, best epoch, seconds and history.
-    """
-    from glocal import __version__
-
-    settings = transform_settings(kind, params)
-    t = inputs.triplets
-    local = np.full(things.N_OBJECTS, -1)
-    local[t.train_objects] = np.arange(len(t.train_objects))
-    train, val = local[t.train], local[t.val]
-    if (train < 0).any() or (val < 0).any():
-        raise GlocalError("training and validation triplets must only hold training objects")
-    X = inputs.features[t.train_objects]
-    uses_contrast = settings["alpha"] > 0
-    every = GlocalTransform(**settings).get_params()  # the defaults count too
-    key = _digest(
-        X, train, val, inputs.contrast if uses_contrast else None,
-        {k: v for k, v in every.items() if k not in ("device", "progress")},
-        __version__, _fitter_digest(),
-    )  # fmt: skip
-    path = fit_cache_dir() / f"{kind}-{key[:20]}.npz"
-    if cache and path.is_file():
-        return GlocalTransform.load(path)
-    began = time.perf_counter()
-    estimator = GlocalTransform(**settings).fit(
-        X, train, contrast=inputs.contrast if uses_contrast else None, val_triplets=val
-    )
-    estimator.metadata_ = {
-        **estimator.metadata_,
-        "experiment": {
-            "kind": kind,
-            "source": inputs.source,
-            "n_train": int(len(train)),
-            "epochs": len(estimator.history_),
-            "best_epoch": int(estimator.best_epoch_),
-            "seconds": round(time.perf_counter() - began, 2),
-            "history": estimator.history_,
-        },
-    }
-    if cache:
-        estimator.save(path, model=inputs.model, module=inputs.module)
-    return estimator
-
-
-def fit_transforms(
-    inputs: Inputs,
-    kinds: Sequence[str] = KINDS,
-    params: Mapping[str, Any] | None = None,
-    cache: bool = True,
-) -> dict[str, GlocalTransform]:
-    """:func:`fit_transform` for each of ``kinds``, with the same ``params``."""
-    return {kind: fit_transform(inputs, kind, params, cache) for kind in kinds}
-
-
-def fit_summary(transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
-    """One row per fitted transform: alpha, lambda, regulariser, epochs, best epoch, seconds."""
-    rows = []
-    for name, est in transforms.items():
-        info = est.metadata_.get("experiment", {})
-        rows.append({
-            "transform": name, "alpha": est.alpha, "lmbda": est.lmbda,
-            "regularizer": est.regularizer, "n_train": info.get("n_train"),
-            "epochs": info.get("epochs"), "best_epoch": info.get("best_epoch"),
-            "seconds": info.get("seconds"),
-        })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-# --- measurements ----------------------------------------------------------------------------
-
-
-def representations(
-    features: np.ndarray, transforms: Mapping[str, GlocalTransform]
-) -> dict[str, np.ndarray]:
-    """``{"original": features, name: transform(features), ...}``."""
-    return {"original": features, **{k: t.transform(features) for k, t in transforms.items()}}
-
-
-def _interval(p: float, n: int) -> tuple[float, float]:
-    """95% Wilson interval of a proportion ``p`` of ``n`` trials."""
-    z = 1.959964
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
-def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
-    """Odd-one-out accuracy on the held-out test triplets, with chance and the ceiling.
-
-    The original features are scored zero-shot with cosine similarity, transformed ones with
-    dot products (as in the paper); intervals are 95% Wilson intervals over test triplets.
-    """
-    test = inputs.triplets.test
-    rows = []
-    for name, Z in representations(inputs.features, transforms).items():
-        similarity = "cosine" if name == "original" else "dot"
-        acc = odd_one_out_accuracy(Z, test, similarity=similarity)
-        low, high = _interval(acc, len(test))
-        rows.append({
-            "source": inputs.label, "representation": "zero-shot" if name == "original" else name,
-            "accuracy": acc, "ci_low": low, "ci_high": high, "n_test": len(test),
-            "similarity": similarity, "reference": False,
-        })  # fmt: skip
-    references = {"chance": CHANCE, inputs.triplets.ceiling_label: inputs.triplets.ceiling}
-    for name, value in references.items():
-        rows.append({"source": inputs.label, "representation": name, "accuracy": value,
-                     "n_test": len(test), "reference": True})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def local_structure_table(
-    inputs: Inputs,
-    transforms: Mapping[str, GlocalTransform],
-    ks: Sequence[int] = (1, 5, 10, 25, 50),
-) -> pd.DataFrame:
-    """Fraction of shared k-nearest neighbours (cosine), original vs each transform.
-
-    Measured on the held-out THINGS concepts and on the held-out contrast items (never seen by
-    the fit); 1 means the transform kept every neighbourhood.
-    """
-    sets = {
-        "held-out THINGS concepts": inputs.features[inputs.triplets.heldout],
-        "held-out contrast items": inputs.contrast_eval,
-    }
-    rows = []
-    for items, X in sets.items():
-        usable = [k for k in ks if k < len(X)]
-        for name, t in transforms.items():
-            for k, value in neighbour_overlap(X, t.transform(X), usable, "cosine").items():
-                rows.append({"source": inputs.label, "items": items, "transform": name, "k": k,
-                             "overlap": value, "n_items": len(X)})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def nearest_concepts(
-    inputs: Inputs,
-    transforms: Mapping[str, GlocalTransform],
-    n_queries: int = 6,
-    k: int = 5,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The k nearest held-out concepts (cosine) of a few held-out query concepts, per space.
-
-    Queries are a seeded sample of held-out concepts whose THINGS word is unique; one row per
-    (query, representation) lists the neighbours' words, most similar first.
-    """
-    from glocal.metrics import nearest_neighbours
-
-    concepts = things.concepts()
-    words = concepts["Word"].to_numpy()
-    heldout = inputs.triplets.heldout
-    unique = [i for i, obj in enumerate(heldout) if (words == words[obj]).sum() == 1]
-    rng = np.random.default_rng(_seed(seed, 6))
-    queries = np.sort(rng.choice(unique, size=min(n_queries, len(unique)), replace=False))
-    rows = []
-    for name, Z in representations(inputs.features[heldout], transforms).items():
-        neighbours = nearest_neighbours(Z, k, "cosine")
-        for q in queries:
-            rows.append({"query": words[heldout[q]], "representation": name,
-                         "neighbours": ", ".join(words[heldout[neighbours[q]]])})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def _task_data(inputs: Inputs, task: str) -> Any:
-    """THINGS categories (THINGS tasks) or (train_X, train_y, test_X, test_y) (image datasets)."""
-    if task in THINGS_TASKS:
-        return things.categories()
-    if task in IMAGE_DATASETS:
-        return image_downstream(inputs.model, inputs.module, task)
-    raise GlocalError(
-        f"unknown downstream task {task!r}; choose from {list(THINGS_TASKS)} (text, quick) or "
-        f"{list(IMAGE_DATASETS)} (image features, paper)"
-    )
-
-
-def _mapped(transform: GlocalTransform | None, *arrays: np.ndarray) -> list[np.ndarray]:
-    return [a if transform is None else transform.transform(a) for a in arrays]
-
-
-def few_shot_table(
-    inputs: Inputs,
-    transforms: Mapping[str, GlocalTransform],
-    tasks: Sequence[str] = tuple(THINGS_TASKS),
-    shots: Sequence[int] = (1, 2, 5),
-    n_repeats: int = 10,
-    n_test_per_class: int = 5,
-    classifiers: Sequence[str] = ("logreg",),
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Few-shot accuracy per episode for every representation (original first) and task.
-
-    THINGS tasks classify held-out concepts into categories (support and test concepts both
-    held out, ``n_test_per_class`` test concepts per class); image datasets train on their
-    training split and test on ``n_test_per_class`` test images per class. All representations
-    see the same episodes. Summarise with :func:`glocal.summarize_few_shot`.
-    """
-    frames = []
-    for task in tasks:
-        task_data = _task_data(inputs, task)
-        for name in ("original", *transforms):
-            t = transforms.get(name)
-            common = {"shots": shots, "n_test_per_class": n_test_per_class,
-                      "n_repeats": n_repeats, "classifier": classifiers, "seed": seed,
-                      "progress": False}  # fmt: skip
-            if task in THINGS_TASKS:
-                (Z,) = _mapped(t, inputs.features)
-                result = things_few_shot(
-                    Z, task_data, inputs.triplets.heldout, overlap=THINGS_TASKS[task], **common
-                )
-            else:
-                tr_X, tr_y, te_X, te_y = task_data
-                tr_X, te_X = _mapped(t, tr_X, te_X)
-                result = few_shot(tr_X, tr_y, te_X, te_y, **common)
-            frames.append(result.assign(representation=name, task=task))
-    return pd.concat(frames, ignore_index=True)
-
-
-def anomaly_table(
-    inputs: Inputs,
-    transforms: Mapping[str, GlocalTransform],
-    tasks: Sequence[str] = tuple(THINGS_TASKS),
-    k: int = 5,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """One-vs-rest anomaly detection AUROC per class, for every representation and task.
-
-    Each class in turn is normal; test items are scored by their mean cosine distance to the
-    k nearest normal training items. THINGS tasks use held-out concepts only
-    (:func:`glocal.things_anomaly_detection`); image datasets their train/test splits.
-    """
-    frames = []
-    for task in tasks:
-        task_data = _task_data(inputs, task)
-        for name in ("original", *transforms):
-            t = transforms.get(name)
-            if task in THINGS_TASKS:
-                (Z,) = _mapped(t, inputs.features)
-                result = things_anomaly_detection(
-                    Z, task_data, inputs.triplets.heldout, k=k, overlap=THINGS_TASKS[task],
-                    seed=seed,
-                )  # fmt: skip
-            else:
-                tr_X, tr_y, te_X, te_y = task_data
-                tr_X, te_X = _mapped(t, tr_X, te_X)
-                result = anomaly_detection(tr_X, tr_y, te_X, te_y, k=k, progress=False)
-            frames.append(result.per_class.assign(representation=name, task=task))
-    return pd.concat(frames, ignore_index=True)
-
-
-def evaluate(
-    inputs: Inputs,
-    transforms: Mapping[str, GlocalTransform],
-    k: int = 10,
-    shots: int = 5,
-    n_repeats: int = 5,
-    anomaly_k: int = 5,
-    task: str = "things-fine",
-    classifier: str = "logreg",
-    seed: int = 0,
-) -> pd.DataFrame:
-    """One row per representation: held-out alignment, k-NN overlap, few-shot, anomaly AUROC.
-
-    A compact summary for sweeps (alpha, number of triplets): ``alignment`` is the held-out
-    odd-one-out accuracy, ``overlap_things``/``overlap_contrast`` the k-NN overlap with the
-    original features on held-out concepts / contrast items, ``few_shot`` the mean accuracy of
-    ``shots``-shot ``classifier`` ("logreg" or "centroid") over ``n_repeats`` episodes and
-    ``auroc`` the mean anomaly AUROC on ``task``.
-    """
-    align = alignment_table(inputs, transforms).set_index("representation")["accuracy"]
-    local = local_structure_table(inputs, transforms, (k,))
-    fs = few_shot_table(
-        inputs, transforms, (task,), (shots,), n_repeats, classifiers=(classifier,), seed=seed
-    )
-    fs_mean = fs.groupby("representation")["accuracy"].mean()
-    ad = anomaly_table(inputs, transforms, (task,), anomaly_k, seed)
-    auroc = ad.groupby("representation")["auroc"].mean()
-    rows = []
-    for name in ("original", *transforms):
-        overlap = local[local["transform"] == name].set_index("items")["overlap"]
-        rows.append({
-            "representation": name,
-            "alignment": align["zero-shot" if name == "original" else name],
-            "overlap_things": overlap.get("held-out THINGS concepts", 1.0),
-            "overlap_contrast": overlap.get("held-out contrast items", 1.0),
-            "few_shot": fs_mean[name], "auroc": auroc[name],
-        })  # fmt: skip
-    return pd.DataFrame(rows)

@@ -1,219 +1,26 @@
-"""Downstream protocols on feature matrices: few-shot classification and k-NN anomaly detection."""
+"""Few-shot classification: episodes, cross-validated logistic regression, nearest centroids."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
-from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from glocal._fit import resolve_device
-from glocal._io import check_feature_matrix
+from glocal._device import resolve_device, single_thread_if
 from glocal.errors import GlocalError
+from glocal.evaluation._checks import check_labels, show_label
+from glocal.io import check_feature_matrix
 
 #: The inverse L2 strengths searched by cross-validation (the official code's 1e-4 … 1e6).
 DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 6, 11))
 CLASSIFIERS = ("logreg", "centroid")
 _SMALL_PROBLEM = 1 << 22  # multiply-adds per logit evaluation below which one CPU thread wins
 Classifier = Literal["logreg", "centroid"]
-
-
-# --- shared input checks --------------------------------------------------------------------
-
-
-def _show(label: Any) -> Any:
-    """A label as plain Python (``2``, not ``np.int64(2)``) for error messages."""
-    return label.item() if isinstance(label, np.generic) else label
-
-
-def _labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise GlocalError(f"{where}: expected a 1-D label vector, got shape {y.shape}")
-    if len(y) != n:
-        raise GlocalError(
-            f"{where} has {len(y)} labels but the feature matrix has {n} rows; "
-            "give one label per row"
-        )
-    return y
-
-
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        return resolve_device(str(device))
-    except (RuntimeError, ValueError) as err:
-        raise GlocalError(f"device={device!r}: {err}; use 'cpu' or 'auto'") from err
-
-
-@contextmanager
-def _single_thread_if(small: bool) -> Iterator[None]:
-    """Run tiny CPU problems on one torch thread: thread start-up costs more than it saves."""
-    previous = torch.get_num_threads()
-    if small and previous > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
-
-
-# --- anomaly detection ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AnomalyDetectionResult:
-    """One-vs-rest anomaly detection: AUROC per class, and the raw scores."""
-
-    per_class: pd.DataFrame  # class, auroc, n_normal_train, n_test_normal, n_test_anomalous
-    scores: np.ndarray  # (n_test, n_classes): mean cosine distance to the k nearest normals
-    k: int
-
-    @property
-    def mean_auroc(self) -> float:
-        """AUROC averaged over classes."""
-        return float(self.per_class["auroc"].mean())
-
-
-def _unit(x: torch.Tensor, where: str) -> torch.Tensor:
-    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    if bool((norms == 0).any()):
-        bad = int((norms == 0).sum())
-        raise GlocalError(f"{where}: {bad} all-zero rows have no cosine distance; drop them")
-    return x / norms
-
-
-def _mean_top_k_cosine(
-    normal: torch.Tensor, queries: torch.Tensor, k: int, query_chunk: int, normal_chunk: int
-) -> torch.Tensor:
-    """Mean of each unit query's k largest cosines with the unit normal rows, chunk by chunk."""
-    out = torch.empty(len(queries), dtype=queries.dtype, device=queries.device)
-    small = queries.device.type == "cpu" and queries.numel() * len(normal) < _SMALL_PROBLEM
-    with _single_thread_if(small):
-        _fill_top_k_cosine(out, normal, queries, k, query_chunk, normal_chunk)
-    return out
-
-
-def _fill_top_k_cosine(
-    out: torch.Tensor,
-    normal: torch.Tensor,
-    queries: torch.Tensor,
-    k: int,
-    query_chunk: int,
-    normal_chunk: int,
-) -> None:
-    for q0 in range(0, len(queries), query_chunk):
-        block = queries[q0 : q0 + query_chunk]
-        best = None
-        for n0 in range(0, len(normal), normal_chunk):
-            sims = block @ normal[n0 : n0 + normal_chunk].T
-            top = torch.topk(sims, min(k, sims.shape[1]), dim=1, sorted=False).values
-            best = top if best is None else torch.topk(torch.cat([best, top], 1), k, dim=1).values
-        out[q0 : q0 + query_chunk] = best.mean(dim=1)
-
-
-def knn_anomaly_scores(
-    normal: np.ndarray,
-    queries: np.ndarray,
-    k: int = 5,
-    device: str = "cpu",
-    query_chunk: int = 2048,
-    normal_chunk: int = 8192,
-    dtype: torch.dtype = torch.float32,
-) -> np.ndarray:
-    """Mean cosine distance of each query to its ``k`` nearest ``normal`` rows (higher = odder).
-
-    Memory is O(query_chunk · normal_chunk): the full distance matrix is never built.
-    """
-    normal = check_feature_matrix(normal, "normal")
-    queries = check_feature_matrix(queries, "queries")
-    if normal.shape[1] != queries.shape[1]:
-        raise GlocalError(
-            f"normal has {normal.shape[1]} features but queries have {queries.shape[1]}"
-        )
-    if not 1 <= k <= len(normal):
-        raise GlocalError(f"k must lie in [1, {len(normal)}] (the number of normal rows), got {k}")
-    dev = _device(device)
-    n_t = _unit(torch.as_tensor(normal, dtype=dtype, device=dev), "normal")
-    q_t = _unit(torch.as_tensor(queries, dtype=dtype, device=dev), "queries")
-    sims = _mean_top_k_cosine(n_t, q_t, k, query_chunk, normal_chunk)
-    return (1.0 - sims).double().cpu().numpy()
-
-
-def anomaly_detection(
-    train_X: np.ndarray,
-    train_y: np.ndarray,
-    test_X: np.ndarray,
-    test_y: np.ndarray,
-    k: int = 5,
-    classes: Sequence[Hashable] | None = None,
-    device: str = "cpu",
-    query_chunk: int = 2048,
-    normal_chunk: int = 8192,
-    progress: bool = True,
-) -> AnomalyDetectionResult:
-    """One-vs-rest anomaly detection: each class in turn is normal, every other test item odd.
-
-    For class c the normal training set is ``train_X[train_y == c]``; each test item's score is
-    its mean cosine distance to its ``k`` nearest normal training features, and the AUROC
-    separates the test items of other classes (anomalies) from those of c. Runs in torch on
-    ``device`` ("cpu", "cuda", "auto") in chunks, so 50k × 10k × 768 fits in little memory.
-    """
-    train_X = check_feature_matrix(train_X, "train_X")
-    test_X = check_feature_matrix(test_X, "test_X")
-    if train_X.shape[1] != test_X.shape[1]:
-        raise GlocalError(
-            f"train_X has {train_X.shape[1]} features but test_X has {test_X.shape[1]}"
-        )
-    train_y = _labels(train_y, len(train_X), "train_y")
-    test_y = _labels(test_y, len(test_X), "test_y")
-    classes = list(np.unique(train_y) if classes is None else classes)
-    rows = []
-    for c in classes:
-        n_normal, n_test = int((train_y == c).sum()), int((test_y == c).sum())
-        if n_normal < k:
-            raise GlocalError(
-                f"class {_show(c)!r} has {n_normal} training rows but k={k} neighbours are needed; "
-                "lower k or leave the class out via classes="
-            )
-        if n_test in (0, len(test_y)):
-            raise GlocalError(
-                f"class {_show(c)!r}: the AUROC needs test rows of this class and of others, found "
-                f"{n_test} of {len(test_y)}; leave the class out via classes="
-            )
-        rows.append((c, n_normal, n_test))
-    dev = _device(device)
-    queries = _unit(torch.as_tensor(test_X, dtype=torch.float32, device=dev), "test_X")
-    train_t = torch.as_tensor(train_X, dtype=torch.float32)
-    scores = np.empty((len(test_X), len(classes)))
-    per_class = []
-    for j, (c, n_normal, n_test) in enumerate(
-        tqdm(rows, desc="anomaly detection", disable=not progress)
-    ):
-        normal = _unit(train_t[torch.as_tensor(train_y == c)].to(dev), "train_X")
-        sims = _mean_top_k_cosine(normal, queries, k, query_chunk, normal_chunk)
-        scores[:, j] = (1.0 - sims).double().cpu().numpy()
-        auroc = roc_auc_score(test_y != c, scores[:, j])
-        per_class.append(
-            {
-                "class": c,
-                "auroc": float(auroc),
-                "n_normal_train": n_normal,
-                "n_test_normal": n_test,
-                "n_test_anomalous": len(test_y) - n_test,
-            }
-        )
-    return AnomalyDetectionResult(per_class=pd.DataFrame(per_class), scores=scores, k=k)
-
-
-# --- few-shot learning ----------------------------------------------------------------------
 
 
 def sample_episode(
@@ -285,7 +92,7 @@ def _fit_softmax(
         return loss
 
     small = X.device.type == "cpu" and X.numel() * folds * n_classes < _SMALL_PROBLEM
-    with _single_thread_if(small):
+    with single_thread_if(small):
         opt.step(closure)
     return W.detach(), b.detach()
 
@@ -327,12 +134,12 @@ def logistic_regression_cv(
     Cs = sorted(float(c) for c in Cs)
     if not Cs or min(Cs) <= 0:
         raise GlocalError(f"Cs: expected positive inverse penalty strengths, got {Cs}")
-    dev = _device(device)
+    dev = resolve_device(device)
     n_classes = len(classes)
     n_folds = min(cv_folds, int(np.bincount(y_codes).min()))
     n, dim = np.shape(X_support)
     work = n * min(n, dim) * n_classes * max(n_folds, 1)
-    with _single_thread_if(dev.type == "cpu" and work < _SMALL_PROBLEM):
+    with single_thread_if(dev.type == "cpu" and work < _SMALL_PROBLEM):
         xs = torch.as_tensor(np.asarray(X_support), dtype=torch.float64, device=dev)
         xq = torch.as_tensor(np.asarray(X_query), dtype=torch.float64, device=dev)
         if n < dim:  # the L2 optimum lies in the span of the support rows: solve there
@@ -415,7 +222,7 @@ def few_shot(
     Summarise with :func:`summarize_few_shot`.
     """
     X = check_feature_matrix(X, "X")
-    y = _labels(y, len(X), "y")
+    y = check_labels(y, len(X), "y")
     classifiers = [classifier] if isinstance(classifier, str) else list(classifier)
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown or not classifiers:
@@ -438,14 +245,14 @@ def few_shot(
     if short:
         c, n = short[0]
         raise GlocalError(
-            f"y: class {_show(c)!r} has {n} items but {max(shots)} shots"
+            f"y: class {show_label(c)!r} has {n} items but {max(shots)} shots"
             + (f" plus {n_test_per_class or 1} test items" if same_pool else "")
             + f" need {need}; {len(short)} classes are short. Lower shots or n_test_per_class, "
             "or drop those classes"
         )
     if not same_pool:
         X_test = check_feature_matrix(X_test, "X_test")
-        y_test = _labels(y_test, len(X_test), "y_test")
+        y_test = check_labels(y_test, len(X_test), "y_test")
         if X_test.shape[1] != X.shape[1]:
             raise GlocalError(f"X has {X.shape[1]} features but X_test has {X_test.shape[1]}")
         extra = sorted(set(np.unique(y_test).tolist()) - set(classes.tolist()))
@@ -458,8 +265,8 @@ def few_shot(
         if n_test_per_class is not None and test_counts.min() < n_test_per_class:
             c = test_classes[int(test_counts.argmin())]
             raise GlocalError(
-                f"y_test: class {_show(c)!r} has {int(test_counts.min())} test items, fewer than "
-                f"n_test_per_class={n_test_per_class}; lower it or pass None to use all"
+                f"y_test: class {show_label(c)!r} has {int(test_counts.min())} test items, fewer "
+                f"than n_test_per_class={n_test_per_class}; lower it or pass None to use all"
             )
     rows = []
     episodes = [(n, r) for n in shots for r in range(n_repeats)]

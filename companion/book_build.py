@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from glocal._notebooks import package_hash
+from companion.notebooks import package_hash
 from glocal.errors import GlocalError
 
 RESULTS_PAGES = "book/results"
@@ -64,7 +64,7 @@ def sync_results(root: Path, executed_dir: Path, profile: str) -> list[str]:
         raise GlocalError(
             f"_toc.yml lists {RESULTS_PAGES}/{first} but the executed notebook "
             f"{executed_dir / (first + '.ipynb')} does not exist ({len(missing)} missing: "
-            f"{', '.join(missing)}); run `python -m glocal.reproduce --profile {profile} "
+            f"{', '.join(missing)}); run `python -m companion --profile {profile} "
             f"--only {' '.join(name[:2] for name in missing)}` (or `make reproduce "
             f"PROFILE={profile}`)"
         )

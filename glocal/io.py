@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes and validated array loading."""
+"""Files: the cache folder, atomic writes, validated array loading."""
 
 from __future__ import annotations
 
@@ -11,6 +11,21 @@ from pathlib import Path
 import numpy as np
 
 from glocal.errors import GlocalError
+
+ENV_CACHE = "GLOCAL_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """glocal's cache: ``$GLOCAL_CACHE_DIR`` or the user cache folder (platformdirs).
+
+    Downloads, feature stores (``features/``) and fitted transforms (``fits/``) live here.
+    """
+    value = os.environ.get(ENV_CACHE)
+    if value:
+        return Path(value).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("glocal", appauthor=False))
 
 
 @contextmanager
@@ -63,14 +78,38 @@ def load_feature_matrix(path: str | os.PathLike, name: str = "features") -> np.n
 
 
 def check_feature_matrix(array: np.ndarray, where: str = "X") -> np.ndarray:
-    """Check that ``array`` is a finite 2-D float matrix and return it as float32 or float64."""
+    """Check that ``array`` is a finite 2-D real matrix and return it as float32 or float64.
+
+    Integers become float64 and float16 becomes float32; anything else (complex, object,
+    strings, sparse matrices) is refused rather than coerced.
+    """
+    if hasattr(array, "toarray") or type(array).__module__.startswith("scipy.sparse"):
+        raise GlocalError(
+            f"{where}: sparse input is not supported; pass a dense array (X.toarray())"
+        )
     array = np.asarray(array)
     if array.ndim != 2:
-        raise GlocalError(f"{where}: expected a 2-D matrix (n, p), got shape {array.shape}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise GlocalError(f"{where}: the matrix is empty (shape {array.shape})")
+        raise GlocalError(
+            f"{where}: expected a 2-D matrix (n, p), got shape {array.shape}; Reshape your data "
+            "(X.reshape(1, -1) for one sample, X.reshape(-1, 1) for one feature)"
+        )
+    if array.shape[1] == 0:
+        raise GlocalError(
+            f"{where}: 0 feature(s) (shape={array.shape}) while a minimum of 1 is required."
+        )
+    if array.shape[0] == 0:
+        raise GlocalError(
+            f"{where}: 0 sample(s) (shape={array.shape}) while a minimum of 1 is required."
+        )
+    if np.iscomplexobj(array):
+        raise GlocalError(
+            f"{where}: Complex data not supported (dtype {array.dtype}); pass real features"
+        )
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise GlocalError(f"{where}: expected numbers, got dtype {array.dtype}")
+        raise GlocalError(
+            f"{where}: expected a numeric array, got dtype {array.dtype}; convert it explicitly "
+            "(e.g. np.asarray(X, dtype=np.float32))"
+        )
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float32 if array.dtype == np.float16 else np.float64)
     if not np.isfinite(array).all():

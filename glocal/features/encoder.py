@@ -9,26 +9,10 @@ from typing import Any
 
 import torch
 
+from glocal._device import resolve_device
 from glocal.errors import GlocalError
 from glocal.features.backends import BACKENDS, Built
-from glocal.features.registry import ModelConfig, get_config
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when present, else CPU; anything else is passed to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise GlocalError(f"device {device!r} is not a torch device (try auto, cpu, cuda)") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GlocalError(
-            f"device {device!r}: CUDA is not available here; use device='auto' or 'cpu'"
-        )
-    return resolved
+from glocal.features.models import ModelConfig, get_config
 
 
 def reduce_output(output: torch.Tensor, take: str, where: str) -> torch.Tensor:

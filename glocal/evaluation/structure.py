@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from glocal._io import check_feature_matrix
 from glocal.errors import GlocalError
-from glocal.metrics import Similarity, similarity_matrix
+from glocal.evaluation.similarity import Similarity, similarity_matrix
+from glocal.io import check_feature_matrix
 
 
 def _labels(labels: pd.Series | np.ndarray | Sequence, n: int | None = None) -> np.ndarray:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from glocal.data._registry import Entry, Remote, get_entry, registry, transform_name
 from glocal.errors import DataUnavailableError, GlocalError
+from glocal.io import ENV_CACHE, cache_dir
 
-ENV_CACHE = "GLOCAL_CACHE_DIR"
 ENV_MIRROR = "GLOCAL_DATA_DIR"
 ENV_OFFLINE = "GLOCAL_OFFLINE"
 STAGING_SUFFIX = ".download"
@@ -32,16 +32,6 @@ class ChecksumError(GlocalError):
 
 class UnpinnedDataWarning(UserWarning):
     """A file was served whose sha256 is not pinned in the registry yet."""
-
-
-def cache_dir() -> Path:
-    """The download cache: ``$GLOCAL_CACHE_DIR`` or the user cache folder (platformdirs)."""
-    value = os.environ.get(ENV_CACHE)
-    if value:
-        return Path(value).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("glocal", appauthor=False))
 
 
 def mirror_dir() -> Path | None:
@@ -132,7 +122,10 @@ def _check_file(entry: Entry, path: Path, where: str) -> bool:
         recorded = _sidecar(path)
         if recorded.is_file() and recorded.read_text().strip() != actual:
             raise _mismatch(
-                entry.name, path, recorded.read_text().strip(), actual,
+                entry.name,
+                path,
+                recorded.read_text().strip(),
+                actual,
                 f"delete it (and {recorded.name}) and fetch again",
             )
         _refuse_copy(entry, path, actual)
@@ -187,7 +180,10 @@ def _download(entry: Entry, target: Path) -> Path:
     LOG.info("downloading %s from %s to %s", entry.name, remote.url, target)
     try:
         pooch.retrieve(
-            remote.url, known_hash=known, fname=staging.name, path=staging.parent,
+            remote.url,
+            known_hash=known,
+            fname=staging.name,
+            path=staging.parent,
             downloader=_downloader(),
         )
     except ValueError as err:  # pooch: hash mismatch (the temporary file is already removed)
@@ -353,17 +349,41 @@ def _verify_file(entry: Entry, remote: Remote, file: Path, known: dict[str, str]
     if remote.sha256 is None:
         recorded = _sidecar(file).read_text().strip() if _sidecar(file).is_file() else None
         if recorded and recorded != actual:
-            return VerifyResult(entry.name, "mismatch", file, recorded, actual,
-                                "differs from the sha256 recorded at download")
+            return VerifyResult(
+                entry.name,
+                "mismatch",
+                file,
+                recorded,
+                actual,
+                "differs from the sha256 recorded at download",
+            )
         if twin and twin != entry.name:
-            return VerifyResult(entry.name, "mismatch", file, None, actual,
-                                f"byte copy of {twin}; not a genuine {entry.name} file")
-        return VerifyResult(entry.name, "unpinned", file, None, actual,
-                            "unpinned: pin this sha256 in glocal/data/registry.json")
+            return VerifyResult(
+                entry.name,
+                "mismatch",
+                file,
+                None,
+                actual,
+                f"byte copy of {twin}; not a genuine {entry.name} file",
+            )
+        return VerifyResult(
+            entry.name,
+            "unpinned",
+            file,
+            None,
+            actual,
+            "unpinned: pin this sha256 in glocal/data/registry.json",
+        )
     if actual == remote.sha256:
         return VerifyResult(entry.name, "ok", file, remote.sha256, actual)
-    return VerifyResult(entry.name, "mismatch", file, remote.sha256, actual,
-                        "sha256 differs from the registry; the file is not used")
+    return VerifyResult(
+        entry.name,
+        "mismatch",
+        file,
+        remote.sha256,
+        actual,
+        "sha256 differs from the registry; the file is not used",
+    )
 
 
 def _verify_release_copy(entry: Entry, file: Path, known: dict[str, str]) -> VerifyResult:
@@ -377,10 +397,22 @@ def _verify_release_copy(entry: Entry, file: Path, known: dict[str, str]) -> Ver
         )
         return VerifyResult(entry.name, "flagged", file, entry.release.sha256, actual, message)
     if twin:
-        return VerifyResult(entry.name, "flagged", file, entry.release.sha256, actual,
-                            f"byte copy of {twin}; not served")
-    return VerifyResult(entry.name, "mismatch", file, entry.release.sha256, actual,
-                        "differs from the recorded release file; not served")
+        return VerifyResult(
+            entry.name,
+            "flagged",
+            file,
+            entry.release.sha256,
+            actual,
+            f"byte copy of {twin}; not served",
+        )
+    return VerifyResult(
+        entry.name,
+        "mismatch",
+        file,
+        entry.release.sha256,
+        actual,
+        "differs from the recorded release file; not served",
+    )
 
 
 def verify(names: list[str] | None = None) -> list[VerifyResult]:
@@ -402,10 +434,14 @@ def verify(names: list[str] | None = None) -> list[VerifyResult]:
                 if file.is_dir():
                     found = True
                     complete = _folder_complete(entry, file)
-                    results.append(VerifyResult(
-                        entry.name, "ok" if complete else "mismatch", file,
-                        message="" if complete else f"fewer than {entry.n_folders} folders",
-                    ))
+                    results.append(
+                        VerifyResult(
+                            entry.name,
+                            "ok" if complete else "mismatch",
+                            file,
+                            message="" if complete else f"fewer than {entry.n_folders} folders",
+                        )
+                    )
                 continue
             if file.is_file():
                 found = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -14,17 +15,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from glocal._io import atomic_path
-from glocal._notebooks import (
+from companion.notebooks import (
     Notebook,
     cache_key,
     check_parameters_cell,
     discover,
     load_parameters,
+    notebook_code,
+    own_parameters,
     read_notebook,
     select,
 )
 from glocal.errors import GlocalError
+from glocal.io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -97,23 +100,36 @@ def _results_parameter(results_dir: Path, cwd: Path, root: Path) -> str:
 
 
 def parameters_for(notebook: Notebook, profile: str, layout: Layout) -> dict[str, Any]:
-    """The profile's parameters plus ``profile`` and ``results_dir`` (results/PROFILE/NN_slug)."""
-    params = load_parameters(notebook, profile)
+    """What papermill injects: ``profile``, ``results_dir`` (results/PROFILE/NN_slug) and
+    ``overrides``, the profile's resolved parameters (:func:`load_parameters`)."""
     results_dir = layout.results_dir / notebook.name
     results = _results_parameter(results_dir, notebook.path.parent, layout.root)
-    return {**params, "profile": profile, "results_dir": results}
+    return {
+        "profile": profile,
+        "results_dir": results,
+        "overrides": load_parameters(notebook, profile),
+    }
 
 
-def _check_parameter_names(notebook: Notebook, params: dict[str, Any]) -> None:
-    """Every injected parameter must be defined in the notebook's parameters cell (no typos)."""
+def _check_parameter_names(notebook: Notebook, profile: str, params: dict[str, Any]) -> None:
+    """The parameters cell defines what the runner injects, and the notebook uses every
+    parameter its own profile file sets (a misspelt name would otherwise pass unnoticed)."""
     import papermill
 
     known = papermill.inspect_notebook(str(notebook.path))
-    unknown = [name for name in params if name not in known]
-    if unknown:
+    missing = [name for name in params if name not in known]
+    if missing:
         raise GlocalError(
-            f"profile file {notebook.profile_file} sets {', '.join(unknown)}, which the "
-            f"parameters cell of {notebook.path} does not define; fix the name or add it there"
+            f"the parameters cell of {notebook.path} does not define {', '.join(missing)}, "
+            f"which the runner sets; define {', '.join(missing)} there (see DEVELOPERS.md)"
+        )
+    code = notebook_code(read_notebook(notebook.path))
+    unused = [name for name in own_parameters(notebook, profile) if not re.search(
+        rf"\b{re.escape(name)}\b", code)]  # fmt: skip
+    if unused:
+        raise GlocalError(
+            f"profile file {notebook.profile_file} sets {', '.join(unused)}, which "
+            f"{notebook.path} never uses; fix the name or remove it"
         )
 
 
@@ -212,7 +228,7 @@ def _plan(
             current.append(nb.name)
             continue
         check_parameters_cell(read_notebook(nb.path), nb.path)
-        _check_parameter_names(nb, params)
+        _check_parameter_names(nb, profile, params)
         jobs.append(_Job(nb, params, key, output))
     return current, jobs
 
@@ -236,7 +252,7 @@ def run_notebooks(
     report = Report(skipped=current)
     if not todo:
         return report
-    from glocal._kernel import kernel_name
+    from companion.kernel import kernel_name
 
     kernel = kernel_name()
     bar = tqdm(total=len(todo), desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
@@ -292,7 +308,7 @@ def reproduce(
     layout = layout or Layout.create(profile)
     report = run_notebooks(profile, layout, only, force, jobs) if run else Report()
     if book:
-        from glocal.book import build_book
+        from companion.book_build import build_book
 
         report.index = build_book(
             layout.root, layout.executed_dir, layout.build_dir, profile=profile, force=force
@@ -301,11 +317,7 @@ def reproduce(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m glocal.reproduce``: the same as ``glocal reproduce``."""
+    """``python -m companion``: the same as ``glocal reproduce``."""
     from glocal.cli import main as cli_main
 
     return cli_main(["reproduce", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -28,9 +28,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from glocal._io import check_feature_matrix
-from glocal.downstream import AnomalyDetectionResult, Classifier, anomaly_detection, few_shot
 from glocal.errors import GlocalError
+from glocal.evaluation.anomaly import AnomalyDetectionResult, anomaly_detection
+from glocal.evaluation.few_shot import Classifier, few_shot
+from glocal.io import check_feature_matrix
 
 Overlap = Literal["largest", "smallest", "drop"]
 

@@ -13,16 +13,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from glocal._io import check_feature_matrix
-from glocal.downstream import DEFAULT_CS, anomaly_detection, few_shot, summarize_few_shot
 from glocal.errors import GlocalError
-from glocal.metrics import (
-    neighbour_overlap,
-    neighbourhood_correlation,
-    odd_one_out_accuracy,
-    rsa,
+from glocal.evaluation.alignment import odd_one_out_accuracy, rsa
+from glocal.evaluation.anomaly import anomaly_detection
+from glocal.evaluation.categories import (
+    check_object_indices,
+    things_anomaly_detection,
+    things_few_shot,
 )
-from glocal.things_tasks import check_object_indices, things_anomaly_detection, things_few_shot
+from glocal.evaluation.few_shot import DEFAULT_CS, few_shot, summarize_few_shot
+from glocal.evaluation.neighbours import neighbour_overlap, neighbourhood_correlation
+from glocal.evaluation.similarity import apply_transform, default_similarity
+from glocal.io import check_feature_matrix
 
 #: The columns of :func:`compare`'s table, before the ``setting_*`` columns.
 COLUMNS = (
@@ -187,12 +189,11 @@ def compare(
     rows: list[dict[str, Any]] = []
     for name, (apply, source) in tqdm(named.items(), desc="transforms", disable=not progress):
         add = functools.partial(_add, rows, name, source)
-        mapped = functools.partial(_apply, apply)
         sim = settings.similarity
         if sim == "auto":
-            sim = "cosine" if apply is None else "dot"
+            sim = default_similarity(transformed=apply is not None)
         if things is not None:
-            Z = mapped(things)
+            (Z,) = apply_transform(apply, things)
             if triplets is not None:
                 value = odd_one_out_accuracy(Z, triplets, similarity=sim)
                 add(
@@ -227,14 +228,17 @@ def compare(
             if categories is not None:
                 _things_tasks(add, Z, categories, heldout, settings, progress)
         if contrast is not None:
-            _local_structure(add, contrast, mapped(contrast), settings)
+            _local_structure(add, contrast, apply_transform(apply, contrast)[0], settings)
         for dataset, (train_X, train_y, test_X, test_y) in data.items():
+            mapped_train, mapped_test = apply_transform(
+                apply, np.asarray(train_X), np.asarray(test_X)
+            )
             _downstream_tasks(
                 add,
                 dataset,
-                mapped(np.asarray(train_X)),
+                mapped_train,
                 np.asarray(train_y),
-                mapped(np.asarray(test_X)),
+                mapped_test,
                 np.asarray(test_y),
                 settings,
                 progress,
@@ -250,10 +254,6 @@ def compare(
 
 def _add(rows: list[dict[str, Any]], name: str, source: str, **row: Any) -> None:
     rows.append({"transform": name, "source": source, **row})
-
-
-def _apply(apply: Apply | None, X: np.ndarray) -> np.ndarray:
-    return X if apply is None else apply(X)
 
 
 def _local_structure(add: Callable, X: np.ndarray, Y: np.ndarray, settings: EvalSettings) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from glocal._io import atomic_path
 from glocal.errors import GlocalError
+from glocal.io import atomic_path
 
 #: One colour per representation, the same in every notebook.
 COLORS = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glocal import official
+from glocal import released
 from glocal.errors import GlocalError
 
 DINO_P16 = Path("transforms/dino-vit-base-p16/norm/transform.npz")
@@ -28,35 +28,35 @@ def save(path: Path, weights: np.ndarray, bias: np.ndarray | None = None) -> Pat
 
 
 def test_identity_distance_is_zero_for_a_scaled_identity_and_near_one_for_noise(rng):
-    beta, distance = official.identity_distance(3.0 * np.eye(50))
+    beta, distance = released.identity_distance(3.0 * np.eye(50))
     assert beta == pytest.approx(3.0) and distance == pytest.approx(0.0, abs=1e-12)
-    beta, distance = official.identity_distance(rng.standard_normal((400, 400)))
+    beta, distance = released.identity_distance(rng.standard_normal((400, 400)))
     assert abs(beta) < 0.2 and distance == pytest.approx(1.0, abs=0.01)
     W = 2.0 * np.eye(200) + 0.01 * rng.standard_normal((200, 200))
     off = 0.01 * np.sqrt(200 * 199) / np.linalg.norm(W)  # the expected off-diagonal share
-    assert official.identity_distance(W)[1] == pytest.approx(off, rel=0.05)
+    assert released.identity_distance(W)[1] == pytest.approx(off, rel=0.05)
     with pytest.raises(GlocalError, match="square"):
-        official.identity_distance(np.ones((3, 4)))
+        released.identity_distance(np.ones((3, 4)))
     with pytest.raises(GlocalError, match="zero matrix"):
-        official.identity_distance(np.zeros((3, 3)))
+        released.identity_distance(np.zeros((3, 3)))
 
 
 def test_spectrum_and_summary_of_a_small_transform(rng, tmp_path):
     W = rng.standard_normal((30, 30))
-    s = official.singular_values(W)
+    s = released.singular_values(W)
     np.testing.assert_allclose(s, np.linalg.svd(W, compute_uv=False), rtol=1e-10)
     assert np.all(np.diff(s) <= 0)
-    assert official.effective_rank(np.ones(30)) == pytest.approx(30.0)
-    assert official.effective_rank(np.r_[1.0, np.zeros(29)]) == pytest.approx(1.0)
-    summary = official.summarize_weights(
-        official.load_arrays(save(tmp_path / "t.npz", 0.5 * np.eye(30), np.full(30, 0.2)))
+    assert released.effective_rank(np.ones(30)) == pytest.approx(30.0)
+    assert released.effective_rank(np.r_[1.0, np.zeros(29)]) == pytest.approx(1.0)
+    summary = released.summarize_weights(
+        released.load_arrays(save(tmp_path / "t.npz", 0.5 * np.eye(30), np.full(30, 0.2)))
     )
     assert summary["p"] == 30 and summary["beta"] == pytest.approx(0.5)
     assert summary["rel_dist_scaled_identity"] == pytest.approx(0.0, abs=1e-6)
     assert summary["condition_number"] == pytest.approx(1.0)
     assert summary["bias_norm"] == pytest.approx(0.2 * np.sqrt(30), rel=1e-6)
     assert summary["bias_norm_per_sqrt_p"] == pytest.approx(0.2, rel=1e-6)
-    no_bias = official.summarize_weights(official.load_arrays(save(tmp_path / "u.npz", W)))
+    no_bias = released.summarize_weights(released.load_arrays(save(tmp_path / "u.npz", W)))
     assert np.isnan(no_bias["bias_norm"])
 
 
@@ -66,21 +66,21 @@ def test_compare_files_tells_byte_array_and_weight_differences(rng, tmp_path):
     b = tmp_path / "b.npz"
     shutil.copy(a, b)
     c = save(tmp_path / "c.npz", 1.1 * W, np.zeros(8))
-    same = official.compare_files(a, b)
+    same = released.compare_files(a, b)
     assert same["same_bytes"] and same["same_arrays"] and same["weights_rel_diff"] == 0.0
-    other = official.compare_files(a, c)
+    other = released.compare_files(a, c)
     assert not other["same_bytes"] and not other["same_arrays"]
     assert other["weights_rel_diff"] == pytest.approx(0.1 / 1.1, rel=1e-5)
 
 
 def test_nothing_available_offline_lists_every_transform_with_its_fetch_command(no_network):
-    found = official.locate_transforms(download=False)
+    found = released.locate_transforms(download=False)
     assert len(found) == 12 and not any(t.available for t in found)
-    table = official.availability_table(found)
+    table = released.availability_table(found)
     assert table["fetch_command"].str.startswith("glocal data fetch transform/").all()
     assert table["reason"].str.contains("cannot get").all()
-    assert official.transform_table(found)["p"].isna().all()
-    assert official.spectra_table(found).empty
+    assert released.transform_table(found)["p"].isna().all()
+    assert released.spectra_table(found).empty
 
 
 @pytest.fixture
@@ -92,23 +92,23 @@ def mirror(data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> P
 
 
 def test_the_mirror_has_nine_transforms_and_each_is_near_a_scaled_identity(mirror):
-    found = official.locate_transforms(download=False)
+    found = released.locate_transforms(download=False)
     missing = {t.model for t in found if not t.available}
     assert missing == MISSING
     dinov2 = next(t for t in found if t.model == "dinov2-vit-base-p14")
     assert dinov2.path == mirror / DINOV2_GENUINE and "override" in dinov2.served_from
     # the three smallest matrices keep the test fast
     small = [t for t in found if t.model in ("resnet18", "dino-vit-base-p16", "clip_RN50")]
-    table = official.transform_table(small)
+    table = released.transform_table(small)
     assert (table["rel_dist_scaled_identity"] < 0.35).all()
     assert (table["beta"] > 0).all()
-    spectra = official.spectra_table(small)
+    spectra = released.spectra_table(small)
     assert len(spectra) == 512 + 768 + 1024
     assert (spectra.groupby("model")["relative"].max() == 1.0).all()
 
 
 def test_duplicate_report_finds_the_dinov2_byte_copy(mirror):
-    report = official.duplicate_report()
+    report = released.duplicate_report()
     assert len(report) == 2
     twin, genuine = report.iloc[0], report.iloc[1]
     assert twin["file_b"] == "transform/dino-vit-base-p16/norm"
@@ -126,7 +126,7 @@ def test_duplicate_report_without_the_release_copy_says_where_to_get_it(
         (partial / rel).parent.mkdir(parents=True)
         shutil.copy(mirror / rel, partial / rel)
     monkeypatch.setenv("GLOCAL_DATA_DIR", str(partial))
-    report = official.duplicate_report()
+    report = released.duplicate_report()
     assert report["registry_says_same"].tolist() == [True, False]
     assert report["note"].str.contains("release copy not present").all()
     assert "same_bytes" not in report

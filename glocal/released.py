@@ -223,9 +223,7 @@ def compare_files(a: str | Path, b: str | Path) -> dict[str, object]:
     )
     Wa = arrays_a["weights"].astype(np.float64)
     Wb = arrays_b["weights"].astype(np.float64)
-    rel = (
-        float(np.linalg.norm(Wa - Wb) / np.linalg.norm(Wb)) if Wa.shape == Wb.shape else np.nan
-    )
+    rel = float(np.linalg.norm(Wa - Wb) / np.linalg.norm(Wb)) if Wa.shape == Wb.shape else np.nan
     sha_a, sha_b = data.sha256sum(a), data.sha256sum(b)
     return {
         "sha256_a": sha_a,
@@ -275,8 +273,6 @@ def duplicate_report(download: bool = False) -> pd.DataFrame:
                 )
             if release_copy is not None and other_path is not None:
                 row.update(compare_files(release_copy, other_path))
-                row["note"] = (
-                    "the registry serves this file instead of the copy" if genuine else ""
-                )
+                row["note"] = "the registry serves this file instead of the copy" if genuine else ""
             rows.append(row)
     return pd.DataFrame(rows)

@@ -1,5 +1,5 @@
-"""A controlled world with planted global (category) and local (subclass) structure, in which
-naive, global and gLocal alignment have known, predictable effects."""
+"""Notebook 09's controlled simulation: fit the three transforms in planted worlds, then check
+predictions written before the results."""
 
 from __future__ import annotations
 
@@ -12,146 +12,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glocal.downstream import few_shot
 from glocal.errors import GlocalError
-from glocal.metrics import neighbour_overlap, odd_one_out_accuracy, rsa
+from glocal.evaluation.alignment import odd_one_out_accuracy, rsa
+from glocal.evaluation.few_shot import few_shot
+from glocal.evaluation.neighbours import neighbour_overlap
+from glocal.evaluation.similarity import apply_transform, default_similarity
+from glocal.planted import World, WorldConfig, make_world
 from glocal.transform import GlocalTransform
-from glocal.triplets import simulate_triplets
 
 #: The transforms fitted in every world, in display order (``original`` = no transform).
 TRANSFORMS: tuple[str, ...] = ("original", "naive", "global", "glocal")
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    """Sizes and strengths of one simulated world.
-
-    Every object belongs to one of ``n_categories`` categories and, inside it, to one of
-    ``n_subclasses`` subclasses. Three independent latent blocks describe an object: its
-    category centre u (``category_dims``), its subclass offset v (``subclass_dims``) and its own
-    noise e (``noise_dims``), each with unit expected squared norm.
-
-    * network features: ``x = R [network_category · u, network_subclass · v, network_noise · e]``
-      with R a random rotation: strong local (subclass) structure, weak category signal;
-    * human embedding: ``h = human_scale · [u, human_subclass · v] / √(1 + human_subclass²)``:
-      people judge mainly by category and see the subclass only with weight
-      ``human_subclass``; ``human_scale`` fixes the total signal (how deterministic the
-      simulated choices are) whatever the weight.
-
-    Triplets are simulated from h (softmax choice model); the contrast set and the downstream
-    objects are fresh draws of x from the same world.
-    """
-
-    n_categories: int = 8
-    n_subclasses: int = 4
-    objects_per_subclass: int = 12
-    category_dims: int = 8
-    subclass_dims: int = 16
-    noise_dims: int = 40
-    network_category: float = 0.4
-    network_subclass: float = 1.0
-    network_noise: float = 1.5
-    human_scale: float = 2.0
-    human_subclass: float = 0.2
-    heldout_fraction: float = 0.25
-    n_train_triplets: int = 50_000
-    n_test_triplets: int = 10_000
-    n_contrast: int = 2000
-    downstream_per_subclass: int = 20
-
-    @property
-    def n_features(self) -> int:
-        """Dimension p of the network features."""
-        return self.category_dims + self.subclass_dims + self.noise_dims
-
-
-@dataclass(frozen=True)
-class World:
-    """One draw of a world: THINGS-like objects with triplets, a contrast set, downstream data."""
-
-    config: WorldConfig
-    X: np.ndarray  # (m, p) network features of the triplet objects
-    H: np.ndarray  # (m, q) human embedding of the same objects
-    category: np.ndarray  # (m,) category of each object
-    subclass: np.ndarray  # (m,) subclass id (unique over categories) of each object
-    train_objects: np.ndarray
-    test_objects: np.ndarray
-    train_triplets: np.ndarray
-    test_triplets: np.ndarray
-    contrast: np.ndarray  # (n_contrast, p) fresh network features for the local term
-    probe: np.ndarray  # (n_probe, p) fresh network features: neighbourhoods, downstream tasks
-    probe_category: np.ndarray
-    probe_subclass: np.ndarray
-
-
-def _check(config: WorldConfig) -> None:
-    counts = ("n_categories", "n_subclasses", "objects_per_subclass", "category_dims",
-              "subclass_dims", "noise_dims", "n_train_triplets", "n_test_triplets",
-              "n_contrast", "downstream_per_subclass")  # fmt: skip
-    for name in counts:
-        if getattr(config, name) < 1:
-            raise GlocalError(f"WorldConfig.{name} must be at least 1, got {getattr(config, name)}")
-    if config.n_categories < 2 or config.n_subclasses < 2:
-        raise GlocalError("WorldConfig: need at least 2 categories and 2 subclasses per category")
-    if not 0.0 < config.heldout_fraction < 1.0:
-        raise GlocalError(
-            f"WorldConfig.heldout_fraction must lie in (0, 1), got {config.heldout_fraction}"
-        )
-
-
-def _blocks(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
-    """n Gaussian vectors with unit expected squared norm."""
-    return rng.standard_normal((n, dims)) / np.sqrt(dims)
-
-
-def make_world(config: WorldConfig | None = None, seed: int = 0) -> World:
-    """Draw a world (see :class:`WorldConfig`); everything is fixed by ``seed``."""
-    config = config or WorldConfig()
-    _check(config)
-    rng = np.random.default_rng(seed)
-    K, S = config.n_categories, config.n_subclasses
-    centres = _blocks(rng, K, config.category_dims)
-    offsets = _blocks(rng, K * S, config.subclass_dims)
-    rotation = np.linalg.qr(rng.standard_normal((config.n_features, config.n_features)))[0]
-
-    def draw(subclass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        u, v = centres[subclass // S], offsets[subclass]
-        e = _blocks(rng, len(subclass), config.noise_dims)
-        latent = np.hstack(
-            [config.network_category * u, config.network_subclass * v, config.network_noise * e]
-        )
-        human = np.hstack([u, config.human_subclass * v]) * (
-            config.human_scale / np.sqrt(1.0 + config.human_subclass**2)
-        )
-        return (latent @ rotation.T).astype(np.float32), human
-
-    subclass = np.repeat(np.arange(K * S), config.objects_per_subclass)
-    X, H = draw(subclass)
-    m = len(subclass)
-    order = rng.permutation(m)
-    n_test = max(3, int(round(config.heldout_fraction * m)))
-    test_objects, train_objects = np.sort(order[:n_test]), np.sort(order[n_test:])
-    seeds = rng.integers(0, 2**31, size=2)
-    train = simulate_triplets(H, config.n_train_triplets, train_objects, seed=int(seeds[0]))
-    test = simulate_triplets(H, config.n_test_triplets, test_objects, seed=int(seeds[1]))
-    contrast, _ = draw(rng.integers(0, K * S, size=config.n_contrast))
-    probe_subclass = np.repeat(np.arange(K * S), config.downstream_per_subclass)
-    probe, _ = draw(probe_subclass)
-    return World(
-        config=config,
-        X=X,
-        H=H,
-        category=subclass // S,
-        subclass=subclass,
-        train_objects=train_objects,
-        test_objects=test_objects,
-        train_triplets=train,
-        test_triplets=test,
-        contrast=contrast,
-        probe=probe,
-        probe_category=probe_subclass // S,
-        probe_subclass=probe_subclass,
-    )
 
 
 @dataclass(frozen=True)
@@ -211,12 +81,12 @@ def fit_transforms(
     return fitted
 
 
-def _apply(transform: Any, X: np.ndarray) -> np.ndarray:
-    return X if transform is None else transform.transform(X)
-
-
 def _within_category_few_shot(
-    Z: np.ndarray, category: np.ndarray, subclass: np.ndarray, shots: Sequence[int], repeats: int,
+    Z: np.ndarray,
+    category: np.ndarray,
+    subclass: np.ndarray,
+    shots: Sequence[int],
+    repeats: int,
     seed: int,
 ) -> pd.DataFrame:
     """Subclass few-shot classification inside each category, one table over categories."""
@@ -252,9 +122,8 @@ def evaluate_world(
     generator = odd_one_out_accuracy(world.H, world.test_triplets)
     held = world.test_objects
     for name, transform in fitted.items():
-        similarity = "cosine" if transform is None else "dot"
-        Z = _apply(transform, world.X)
-        probe = _apply(transform, world.probe)
+        similarity = default_similarity(transformed=transform is not None)
+        Z, probe = apply_transform(transform, world.X, world.probe)
 
         def add(metric: str, value: float, name: str = name) -> None:
             rows.append({"transform": name, "metric": metric, "value": float(value)})

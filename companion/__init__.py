@@ -1,0 +1,35 @@
+"""The paper companion: what the result notebooks, the papermill runner and the book build share.
+
+It uses only the public API of the ``glocal`` library and is not part of it: the notebook
+start-up (``session``), profile inputs (``inputs``), cached fits (``fits``), measurement
+tables (``tables``), the controlled simulation (``scenarios``), ``plotting``, the notebooks as
+data (``notebooks``), the runner (``runner``: ``python -m companion`` or ``glocal reproduce``),
+the book build (``book_build``) and the Jupyter kernelspec (``kernel``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# What the notebooks use as ``cp.NAME``; loaded on first use so the CLI stays fast.
+_EXPORTS = {
+    "setup": "companion.session",
+    "CHANCE": "companion.inputs",
+    "load_inputs": "companion.inputs",
+    "fit_transform": "companion.fits",
+    "fit_transforms": "companion.fits",
+    "fit_summary": "companion.fits",
+    "alignment_table": "companion.tables",
+    "anomaly_table": "companion.tables",
+    "evaluate": "companion.tables",
+    "few_shot_table": "companion.tables",
+    "local_structure_table": "companion.tables",
+    "nearest_concepts": "companion.tables",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'companion' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

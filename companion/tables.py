@@ -1,0 +1,241 @@
+"""The result notebooks' measurements as tidy tables: alignment, local structure, downstream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from companion.inputs import (
+    CHANCE,
+    IMAGE_DATASETS,
+    THINGS_TASKS,
+    Inputs,
+    _seed,
+    image_downstream,
+)
+from glocal import things
+from glocal.errors import GlocalError
+from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.evaluation.anomaly import anomaly_detection
+from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
+from glocal.evaluation.few_shot import few_shot
+from glocal.evaluation.neighbours import neighbour_overlap
+from glocal.evaluation.similarity import apply_transform, default_similarity
+from glocal.transform import GlocalTransform
+
+
+def representations(
+    features: np.ndarray, transforms: Mapping[str, GlocalTransform]
+) -> dict[str, np.ndarray]:
+    """``{"original": features, name: transform(features), ...}``."""
+    return {"original": features, **{k: t.transform(features) for k, t in transforms.items()}}
+
+
+def _interval(p: float, n: int) -> tuple[float, float]:
+    """95% Wilson interval of a proportion ``p`` of ``n`` trials."""
+    z = 1.959964
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
+    """Odd-one-out accuracy on the held-out test triplets, with chance and the ceiling.
+
+    The original features are scored zero-shot with cosine similarity, transformed ones with
+    dot products (as in the paper); intervals are 95% Wilson intervals over test triplets.
+    """
+    test = inputs.triplets.test
+    rows = []
+    for name, Z in representations(inputs.features, transforms).items():
+        similarity = default_similarity(transformed=name != "original")
+        acc = odd_one_out_accuracy(Z, test, similarity=similarity)
+        low, high = _interval(acc, len(test))
+        rows.append({
+            "source": inputs.label, "representation": "zero-shot" if name == "original" else name,
+            "accuracy": acc, "ci_low": low, "ci_high": high, "n_test": len(test),
+            "similarity": similarity, "reference": False,
+        })  # fmt: skip
+    references = {"chance": CHANCE, inputs.triplets.ceiling_label: inputs.triplets.ceiling}
+    for name, value in references.items():
+        rows.append({"source": inputs.label, "representation": name, "accuracy": value,
+                     "n_test": len(test), "reference": True})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def local_structure_table(
+    inputs: Inputs,
+    transforms: Mapping[str, GlocalTransform],
+    ks: Sequence[int] = (1, 5, 10, 25, 50),
+) -> pd.DataFrame:
+    """Fraction of shared k-nearest neighbours (cosine), original vs each transform.
+
+    Measured on the held-out THINGS concepts and on the held-out contrast items (never seen by
+    the fit); 1 means the transform kept every neighbourhood.
+    """
+    sets = {
+        "held-out THINGS concepts": inputs.features[inputs.triplets.heldout],
+        "held-out contrast items": inputs.contrast_eval,
+    }
+    rows = []
+    for items, X in sets.items():
+        usable = [k for k in ks if k < len(X)]
+        for name, t in transforms.items():
+            for k, value in neighbour_overlap(X, t.transform(X), usable, "cosine").items():
+                rows.append({"source": inputs.label, "items": items, "transform": name, "k": k,
+                             "overlap": value, "n_items": len(X)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def nearest_concepts(
+    inputs: Inputs,
+    transforms: Mapping[str, GlocalTransform],
+    n_queries: int = 6,
+    k: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The k nearest held-out concepts (cosine) of a few held-out query concepts, per space.
+
+    Queries are a seeded sample of held-out concepts whose THINGS word is unique; one row per
+    (query, representation) lists the neighbours' words, most similar first.
+    """
+    from glocal.evaluation.neighbours import nearest_neighbours
+
+    concepts = things.concepts()
+    words = concepts["Word"].to_numpy()
+    heldout = inputs.triplets.heldout
+    unique = [i for i, obj in enumerate(heldout) if (words == words[obj]).sum() == 1]
+    rng = np.random.default_rng(_seed(seed, 6))
+    queries = np.sort(rng.choice(unique, size=min(n_queries, len(unique)), replace=False))
+    rows = []
+    for name, Z in representations(inputs.features[heldout], transforms).items():
+        neighbours = nearest_neighbours(Z, k, "cosine")
+        for q in queries:
+            rows.append({"query": words[heldout[q]], "representation": name,
+                         "neighbours": ", ".join(words[heldout[neighbours[q]]])})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _task_data(inputs: Inputs, task: str) -> Any:
+    """THINGS categories (THINGS tasks) or (train_X, train_y, test_X, test_y) (image datasets)."""
+    if task in THINGS_TASKS:
+        return things.categories()
+    if task in IMAGE_DATASETS:
+        return image_downstream(inputs.model, inputs.module, task)
+    raise GlocalError(
+        f"unknown downstream task {task!r}; choose from {list(THINGS_TASKS)} (text, quick) or "
+        f"{list(IMAGE_DATASETS)} (image features, paper)"
+    )
+
+
+def few_shot_table(
+    inputs: Inputs,
+    transforms: Mapping[str, GlocalTransform],
+    tasks: Sequence[str] = tuple(THINGS_TASKS),
+    shots: Sequence[int] = (1, 2, 5),
+    n_repeats: int = 10,
+    n_test_per_class: int = 5,
+    classifiers: Sequence[str] = ("logreg",),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Few-shot accuracy per episode for every representation (original first) and task.
+
+    THINGS tasks classify held-out concepts into categories (support and test concepts both
+    held out, ``n_test_per_class`` test concepts per class); image datasets train on their
+    training split and test on ``n_test_per_class`` test images per class. All representations
+    see the same episodes. Summarise with :func:`glocal.summarize_few_shot`.
+    """
+    frames = []
+    for task in tasks:
+        task_data = _task_data(inputs, task)
+        for name in ("original", *transforms):
+            t = transforms.get(name)
+            common = {"shots": shots, "n_test_per_class": n_test_per_class,
+                      "n_repeats": n_repeats, "classifier": classifiers, "seed": seed,
+                      "progress": False}  # fmt: skip
+            if task in THINGS_TASKS:
+                (Z,) = apply_transform(t, inputs.features)
+                result = things_few_shot(
+                    Z, task_data, inputs.triplets.heldout, overlap=THINGS_TASKS[task], **common
+                )
+            else:
+                tr_X, tr_y, te_X, te_y = task_data
+                tr_X, te_X = apply_transform(t, tr_X, te_X)
+                result = few_shot(tr_X, tr_y, te_X, te_y, **common)
+            frames.append(result.assign(representation=name, task=task))
+    return pd.concat(frames, ignore_index=True)
+
+
+def anomaly_table(
+    inputs: Inputs,
+    transforms: Mapping[str, GlocalTransform],
+    tasks: Sequence[str] = tuple(THINGS_TASKS),
+    k: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One-vs-rest anomaly detection AUROC per class, for every representation and task.
+
+    Each class in turn is normal; test items are scored by their mean cosine distance to the
+    k nearest normal training items. THINGS tasks use held-out concepts only
+    (:func:`glocal.things_anomaly_detection`); image datasets their train/test splits.
+    """
+    frames = []
+    for task in tasks:
+        task_data = _task_data(inputs, task)
+        for name in ("original", *transforms):
+            t = transforms.get(name)
+            if task in THINGS_TASKS:
+                (Z,) = apply_transform(t, inputs.features)
+                result = things_anomaly_detection(
+                    Z, task_data, inputs.triplets.heldout, k=k, overlap=THINGS_TASKS[task],
+                    seed=seed,
+                )  # fmt: skip
+            else:
+                tr_X, tr_y, te_X, te_y = task_data
+                tr_X, te_X = apply_transform(t, tr_X, te_X)
+                result = anomaly_detection(tr_X, tr_y, te_X, te_y, k=k, progress=False)
+            frames.append(result.per_class.assign(representation=name, task=task))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate(
+    inputs: Inputs,
+    transforms: Mapping[str, GlocalTransform],
+    k: int = 10,
+    shots: int = 5,
+    n_repeats: int = 5,
+    anomaly_k: int = 5,
+    task: str = "things-fine",
+    classifier: str = "logreg",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per representation: held-out alignment, k-NN overlap, few-shot, anomaly AUROC.
+
+    A compact summary for sweeps (alpha, number of triplets): ``alignment`` is the held-out
+    odd-one-out accuracy, ``overlap_things``/``overlap_contrast`` the k-NN overlap with the
+    original features on held-out concepts / contrast items, ``few_shot`` the mean accuracy of
+    ``shots``-shot ``classifier`` ("logreg" or "centroid") over ``n_repeats`` episodes and
+    ``auroc`` the mean anomaly AUROC on ``task``.
+    """
+    align = alignment_table(inputs, transforms).set_index("representation")["accuracy"]
+    local = local_structure_table(inputs, transforms, (k,))
+    fs = few_shot_table(
+        inputs, transforms, (task,), (shots,), n_repeats, classifiers=(classifier,), seed=seed
+    )
+    fs_mean = fs.groupby("representation")["accuracy"].mean()
+    ad = anomaly_table(inputs, transforms, (task,), anomaly_k, seed)
+    auroc = ad.groupby("representation")["auroc"].mean()
+    rows = []
+    for name in ("original", *transforms):
+        overlap = local[local["transform"] == name].set_index("items")["overlap"]
+        rows.append({
+            "representation": name,
+            "alignment": align["zero-shot" if name == "original" else name],
+            "overlap_things": overlap.get("held-out THINGS concepts", 1.0),
+            "overlap_contrast": overlap.get("held-out contrast items", 1.0),
+            "few_shot": fs_mean[name], "auroc": auroc[name],
+        })  # fmt: skip
+    return pd.DataFrame(rows)

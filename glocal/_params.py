@@ -1,0 +1,96 @@
+"""Hyper-parameter constraints: one check per parameter, and help texts read from numpydoc."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from glocal.errors import GlocalError
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A check of one hyper-parameter's value; ``describe`` says what is allowed."""
+
+    check: Callable[[Any], bool]
+    describe: str
+
+    def validate(self, name: str, value: Any) -> None:
+        """Raise a :class:`GlocalError` naming ``name`` and what is allowed, if ``value`` fails."""
+        if not self.check(value):
+            raise GlocalError(f"{name} must be {self.describe}, got {value!r}")
+
+
+def _real(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def interval(low: float, high: float, *, closed: str = "both") -> Constraint:
+    """A finite real number in the interval (``closed``: both, left, right or neither end)."""
+    lo_ok = (lambda v: v >= low) if closed in ("both", "left") else (lambda v: v > low)
+    hi_ok = (lambda v: v <= high) if closed in ("both", "right") else (lambda v: v < high)
+    left = "[" if closed in ("both", "left") else "("
+    right = "]" if closed in ("both", "right") else ")"
+    shown_high = "∞" if math.isinf(high) else f"{high:g}"
+    return Constraint(
+        lambda v: _real(v) and lo_ok(v) and hi_ok(v),
+        f"a finite number in {left}{low:g}, {shown_high}{right}",
+    )
+
+
+def integer(low: int, *, allow_none: bool = False) -> Constraint:
+    """An int of at least ``low`` (a bool is not an int here); optionally None."""
+
+    def check(v: Any) -> bool:
+        if v is None:
+            return allow_none
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    return Constraint(check, f"an integer >= {low}" + (" or None" if allow_none else ""))
+
+
+def options(choices: Collection[str]) -> Constraint:
+    """One of the given strings."""
+    ordered = sorted(choices)
+    return Constraint(lambda v: v in ordered, f"one of {ordered}")
+
+
+BOOLEAN = Constraint(lambda v: isinstance(v, bool), "True or False")
+TEXT = Constraint(lambda v: isinstance(v, str) and bool(v), "a non-empty string")
+
+
+def parameter_docs(docstring: str | None) -> dict[str, str]:
+    """The first sentence of each entry in a numpydoc ``Parameters`` section, by name."""
+    text = docstring or ""
+    match = re.search(r"^\s*Parameters\s*\n\s*-+\s*\n(.*?)(?:^\s*\w[\w ]*\n\s*-+\s*$|\Z)", text,
+                      re.S | re.M)  # fmt: skip
+    if not match:
+        return {}
+    docs: dict[str, str] = {}
+    current: str | None = None
+    lines: list[str] = []
+    indent = None
+    for line in match.group(1).splitlines():
+        head = re.match(r"^(\s*)(\w+)\s*:", line)
+        if head and (indent is None or len(head.group(1)) <= indent):
+            if current:
+                docs[current] = " ".join(lines)
+            indent = len(head.group(1))
+            current, lines = head.group(2), []
+        elif current and line.strip():
+            lines.append(line.strip())
+    if current:
+        docs[current] = " ".join(lines)
+    return {name: _first_sentence(text) for name, text in docs.items()}
+
+
+def _first_sentence(text: str) -> str:
+    end = re.search(r"\.(\s|$)", text)
+    return text[: end.start() + 1] if end else text

@@ -1,0 +1,127 @@
+"""Local structure: nearest neighbours and how many of them a transform keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from scipy.stats import rankdata
+
+from glocal.errors import GlocalError
+from glocal.evaluation.similarity import Similarity, similarity_rows
+from glocal.io import check_feature_matrix
+
+
+def _prepare(X: np.ndarray, similarity: Similarity, where: str) -> np.ndarray:
+    return similarity_rows(check_feature_matrix(X, where), similarity)
+
+
+def nearest_neighbours(
+    X: np.ndarray, k: int, similarity: Similarity = "cosine", chunk_size: int = 2048
+) -> np.ndarray:
+    """Indices (n, k) of each row's k most similar other rows, most similar first.
+
+    Works through ``chunk_size`` rows at a time, so memory is O(chunk_size · n).
+    """
+    Xs = _prepare(X, similarity, "X")
+    n = len(Xs)
+    if not 1 <= k < n:
+        raise GlocalError(f"k must lie in [1, {n - 1}] for {n} rows, got {k}")
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        sims = Xs[start:stop] @ Xs.T
+        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        part_sims = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-part_sims, axis=1, kind="stable")
+        out[start:stop] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def _check_pair(X: np.ndarray, Y: np.ndarray) -> None:
+    if np.ndim(X) != 2 or np.ndim(Y) != 2:
+        raise GlocalError(
+            f"X and Y must be 2-D feature matrices, got shapes {np.shape(X)} and {np.shape(Y)}"
+        )
+    if len(X) != len(Y):
+        raise GlocalError(
+            f"X has {len(X)} rows but Y has {len(Y)}; pass the original and transformed "
+            "features of the same held-out items"
+        )
+
+
+def neighbour_overlap(
+    X: np.ndarray,
+    Y: np.ndarray,
+    ks: Sequence[int] = (1, 5, 10, 50),
+    similarity: Similarity = "cosine",
+    similarity_y: Similarity | None = None,
+    chunk_size: int = 2048,
+) -> dict[int, float]:
+    """Mean fraction of shared k-nearest neighbours between two representations of the same items.
+
+    ``X`` holds the original and ``Y`` the transformed features of a held-out set; for each k
+    the result is mean_i |N_k^X(i) ∩ N_k^Y(i)| / k (an item is not its own neighbour).
+    ``similarity_y`` defaults to ``similarity``.
+    """
+    _check_pair(X, Y)
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise GlocalError("ks: give at least one neighbourhood size")
+    k_max = ks[-1]
+    nx = nearest_neighbours(X, k_max, similarity, chunk_size)
+    ny = nearest_neighbours(Y, k_max, similarity_y or similarity, chunk_size)
+    result = {}
+    for k in ks:
+        both = np.sort(np.concatenate([nx[:, :k], ny[:, :k]], axis=1), axis=1)
+        shared = (both[:, 1:] == both[:, :-1]).sum(axis=1)
+        result[k] = float(shared.mean() / k)
+    return result
+
+
+def _neighbour_similarities(Z: np.ndarray, neighbours: np.ndarray, chunk_size: int) -> np.ndarray:
+    out = np.empty(neighbours.shape)
+    for start in range(0, len(Z), chunk_size):
+        stop = min(start + chunk_size, len(Z))
+        out[start:stop] = np.einsum("np,nkp->nk", Z[start:stop], Z[neighbours[start:stop]])
+    return out
+
+
+def neighbourhood_correlation(
+    X: np.ndarray,
+    Y: np.ndarray,
+    k: int = 10,
+    similarity: Similarity = "cosine",
+    similarity_y: Similarity | None = None,
+    method: Literal["spearman", "pearson"] = "spearman",
+    chunk_size: int = 2048,
+) -> float:
+    """Mean over items of the correlation of their similarities to their k nearest neighbours.
+
+    Each item's neighbourhood is its k nearest neighbours in ``X`` (the original features);
+    the item's similarities to them in ``X`` and in ``Y`` are correlated (Spearman by default)
+    and the correlations are averaged over items (items with constant similarities are skipped).
+    """
+    _check_pair(X, Y)
+    if k < 2:
+        raise GlocalError(f"k must be at least 2 to correlate similarities, got {k}")
+    if method not in ("spearman", "pearson"):
+        raise GlocalError(f"method must be 'spearman' or 'pearson', got {method!r}")
+    neighbours = nearest_neighbours(X, k, similarity, chunk_size)
+    Xs = _prepare(X, similarity, "X")
+    Ys = _prepare(Y, similarity_y or similarity, "Y")
+    sx = _neighbour_similarities(Xs, neighbours, chunk_size)
+    sy = _neighbour_similarities(Ys, neighbours, chunk_size)
+    if method == "spearman":
+        sx, sy = rankdata(sx, axis=1), rankdata(sy, axis=1)
+    sx = sx - sx.mean(axis=1, keepdims=True)
+    sy = sy - sy.mean(axis=1, keepdims=True)
+    denom = np.sqrt((sx * sx).sum(axis=1) * (sy * sy).sum(axis=1))
+    valid = denom > 0
+    if not valid.any():
+        raise GlocalError(
+            "every neighbourhood has constant similarities; the correlation is undefined"
+        )
+    return float(((sx * sy).sum(axis=1)[valid] / denom[valid]).mean())
