@@ -29,6 +29,30 @@ def cache_dir() -> Path:
 
 
 @contextmanager
+def file_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator[Path]:
+    """Hold an inter-process lock for ``path`` (the file ``PATH.lock`` beside it).
+
+    Every cache writer takes it before checking whether its result already exists, so that of
+    two processes (parallel notebooks, Dask workers) asking for the same thing, one does the
+    work and the other waits, then finds the finished result. ``timeout`` (seconds) raises
+    :class:`GlocalError` instead of waiting for ever.
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(path)
+    lock = target.with_name(target.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(lock, timeout=-1 if timeout is None else timeout):
+            yield target
+    except Timeout as err:
+        raise GlocalError(
+            f"{target} is locked by another process ({lock}) for more than {timeout} s; wait for "
+            "it to finish, or delete the lock file if no glocal process is running"
+        ) from err
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     target = Path(path)
