@@ -10,12 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from companion.notebooks import package_hash
 from glocal.errors import GlocalError
+from glocal.io import atomic_path, file_lock
 
 RESULTS_PAGES = "book/results"
 KEY_FILE = "book.key.json"
@@ -77,9 +79,8 @@ def sync_results(root: Path, executed_dir: Path, profile: str) -> list[str]:
         source, copy = executed_dir / f"{name}.ipynb", target / f"{name}.ipynb"
         # Copy only when the content differs (an unchanged copy keeps its mtime).
         if not copy.is_file() or not filecmp.cmp(source, copy, shallow=False):
-            tmp = copy.with_name(f".{copy.name}.tmp")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, copy)
+            with atomic_path(copy) as tmp:
+                shutil.copyfile(source, tmp)
     return pages
 
 
@@ -155,17 +156,38 @@ def build_book(
     broken cross-reference, a missing image, a toc entry without a file) fails it, and the
     warnings are listed in the error and in ``BUILD_DIR/book-build.log``. Docstrings that are not
     valid reStructuredText are shown verbatim (``book/_ext/verbatim_docstrings.py``) instead.
+
+    Builds of one book run one at a time: they share the copies in ``book/results/`` and the
+    staging folder ``BUILD_DIR/.jupyter-book``. A build that waited for another finds the key
+    current and returns the site the other built.
     """
+    since = time.time()
     root = Path(root).resolve()
     executed = Path(executed_dir).resolve()
     build = Path(build_dir).resolve() if build_dir is not None else root / "_build"
     if not (root / "_config.yml").is_file():
         raise GlocalError(f"{root / '_config.yml'} does not exist; pass the book's root folder")
+    # Always this order (the book's copies, then the build folder), so that builds cannot
+    # deadlock. The first lock file is hidden inside the git-ignored book/results/.
+    with file_lock(root / RESULTS_PAGES / ".sync"), file_lock(build / "html"):
+        return _build_locked(root, executed, build, profile, force, since)
+
+
+def _build_locked(
+    root: Path, executed: Path, build: Path, profile: str, force: bool, since: float
+) -> Path:
     sync_results(root, executed, profile)
     key = _sources_key(root)
     key_file, index = build / KEY_FILE, build / "html" / "index.html"
-    if not force and index.is_file() and key_file.is_file():
-        if json.loads(key_file.read_text(encoding="utf-8")).get("key") == key:
+    if index.is_file() and key_file.is_file():
+        try:
+            record = json.loads(key_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = {}
+        record = record if isinstance(record, dict) else {}
+        built_at = record.get("built_at")
+        fresh = isinstance(built_at, (int, float)) and built_at >= since
+        if record.get("key") == key and (not force or fresh):
             return index
     build.mkdir(parents=True, exist_ok=True)
     key_file.unlink(missing_ok=True)
@@ -176,8 +198,12 @@ def build_book(
         _install(_run_jupyter_book(root, stage, build / LOG_FILE), build / "html")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    record = {"key": key, "profile": profile, "executed_dir": str(executed)}
-    tmp = key_file.with_name(f".{KEY_FILE}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, key_file)
+    record = {
+        "key": key,
+        "profile": profile,
+        "executed_dir": str(executed),
+        "built_at": time.time(),
+    }
+    with atomic_path(key_file) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return index

@@ -15,6 +15,7 @@ import pandas as pd
 from companion.inputs import Inputs
 from glocal import things
 from glocal.errors import GlocalError
+from glocal.io import ENV_CACHE, check_writable, file_lock
 from glocal.transform import PRESETS, GlocalTransform
 
 KINDS = ("naive", "global", "glocal")
@@ -107,9 +108,44 @@ def fit_transform(
         {k: v for k, v in every.items() if k not in ("device", "progress")},
         __version__, _fitter_digest(),
     )  # fmt: skip
+    if not cache:
+        return _fit(inputs, kind, settings, X, train, val)
     path = fit_cache_dir() / f"{kind}-{key[:20]}.npz"
-    if cache and path.is_file():
+    cached = _cached(path)
+    if cached is not None:
+        return cached
+    check_writable(path, f"the fit cache (${ENV_CACHE}) file")
+    # Of two processes (parallel notebooks) asking for the same fit, one fits while the other
+    # waits for the lock and then reads the finished file instead of fitting again.
+    with file_lock(path):
+        cached = _cached(path)
+        if cached is not None:
+            return cached
+        estimator = _fit(inputs, kind, settings, X, train, val)
+        estimator.save(path, model=inputs.model, module=inputs.module)
+    return estimator
+
+
+def _cached(path: Path) -> GlocalTransform | None:
+    """The transform cached at ``path``; None when absent or unreadable (it is then refit)."""
+    if not path.is_file():
+        return None
+    try:
         return GlocalTransform.load(path)
+    except GlocalError:
+        return None
+
+
+def _fit(
+    inputs: Inputs,
+    kind: str,
+    settings: dict[str, Any],
+    X: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+) -> GlocalTransform:
+    """Fit one transform and record the experiment in its metadata."""
+    uses_contrast = settings["alpha"] > 0
     began = time.perf_counter()
     estimator = GlocalTransform(**settings).fit(
         X, train, contrast=inputs.contrast if uses_contrast else None, val_triplets=val
@@ -126,8 +162,6 @@ def fit_transform(
             "history": estimator.history_,
         },
     }
-    if cache:
-        estimator.save(path, model=inputs.model, module=inputs.module)
     return estimator
 
 

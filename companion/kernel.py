@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from glocal.errors import GlocalError
+from glocal.io import atomic_path, file_lock
 
 KERNEL_NAME = "glocal"
 
@@ -21,37 +22,48 @@ def _spec_matches(argv: list[str]) -> bool:
         return False
 
 
+def _kernels_dir() -> Path:
+    """Where the spec is installed: this environment's ``share/jupyter/kernels``."""
+    return Path(sys.prefix) / "share" / "jupyter" / "kernels"
+
+
+def _installed_spec_matches() -> bool:
+    """True when Jupyter finds a ``glocal`` kernelspec that runs ``sys.executable``."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        return _spec_matches(KernelSpecManager().get_kernel_spec(KERNEL_NAME).argv)
+    except NoSuchKernel:
+        return False
+
+
 def _write_spec(kernels_dir: Path) -> None:
-    folder = kernels_dir / KERNEL_NAME
-    folder.mkdir(parents=True, exist_ok=True)
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": f"Python (glocal, {sys.prefix})",
         "language": "python",
         "metadata": {"debugger": True},
     }
-    tmp = folder / "kernel.json.tmp"
-    tmp.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / "kernel.json")
+    with atomic_path(kernels_dir / KERNEL_NAME / "kernel.json") as tmp:
+        tmp.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
 
 
 def kernel_name() -> str:
     """The name of a kernelspec running ``sys.executable``; installed into sys.prefix if needed.
 
     The usual ``python3`` spec runs whatever ``python`` is first on PATH, which need not be this
-    environment's; the ``glocal`` spec names the interpreter explicitly.
+    environment's; the ``glocal`` spec names the interpreter explicitly. Of two processes that
+    find it missing, one writes it while the other waits, then finds it.
     """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.kernelspec import KernelSpecManager
 
-    manager = KernelSpecManager()
+    if _installed_spec_matches():
+        return KERNEL_NAME
+    target = _kernels_dir()
     try:
-        if _spec_matches(manager.get_kernel_spec(KERNEL_NAME).argv):
-            return KERNEL_NAME
-    except NoSuchKernel:
-        pass
-    target = Path(sys.prefix) / "share" / "jupyter" / "kernels"
-    try:
-        _write_spec(target)
+        with file_lock(target / KERNEL_NAME / "kernel.json"):
+            if not _installed_spec_matches():
+                _write_spec(target)
     except OSError as err:
         raise GlocalError(
             f"cannot write the Jupyter kernelspec {target / KERNEL_NAME} ({err}); run "

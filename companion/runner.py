@@ -27,7 +27,7 @@ from companion.notebooks import (
     select,
 )
 from glocal.errors import GlocalError
-from glocal.io import atomic_path
+from glocal.io import atomic_path, file_lock
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,22 @@ def key_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.key.json")
 
 
-def is_current(output: Path, key: dict[str, Any]) -> bool:
-    """True when ``output`` exists and its recorded cache key equals ``key``."""
+def _key_record(output: Path) -> dict[str, Any] | None:
+    """The key recorded beside ``output``; None when either file is missing or unreadable."""
     record = key_path(output)
     if not (output.is_file() and record.is_file()):
-        return False
+        return None
     try:
-        return json.loads(record.read_text(encoding="utf-8")).get("key") == key["key"]
-    except (json.JSONDecodeError, OSError):
-        return False
+        value = json.loads(record.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def is_current(output: Path, key: dict[str, Any]) -> bool:
+    """True when ``output`` exists and its recorded cache key equals ``key``."""
+    record = _key_record(output)
+    return record is not None and record.get("key") == key["key"]
 
 
 def _results_parameter(results_dir: Path, cwd: Path, root: Path) -> str:
@@ -138,18 +145,11 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
-def _readable(path: Path) -> None:
-    """Give a temp file (``mkstemp`` makes it 0600) the usual mode: 0666 less the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def execute(notebook: Notebook, params: dict[str, Any], output: Path, kernel: str) -> None:
     """Run ``notebook`` with papermill into ``output`` (temp file, then rename).
 
-    On failure no file is left under ``output``; the partial run is kept as
-    ``NN_slug.failed.ipynb`` and a :class:`GlocalError` names the notebook, cell and exception.
+    On failure ``output`` is not written; the partial run is kept as ``NN_slug.failed.ipynb``
+    and a :class:`GlocalError` names the notebook, cell and exception.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -167,7 +167,6 @@ def execute(notebook: Notebook, params: dict[str, Any], output: Path, kernel: st
                 log_output=False,
             )
         except PapermillExecutionError as err:
-            _readable(tmp)
             os.replace(tmp, failed)
             raise GlocalError(
                 f"notebook {notebook.path} failed in cell [{err.exec_count}] (cell index "
@@ -179,21 +178,18 @@ def execute(notebook: Notebook, params: dict[str, Any], output: Path, kernel: st
                 f"notebook {notebook.path} could not be run: {type(err).__name__}: "
                 f"{_first_line(str(err))}"
             ) from err
-        _readable(tmp)
     failed.unlink(missing_ok=True)
 
 
 def _write_key(output: Path, key: dict[str, Any], notebook: Notebook, seconds: float) -> None:
-    record = {**key, "notebook": str(notebook.path), "seconds": round(seconds, 2)}
+    record = {
+        **key,
+        "notebook": str(notebook.path),
+        "seconds": round(seconds, 2),
+        "executed_at": time.time(),
+    }
     with atomic_path(key_path(output)) as tmp:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        _readable(tmp)
-
-
-def _forget(output: Path) -> None:
-    """Drop an executed notebook and its key (their source changed and the re-run failed)."""
-    output.unlink(missing_ok=True)
-    key_path(output).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -202,15 +198,41 @@ class _Job:
     params: dict[str, Any]
     key: dict[str, Any]
     output: Path
+    force: bool = False
+    #: When the run that planned this job began (``time.time()``).
+    since: float = 0.0
 
 
-def _run_job(job: _Job, kernel: str) -> float:
-    """Execute one notebook and record its key; return the seconds it took."""
-    _forget(job.output)
-    start = time.perf_counter()
-    execute(job.notebook, job.params, job.output, kernel)
-    seconds = time.perf_counter() - start
-    _write_key(job.output, job.key, job.notebook, seconds)
+def _done_elsewhere(job: _Job) -> bool:
+    """True when the output is current and need not run: without ``force``, or with it when
+    another run executed the notebook after this run began."""
+    record = _key_record(job.output)
+    if record is None or record.get("key") != job.key["key"]:
+        return False
+    executed_at = record.get("executed_at")
+    return not job.force or (isinstance(executed_at, (int, float)) and executed_at >= job.since)
+
+
+def _run_job(job: _Job, kernel: str) -> float | None:
+    """Execute one notebook and record its key; return the seconds it took.
+
+    Runs hold the notebook's lock (``NN_slug.ipynb.lock``) while executing it, so a second run
+    of the same notebook (another ``glocal reproduce``) waits, then finds the key current and
+    returns None instead of executing it again or deleting the first run's output.
+    """
+    with file_lock(job.output):
+        if _done_elsewhere(job):
+            return None
+        # From here the old output is stale: without a key it never counts as current.
+        key_path(job.output).unlink(missing_ok=True)
+        start = time.perf_counter()
+        try:
+            execute(job.notebook, job.params, job.output, kernel)
+        except BaseException:
+            job.output.unlink(missing_ok=True)  # a failed re-run leaves no executed notebook
+            raise
+        seconds = time.perf_counter() - start
+        _write_key(job.output, job.key, job.notebook, seconds)
     return seconds
 
 
@@ -218,6 +240,7 @@ def _plan(
     profile: str, layout: Layout, only: list[str] | None, force: bool
 ) -> tuple[list[str], list[_Job]]:
     """Split the selected notebooks into current ones and jobs; check all input first."""
+    since = time.time()
     current: list[str] = []
     jobs: list[_Job] = []
     for nb in select(discover(layout.notebooks_dir), only):
@@ -229,7 +252,7 @@ def _plan(
             continue
         check_parameters_cell(read_notebook(nb.path), nb.path)
         _check_parameter_names(nb, profile, params)
-        jobs.append(_Job(nb, params, key, output))
+        jobs.append(_Job(nb, params, key, output, force=force, since=since))
     return current, jobs
 
 
@@ -257,10 +280,15 @@ def run_notebooks(
     kernel = kernel_name()
     bar = tqdm(total=len(todo), desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
 
-    def done(job: _Job, seconds: float) -> None:
-        report.ran.append(job.notebook.name)
-        report.seconds[job.notebook.name] = seconds
-        tqdm.write(f"ran {job.notebook.name} in {seconds:.1f} s -> {job.output}", file=sys.stderr)
+    def done(job: _Job, seconds: float | None) -> None:
+        name = job.notebook.name
+        if seconds is None:
+            report.skipped.append(name)
+            tqdm.write(f"{name} is up to date (another run executed it)", file=sys.stderr)
+        else:
+            report.ran.append(name)
+            report.seconds[name] = seconds
+            tqdm.write(f"ran {name} in {seconds:.1f} s -> {job.output}", file=sys.stderr)
         bar.update()
 
     try:
@@ -273,11 +301,12 @@ def run_notebooks(
     finally:
         bar.close()
     report.ran.sort()
+    report.skipped.sort()
     return report
 
 
 def _run_parallel(
-    todo: list[_Job], kernel: str, jobs: int, done: Callable[[_Job, float], None]
+    todo: list[_Job], kernel: str, jobs: int, done: Callable[[_Job, float | None], None]
 ) -> None:
     """Run ``todo`` in ``jobs`` threads (each notebook has its own kernel process)."""
     failures: list[BaseException] = []

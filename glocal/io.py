@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -52,19 +53,107 @@ def file_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator
         ) from err
 
 
+class NotWritableError(GlocalError, OSError):
+    """A file or folder that glocal was asked to write cannot be created."""
+
+
+def _proc_umask() -> int | None:
+    """The process umask as the kernel reports it (Linux ≥ 4.7), without changing it."""
+    try:
+        with open("/proc/self/status", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _read_umask_once() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any thread
+    # of ours writes files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_PROC_UMASK_AT_IMPORT = _proc_umask()
+_HAS_PROC_UMASK = _PROC_UMASK_AT_IMPORT is not None
+_IMPORT_UMASK: int = (
+    _PROC_UMASK_AT_IMPORT if _PROC_UMASK_AT_IMPORT is not None else _read_umask_once()
+)
+
+
+def current_umask() -> int:
+    """The process umask: read from /proc where possible, else the value seen at import."""
+    if _HAS_PROC_UMASK:
+        mask = _proc_umask()
+        if mask is not None:
+            return mask
+    return _IMPORT_UMASK
+
+
+def _cannot_write(target: Path, err: OSError) -> NotWritableError:
+    where = err.filename or target.parent
+    return NotWritableError(
+        f"cannot write {target}: {err.strerror or err} ({where}); choose a writable location "
+        f"or fix the permissions (for the cache, set {ENV_CACHE} to a writable folder)"
+    )
+
+
+def check_writable(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Fail fast with a :class:`GlocalError` when ``path`` could not be written later.
+
+    Commands call this before long work (a fit) so that a bad ``--out`` fails in a second, not
+    after the work. Nothing is left behind: the probe is an anonymous temporary file in the
+    nearest existing folder on the way to ``path``.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise GlocalError(f"{what} {target} is a folder; give a file name inside it")
+    folder = target.absolute().parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # "/" exists
+    if not existing.is_dir():
+        raise GlocalError(
+            f"{what} {target}: {existing} is a file, not a folder; choose another path"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise GlocalError(
+            f"{what} {target}: cannot create files in {existing} ({err.strerror or err}); "
+            "choose a writable location or fix the permissions"
+        ) from err
+    return target
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The file gets the mode any other tool would give it (0666 less the umask), not the 0600 of
+    ``mkstemp``. A folder that cannot be written raises :class:`NotWritableError`.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp"
-    )
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp"
+        )
+    except OSError as err:
+        raise _cannot_write(target, err) from err
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as err:
+            raise _cannot_write(target, err) from err
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -87,6 +176,55 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
+def load_npy(path: str | os.PathLike, where: str) -> np.ndarray:
+    """``np.load`` of one ``.npy`` file; an empty, truncated, corrupt or oversized file raises
+    :class:`GlocalError` naming ``where`` (e.g. ``"features file X.npy"``) and the fix."""
+    from numpy.lib import format as npy_format
+
+    path = Path(path)
+    again = "write it again with numpy.save"
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise GlocalError(f"{where} is empty (0 bytes); {again}")
+        with open(path, "rb") as fh:
+            version = npy_format.read_magic(fh)
+            read_header = (
+                npy_format.read_array_header_1_0
+                if version == (1, 0)
+                else npy_format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(fh)
+            offset = fh.tell()
+    except GlocalError:
+        raise
+    except OSError as err:
+        raise GlocalError(f"{where} cannot be read ({err.strerror or err})") from err
+    except (ValueError, EOFError, SyntaxError, TypeError) as err:
+        raise GlocalError(
+            f"{where} is not a readable .npy array ({' '.join(str(err).split())}); {again}"
+        ) from err
+    if dtype.hasobject:
+        raise GlocalError(
+            f"{where} holds Python objects (dtype {dtype}); save a numeric array instead"
+        )
+    needed = math.prod(shape) * dtype.itemsize
+    if size - offset < needed:
+        raise GlocalError(
+            f"{where} is truncated or corrupt: its header promises shape {tuple(shape)} of "
+            f"{dtype} ({needed:,} bytes) but only {size - offset:,} bytes follow; {again}"
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except MemoryError as err:
+        raise GlocalError(
+            f"{where}: not enough memory to load shape {tuple(shape)} of {dtype} "
+            f"({needed / 2**30:.1f} GiB)"
+        ) from err
+    except (ValueError, OSError, EOFError) as err:
+        raise GlocalError(f"{where} is not a readable .npy array ({err}); {again}") from err
+
+
 def load_feature_matrix(path: str | os.PathLike, name: str = "features") -> np.ndarray:
     """Load a 2-D float feature matrix from ``.npy`` with clear errors."""
     path = Path(path)
@@ -94,10 +232,7 @@ def load_feature_matrix(path: str | os.PathLike, name: str = "features") -> np.n
         raise GlocalError(f"{name} file {path} does not exist")
     if path.suffix != ".npy":
         raise GlocalError(f"{name} file {path}: expected a .npy array of shape (n, p)")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise GlocalError(f"{name} file {path} is not a readable .npy array ({err})") from err
+    array = load_npy(path, f"{name} file {path}")
     return check_feature_matrix(array, f"{name} file {path}")
 
 

@@ -38,8 +38,9 @@ class ReleasedTransform:
 
     @property
     def fetch_command(self) -> str:
-        """The shell command that fetches this transform."""
-        return f"glocal data fetch {self.name}"
+        """The shell command that fetches this transform (unpinned ones need the flag)."""
+        flag = " --allow-unpinned" if "unpinned" in self.served_from else ""
+        return f"glocal data fetch {self.name}{flag}"
 
 
 def _transform_entries() -> list[Entry]:

@@ -311,9 +311,18 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
     def save(
         self, path: str | os.PathLike, *, model: str | None = None, module: str | None = None
     ) -> Path:
-        """Write the official npz layout plus our metadata (model id, module, settings, version)."""
+        """Write the official npz layout plus our metadata (model id, module, settings, version).
+
+        ``model`` and ``module`` label this file only: labels of a file this estimator was
+        loaded from or saved to before are not carried over.
+        """
         self._check_fitted()
-        metadata = {**getattr(self, "metadata_", {}), **self._metadata(model=model, module=module)}
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise GlocalError(f"transform file {path}: the name must end in .npz")
+        previous = getattr(self, "metadata_", {})
+        kept = {k: v for k, v in previous.items() if k not in _FILE_ONLY_METADATA}
+        metadata = {**kept, **self._metadata(model=model, module=module)}
         arrays = {
             "weights": np.asarray(self.weights_, dtype=np.float32),
             "mean": np.float32(self.mean_),
@@ -322,9 +331,6 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         }
         if self.bias_ is not None:
             arrays["bias"] = np.asarray(self.bias_, dtype=np.float32)
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise GlocalError(f"transform file {path}: the name must end in .npz")
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -333,27 +339,30 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GlocalTransform:
-        """Read a transform npz (ours or an official release file) as a fitted estimator."""
+        """Read a transform npz (ours or an official release file) as a fitted estimator.
+
+        A file that is not a readable npz, lacks a key, holds a wrong shape, a non-real dtype,
+        NaN or infinite values, a non-positive ``std`` or malformed metadata raises
+        :class:`GlocalError` naming the file, the key and the fix.
+        """
         path = Path(path)
         if not path.is_file():
             raise GlocalError(f"transform file {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (ValueError, OSError) as err:
-            raise GlocalError(
-                f"transform file {path} is not a readable .npz archive ({err})"
-            ) from err
+        arrays = _read_npz(path)
         missing = [key for key in ("weights", "mean", "std") if key not in arrays]
         if missing:
             raise GlocalError(
                 f"transform file {path}: missing key(s) {missing}; found {sorted(arrays)}; "
                 "expected 'weights' (p × p), scalar 'mean' and 'std', optional 'bias' (p,)"
             )
+        for key in ("weights", "bias", "mean", "std"):
+            if key in arrays:
+                _check_real(path, key, arrays[key])
         weights = arrays["weights"]
-        if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
+        if weights.ndim != 2 or weights.shape[0] != weights.shape[1] or weights.size == 0:
             raise GlocalError(
-                f"transform file {path}: 'weights' must be square, got {weights.shape}"
+                f"transform file {path}: 'weights' must be a non-empty square (p × p) matrix, "
+                f"got shape {weights.shape}"
             )
         for key in ("mean", "std"):
             if arrays[key].size != 1:
@@ -367,24 +376,122 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
                 f"transform file {path}: 'bias' has shape {bias.shape}, "
                 f"expected ({weights.shape[0]},)"
             )
-        metadata: dict[str, Any] = {}
-        if METADATA_KEY in arrays:
-            try:
-                metadata = json.loads(str(arrays[METADATA_KEY]))
-            except json.JSONDecodeError as err:
-                raise GlocalError(
-                    f"transform file {path}: '{METADATA_KEY}' is not valid JSON"
-                ) from err
+        std = float(arrays["std"].reshape(()))
+        if std <= 0:
+            raise GlocalError(
+                f"transform file {path}: 'std' is {std}, but the features' standard deviation "
+                "must be positive; fit the transform again or fix the file's 'std'"
+            )
+        metadata = _read_metadata(path, arrays.get(METADATA_KEY))
         known = cls().get_params()
         params = {k: v for k, v in metadata.get("hyper_parameters", {}).items() if k in known}
         estimator = cls(**params)
         estimator.weights_ = weights
         estimator.bias_ = bias
-        estimator.mean_ = float(arrays["mean"])
-        estimator.std_ = float(arrays["std"])
+        estimator.mean_ = float(arrays["mean"].reshape(()))
+        estimator.std_ = std
         estimator.n_features_in_ = int(weights.shape[0])
         estimator.metadata_ = {**metadata, "path": str(path)}
         return estimator
+
+
+#: Metadata that describes one file, not the fitted map: dropped when saving to another file.
+_FILE_ONLY_METADATA = ("model", "module", "path")
+_TRANSFORM_KEYS = ("weights", "bias", "mean", "std", METADATA_KEY)
+_SAVE_AGAIN = "save it again with GlocalTransform.save() or download it again"
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The transform keys of an npz file; anything unreadable is a :class:`GlocalError`."""
+    import zipfile
+    import zlib
+
+    broken = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError)
+    # Our own handle: numpy leaks the file it opened when the zip directory is unreadable.
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+        fh.seek(0)
+        if magic.startswith(b"\x93NUMPY"):
+            raise GlocalError(
+                f"transform file {path} holds a single .npy array, not an .npz archive with the "
+                "keys 'weights', 'mean', 'std' (and 'bias'); save it with GlocalTransform.save() "
+                "or numpy.savez"
+            )
+        if not magic.startswith(b"PK"):
+            what = "is empty" if not magic else f"is not an .npz (zip) archive (starts {magic!r})"
+            raise GlocalError(f"transform file {path} {what}; {_SAVE_AGAIN}")
+        try:
+            archive = np.load(fh, allow_pickle=False)
+        except broken as err:
+            raise GlocalError(
+                f"transform file {path} is not a readable .npz archive ({_one_line(err)}); "
+                f"{_SAVE_AGAIN}"
+            ) from err
+        arrays = {}
+        with archive:
+            for key in _TRANSFORM_KEYS:
+                if key not in archive.files:
+                    continue
+                try:
+                    arrays[key] = archive[key]
+                except broken as err:
+                    raise GlocalError(
+                        f"transform file {path}: key '{key}' cannot be read ({_one_line(err)}); "
+                        f"the file is truncated or corrupt, or holds Python objects; "
+                        f"{_SAVE_AGAIN}"
+                    ) from err
+    return arrays
+
+
+def _check_real(path: Path, key: str, array: np.ndarray) -> None:
+    """``array`` holds finite real numbers (floats or integers)."""
+    dtype = array.dtype
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        kinds = {"c": "complex numbers", "U": "text", "S": "bytes", "b": "booleans"}
+        kind = kinds.get(dtype.kind, "non-numeric values")
+        raise GlocalError(
+            f"transform file {path}: '{key}' holds {kind} (dtype {dtype}), expected real "
+            f"numbers (float32); {_SAVE_AGAIN}"
+        )
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise GlocalError(
+            f"transform file {path}: '{key}' holds {bad} NaN or infinite value(s); the fit that "
+            f"wrote it diverged or the file is corrupt; fit again (e.g. with a lower lr) or "
+            "download it again"
+        )
+
+
+def _read_metadata(path: Path, raw: np.ndarray | None) -> dict[str, Any]:
+    """The JSON object stored under ``glocal_metadata`` ({} when the key is absent)."""
+    if raw is None:
+        return {}
+    where = f"transform file {path}: '{METADATA_KEY}'"
+    fix = f"remove the key (official readers do not need it) or {_SAVE_AGAIN}"
+    if raw.ndim != 0 or raw.dtype.kind not in "US":
+        raise GlocalError(
+            f"{where} must be one JSON string, got dtype {raw.dtype} shape {raw.shape}; {fix}"
+        )
+    text = raw.item()
+    try:
+        metadata = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GlocalError(f"{where} is not valid JSON ({err}); {fix}") from err
+    if not isinstance(metadata, dict):
+        raise GlocalError(
+            f"{where} must be a JSON object ({{...}}), got {type(metadata).__name__}; {fix}"
+        )
+    params = metadata.get("hyper_parameters", {})
+    if not isinstance(params, dict):
+        raise GlocalError(
+            f"{where}: field 'hyper_parameters' must be a JSON object of name: value, got "
+            f"{type(params).__name__}; {fix}"
+        )
+    return metadata
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _source_hint(metadata: dict[str, Any]) -> str:

@@ -7,6 +7,8 @@ out), holding 0-based indices into the THINGS object order (rows of ``things_con
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,17 +66,20 @@ def validate_triplets(
 
 
 def load_triplets(path: str | os.PathLike, n_objects: int | None = None) -> np.ndarray:
-    """Load triplets from ``.npy``, whitespace-separated text, or the THINGS-data ``.csv``."""
+    """Load triplets from ``.npy``, whitespace-separated text, or the THINGS-data CSV.
+
+    The THINGS-data format is recognised by its header (``image1, image2, image3, choice``),
+    whatever the file's suffix; other text files hold three 0-based indices per line.
+    """
+    from glocal.io import load_npy
+
     path = Path(path)
     if not path.is_file():
         raise GlocalError(f"triplet file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise GlocalError(f"triplet file {path} is not a readable .npy array ({err})") from err
-    elif suffix == ".csv":
+        array = load_npy(path, f"triplet file {path}")
+    elif suffix == ".csv" or _is_things_csv(path):
         return load_things_csv(path, n_objects=n_objects)
     elif suffix in TEXT_SUFFIXES:
         array = _load_text(path)
@@ -86,16 +91,98 @@ def load_triplets(path: str | os.PathLike, n_objects: int | None = None) -> np.n
     return validate_triplets(array, n_objects, where=f"triplet file {path}")
 
 
-def _load_text(path: Path) -> np.ndarray:
+def _clean_name(name: object) -> str:
+    """A column name without the BOM, quotes and spaces that spreadsheets add."""
+    return str(name).strip().lstrip("\ufeff").strip().strip("\"'").strip()
+
+
+def _is_things_column(name: object) -> bool:
+    return _clean_name(name) in THINGS_CSV_COLUMNS
+
+
+def _header_columns(line: str) -> tuple[str, list[str]]:
+    """The separator (tab or comma) and the cleaned column names of a header line."""
+    import csv
+
+    sep = "\t" if "\t" in line else ","
+    fields = next(csv.reader([line.rstrip("\r\n")], delimiter=sep, skipinitialspace=True), [])
+    return sep, [_clean_name(field) for field in fields]
+
+
+def _is_things_csv(path: Path) -> bool:
+    """True when the first line of ``path`` is a THINGS-data header (any suffix)."""
     try:
-        array = np.loadtxt(path, dtype=np.int64, ndmin=2)
-    except ValueError as err:
+        with open(path, "rb") as fh:
+            line = fh.readline(1 << 16).decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return set(THINGS_CSV_COLUMNS) <= set(_header_columns(line)[1])
+
+
+def _not_utf8(path: Path, where: str) -> GlocalError:
+    """Name the first line of ``path`` that is not UTF-8 text."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                byte = raw[err.start]
+                return GlocalError(
+                    f"{where}: line {number} is not UTF-8 text (byte 0x{byte:02x} at column "
+                    f"{err.start + 1}); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                )
+    return GlocalError(f"{where} is not UTF-8 text; save the file as UTF-8")
+
+
+def _load_text(path: Path) -> np.ndarray:
+    where = f"triplet file {path}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns about empty files; we say it below
+            array = np.loadtxt(path, dtype=np.int64, ndmin=2, encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, where) from err
+    except (ValueError, OverflowError) as err:
         raise GlocalError(
-            f"triplet file {path}: expected three whitespace-separated integers per line ({err})"
+            f"{where}: expected three whitespace-separated integers per line "
+            f"({' '.join(str(err).split())})"
         ) from err
     if array.size == 0:
-        raise GlocalError(f"triplet file {path}: the triplet set is empty")
+        raise GlocalError(f"{where}: the triplet set is empty")
     return array
+
+
+def _first_bad_value(path: Path, sep: str, where: str) -> GlocalError:
+    """Name the first row whose THINGS columns do not hold whole numbers in int64's range."""
+    import pandas as pd
+
+    reader = pd.read_csv(
+        path,
+        sep=sep,
+        encoding="utf-8-sig",
+        skipinitialspace=True,
+        usecols=_is_things_column,
+        dtype=str,
+        keep_default_na=False,
+        chunksize=1 << 16,
+    )
+    limit = np.iinfo(np.int64).max
+    with reader as chunks:
+        for chunk in chunks:
+            chunk.columns = [_clean_name(c) for c in chunk.columns]
+            rows = chunk[list(THINGS_CSV_COLUMNS)].itertuples(index=False)
+            for row, values in zip(chunk.index, rows, strict=True):
+                for column, value in zip(THINGS_CSV_COLUMNS, values, strict=True):
+                    text = str(value).strip()
+                    if not re.fullmatch(r"[+-]?\d+", text) or abs(int(text)) > limit:
+                        shown = repr(text) if text else "no value"
+                        return GlocalError(
+                            f"{where}: column '{column}' must hold whole numbers (1-based "
+                            f"indices); data row {row + 1} holds {shown}; fix or remove that row"
+                        )
+    return GlocalError(
+        f"{where}: columns {list(THINGS_CSV_COLUMNS)} must hold integers with no missing values"
+    )
 
 
 def load_things_csv(path: str | os.PathLike, n_objects: int | None = None) -> np.ndarray:
@@ -103,46 +190,64 @@ def load_things_csv(path: str | os.PathLike, n_objects: int | None = None) -> np
 
     The reported format has 1-based object indices in ``image1, image2, image3`` and a
     ``choice`` column holding the 1-based position (1, 2 or 3) of the image chosen as the odd
-    one out; further columns are ignored. Comma- and tab-separated files are accepted.
+    one out; further columns are ignored. Comma- and tab-separated UTF-8 files are accepted,
+    with or without a byte-order mark, quoted column names and spaces after the separators.
     """
     import pandas as pd
 
     path = Path(path)
+    where = f"THINGS triplet file {path}"
     if not path.is_file():
-        raise GlocalError(f"THINGS triplet file {path} does not exist")
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline()
-    sep = "\t" if "\t" in header else ","
-    columns = [c.strip() for c in header.strip().split(sep)]
+        raise GlocalError(f"{where} does not exist")
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 16)
+    if not first.strip():
+        raise GlocalError(
+            f"{where} is empty or starts with a blank line; the first line must be the header "
+            f"{', '.join(THINGS_CSV_COLUMNS)}"
+        )
+    try:
+        sep, columns = _header_columns(first.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, where) from err
     missing = [c for c in THINGS_CSV_COLUMNS if c not in columns]
     if missing:
         raise GlocalError(
-            f"THINGS triplet file {path}: missing column(s) {missing}; found columns {columns}; "
+            f"{where}: missing column(s) {missing}; found columns {columns}; "
             f"expected {list(THINGS_CSV_COLUMNS)} (1-based indices, choice = 1-based position "
             "of the odd one out)"
         )
     try:
-        frame = pd.read_csv(path, sep=sep, usecols=list(THINGS_CSV_COLUMNS), dtype=np.int64)
-    except ValueError as err:
-        raise GlocalError(
-            f"THINGS triplet file {path}: columns {list(THINGS_CSV_COLUMNS)} must hold integers "
-            f"with no missing values ({err})"
-        ) from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns before it fails on floats
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                encoding="utf-8-sig",
+                skipinitialspace=True,
+                usecols=_is_things_column,
+                dtype=np.int64,
+            )
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, where) from err
+    except (ValueError, OverflowError) as err:
+        raise _first_bad_value(path, sep, where) from err
+    frame.columns = [_clean_name(c) for c in frame.columns]
     if len(frame) == 0:
-        raise GlocalError(f"THINGS triplet file {path}: the triplet set is empty")
+        raise GlocalError(f"{where}: the triplet set is empty")
     images = frame[["image1", "image2", "image3"]].to_numpy() - 1
     choice = frame["choice"].to_numpy()
     bad = ~np.isin(choice, (1, 2, 3))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise GlocalError(
-            f"THINGS triplet file {path}: column 'choice' must be the 1-based position (1, 2 or 3) "
+            f"{where}: column 'choice' must be the 1-based position (1, 2 or 3) "
             f"of the odd one out; row {row} holds {int(choice[row])}"
         )
     odd_position = choice - 1
     order = np.array([[1, 2, 0], [0, 2, 1], [0, 1, 2]])[odd_position]
     triplets = np.take_along_axis(images, order, axis=1)
-    return validate_triplets(triplets, n_objects, where=f"THINGS triplet file {path} (after -1)")
+    return validate_triplets(triplets, n_objects, where=f"{where} (after -1)")
 
 
 def save_triplets(path: str | os.PathLike, triplets: np.ndarray) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,43 @@ def test_console_script_is_installed():
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     for command in ("fit", "apply", "score", "simulate"):
         assert command in result.stdout
+
+
+UMASK_SCRIPT = """
+import argparse, json, os, stat, sys
+from pathlib import Path
+
+os.umask(0o027)
+import numpy as np
+from glocal.commands.simulate import run
+from glocal.io import save_npy
+
+out = Path(sys.argv[1])
+np.save(out / "H.npy", np.eye(6))
+set_umask, modes = os.umask, {}
+
+def forbidden(*args):
+    raise AssertionError("os.umask called while writing: it races with other threads")
+
+os.umask = forbidden
+run(argparse.Namespace(embedding=out / "H.npy", n=20, out=out / "s.txt", seed=0, temperature=1.0))
+save_npy(out / "a.npy", np.ones(3))
+set_umask(0o002)  # a later change is seen too (read from /proc on Linux)
+save_npy(out / "b.npy", np.ones(3))
+for name in ("s.txt", "a.npy", "b.npy"):
+    modes[name] = oct(stat.S_IMODE((out / name).stat().st_mode))
+print(json.dumps(modes))
+"""
+
+
+def test_written_files_honour_the_umask(tmp_path):
+    """Files come out as 0666 less the umask (not mkstemp's 0600), and os.umask is not touched."""
+    result = subprocess.run(
+        [sys.executable, "-c", UMASK_SCRIPT, str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    modes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert modes["s.txt"] == modes["a.npy"] == "0o640"
+    if sys.platform == "linux":
+        assert modes["b.npy"] == "0o664"
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind

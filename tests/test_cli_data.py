@@ -24,12 +24,29 @@ def test_data_is_a_registered_sub_command():
     assert "data" in cli.COMMAND_MODULES
 
 
-def test_list_shows_every_entry(capsys):
+def _list_rows(out: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in out.splitlines()}
+
+
+def test_list_shows_every_entry(capsys, monkeypatch):
+    monkeypatch.delenv("GLOCAL_ALLOW_UNPINNED", raising=False)
     assert cli.main(["data", "list"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    rows = _list_rows(captured.out)
+    assert rows["NAME"][:3] == ["NAME", "STATUS", "SHA256"]
     for entry in data.registry():
-        assert entry.name in out
-    assert "unpinned" in out and "override" in out and "manual" in out
+        assert entry.name in rows
+    assert rows["things/concepts"][1:3] == ["pinned", "pinned"]
+    assert rows["transform/resnet50/avgpool"][1:3] == ["unpinned", "unpinned"]
+    assert rows["transform/vgg16/classifier.3"][2] == "unpinned"
+    assert rows["transform/alexnet/classifier.4"][2] == "unpinned"
+    assert rows["things/images"][1:3] == ["manual", "unpinned"]  # its archive has no sha256
+    assert rows["transform/dinov2-vit-base-p14/norm"][1:3] == ["override", "flagged"]
+    assert "unpinned: no sha256 known, served only with --allow-unpinned" in captured.err
+    monkeypatch.setenv("GLOCAL_ALLOW_UNPINNED", "1")
+    assert cli.main(["data", "list"]) == 0
+    rows = _list_rows(capsys.readouterr().out)
+    assert rows["transform/resnet50/avgpool"][2] == "unpinned(allowed)"
 
 
 def test_verify_on_shared_copies(data_dir, monkeypatch, capsys):
@@ -77,12 +94,45 @@ def test_bad_names_exit_2(capsys):
 
 
 def test_fetch_prints_paths_and_notes_unpinned(monkeypatch, offline, capsys):
+    monkeypatch.delenv("GLOCAL_ALLOW_UNPINNED", raising=False)
+    calls = []
+
     def download(url, output_file, pooch_instance):
+        calls.append(url)
         Path(output_file).write_bytes(b"alexnet transform bytes")
 
     monkeypatch.setattr(_fetch, "_downloader", lambda: download)
-    assert cli.main(["data", "fetch", "transform/alexnet/classifier.4"]) == 0
-    captured = capsys.readouterr()
     target = offline / "transforms/alexnet/classifier.4/transform.npz"
+    assert cli.main(["data", "fetch", "transform/alexnet/classifier.4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot get 'transform/alexnet/classifier.4' verified" in err
+    assert "--allow-unpinned" in err and calls == [] and not target.exists()
+    argv = ["data", "fetch", "transform/alexnet/classifier.4", "--allow-unpinned"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
     assert captured.out.strip() == f"transform/alexnet/classifier.4\t{target}"
     assert "note:" in captured.err and data.sha256sum(target) in captured.err
+    assert cli.main(["data", "path", "transform/alexnet/classifier.4"]) == 2
+    assert "--allow-unpinned" in capsys.readouterr().err
+    assert cli.main(["data", "path", "transform/alexnet/classifier.4", "--allow-unpinned"]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+
+
+def test_fetch_all_skips_unpinned_entries_unless_allowed(monkeypatch, capsys):
+    monkeypatch.delenv("GLOCAL_ALLOW_UNPINNED", raising=False)
+    asked = []
+
+    def fake_fetch(name, download=True, *, allow_unpinned=None):
+        asked.append((name, allow_unpinned))
+        return Path("/x") / name
+
+    monkeypatch.setattr(data, "fetch", fake_fetch)
+    assert cli.main(["data", "fetch", "--all"]) == 0
+    err = capsys.readouterr().err
+    names = {name for name, _ in asked}
+    assert "things/concepts" in names and "transform/resnet50/avgpool" not in names
+    assert "skipped 3 unpinned entries" in err and "--allow-unpinned" in err
+    asked.clear()
+    assert cli.main(["data", "fetch", "--all", "--allow-unpinned"]) == 0
+    assert ("transform/resnet50/avgpool", True) in asked
+    assert "skipped" not in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,10 @@ def fake_downloader(monkeypatch: pytest.MonkeyPatch, payload: bytes, fail_after:
 
 
 def files_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    """Files under ``root`` except the lock files that cache writers leave (by design)."""
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".lock")
 
 
 # --- the registry itself ----------------------------------------------------------------------
@@ -64,8 +68,12 @@ def test_registry_entries_are_pinned_and_documented():
             assert pinned_commit or "osf.io/" in e.served.url or "princeton.edu" in e.served.url
         if e.name in UNPINNED:
             assert e.status == "unpinned" and e.served.sha256 is None
+            assert e.checksum == "unpinned"
         elif e.kind == "file":
             assert re.fullmatch(r"[0-9a-f]{64}", e.served.sha256), e.name
+            assert e.checksum == ("flagged" if e.name == DINOV2_B else "pinned"), e.name
+    images = next(e for e in entries if e.name == "things/images")
+    assert images.checksum == "unpinned" and images.unzip["sha256"] is None
     assert len(data.released_transforms()) == 12
     assert ("clip_ViT-L/14", "visual") in data.released_transforms()
     gl = [e for e in entries if e.name.startswith("transform/") and e.name != DINOV2_B]
@@ -89,6 +97,9 @@ def test_registry_rejects_bad_documents():
     escape = dict(bad_sha, sha256=None, path="../etc/passwd")
     with pytest.raises(GlocalError, match="path"):
         parse_registry({"entries": [escape]})
+    bad_archive = dict(bad_sha, sha256=None, kind="folder", unzip={"archive": "a.zip", "sha256": 1})
+    with pytest.raises(GlocalError, match=r"\(a\): field 'unzip.sha256' must be 64"):
+        parse_registry({"entries": [bad_archive]})
 
 
 def test_byte_copies_are_detected_by_sha256():
@@ -219,8 +230,28 @@ def test_download_is_verified_then_renamed(data_dir, offline, monkeypatch):
     got = data.fetch("things/item_names")
     assert got == offline / "things/item_names.tsv" and got.read_bytes() == payload
     assert files_under(offline) == [got]  # no staging or temporary file left
+    # only the (empty, reusable) lock file of the writer stays beside it
+    assert sorted(got.parent.iterdir()) == [got, got.with_name("item_names.tsv.lock")]
     assert len(calls) == 1
     assert data.fetch("things/item_names") == got and len(calls) == 1  # served from the cache
+
+
+def test_downloads_stage_to_unique_names_beside_the_target(data_dir, offline, monkeypatch):
+    payload = (data_dir / "things/item_names.tsv").read_bytes()
+    staged = []
+
+    def download(url, output_file, pooch_instance):
+        staged.append(Path(output_file))
+        Path(output_file).write_bytes(payload)
+
+    monkeypatch.setattr(_fetch, "_downloader", lambda: download)
+    target = data.fetch("things/item_names")
+    target.unlink()
+    assert data.fetch("things/item_names") == target
+    assert len(staged) == 2 and staged[0] != staged[1]
+    for name in staged:
+        assert name.parent == target.parent and not name.exists()
+        assert re.fullmatch(r"\.item_names\.tsv\..+\.download", name.name), name.name
 
 
 def test_download_with_wrong_checksum_leaves_nothing(data_dir, offline, monkeypatch):
@@ -239,19 +270,48 @@ def test_interrupted_download_leaves_no_complete_looking_file(data_dir, offline,
     assert files_under(offline) == []
 
 
+def test_unpinned_file_is_refused_without_the_explicit_flag(offline, monkeypatch):
+    calls = fake_downloader(monkeypatch, b"pretend transform bytes")
+    name = "transform/resnet50/avgpool"
+    with pytest.raises(data.UnpinnedDataError) as info:
+        data.fetch(name)
+    message = str(info.value)
+    assert message.startswith(f"cannot get {name!r} verified: its sha256 is not pinned")
+    assert "refuses to serve its bytes unchecked" in message and "\n" not in message
+    assert "--allow-unpinned" in message and "GLOCAL_ALLOW_UNPINNED=1" in message
+    assert isinstance(info.value, DataUnavailableError)  # callers listing availability go on
+    assert calls == [] and files_under(offline) == []
+    # a copy someone put in the cache by hand is not served either
+    cached = offline / "transforms/resnet50/avgpool/transform.npz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"hand-placed bytes")
+    with pytest.raises(data.UnpinnedDataError):
+        data.path(name)
+    with pytest.raises(data.UnpinnedDataError):
+        data.transform_path("resnet50", "avgpool")
+    monkeypatch.setenv("GLOCAL_ALLOW_UNPINNED", "1")
+    with pytest.warns(data.UnpinnedDataWarning):
+        assert data.path(name) == cached
+    with pytest.raises(data.UnpinnedDataError):
+        data.path(name, allow_unpinned=False)  # the argument beats the environment
+
+
 def test_unpinned_file_warns_with_its_sha256_and_is_held_to_it(offline, monkeypatch):
     payload = b"pretend transform bytes"
     fake_downloader(monkeypatch, payload)
     name = "transform/vgg16/classifier.3"
     with pytest.warns(data.UnpinnedDataWarning, match="unpinned.*sha256 [0-9a-f]{64}"):
-        got = data.fetch(name)
+        got = data.fetch(name, allow_unpinned=True)
     assert got.read_bytes() == payload
     [result] = data.verify([name])
     assert result.status == "unpinned" and result.actual == data.sha256sum(got)
     got.write_bytes(b"changed later")
     assert data.verify([name])[0].status == "mismatch"
     with pytest.raises(data.ChecksumError, match="vgg16"):
-        data.path(name)
+        data.path(name, allow_unpinned=True)
+    with pytest.raises(data.ChecksumError, match="vgg16"):  # not silently downloaded again
+        data.fetch(name, allow_unpinned=True)
+    assert got.read_bytes() == b"changed later"
 
 
 def test_table_columns_are_checked(tmp_path):
@@ -302,17 +362,49 @@ def test_things_images_need_a_manual_download(offline):
         data.fetch("things/images")
 
 
-def test_hand_downloaded_image_archive_is_unpacked(offline):
-    archive = offline / "things/images_THINGS.zip"
-    archive.parent.mkdir(parents=True)
+def _image_archive(archive: Path, n: int = 1854) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive, "w") as zf:
-        for i in range(1854):
+        for i in range(n):
             zf.writestr(f"object_images/c{i}/c{i}_01b.jpg", b"jpg")
-    got = data.fetch("things/images")
+    return archive
+
+
+def test_hand_downloaded_image_archive_is_unpacked(offline):
+    archive = _image_archive(offline / "things/images_THINGS.zip")
+    with pytest.raises(data.UnpinnedDataError, match=r"refusing to unpack .*--allow-unpinned"):
+        data.fetch("things/images")  # the archive's sha256 is not pinned
+    assert not (offline / "things/object_images").exists()
+    with pytest.warns(data.UnpinnedDataWarning, match=data.sha256sum(archive)):
+        got = data.fetch("things/images", allow_unpinned=True)
     assert got == offline / "things/object_images"
     assert len(list(got.iterdir())) == 1854
     assert not [p for p in got.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
     assert data.verify(["things/images"])[0].status == "ok"
+    assert data.fetch("things/images") == got  # an unpacked folder needs no flag
+
+
+def test_pinned_image_archive_is_checked_before_unpacking(offline, monkeypatch):
+    archive = _image_archive(offline / "things/images_THINGS.zip")
+    entry = data._fetch.get_entry("things/images")
+    wrong = replace(entry, unzip={**entry.unzip, "sha256": "0" * 64})
+    monkeypatch.setattr(_fetch, "get_entry", lambda name: wrong)
+    assert wrong.checksum == "pinned"
+    with pytest.raises(data.ChecksumError, match=r"images_THINGS.zip has sha256"):
+        data.fetch("things/images")
+    assert not (offline / "things/object_images").exists()
+    right = replace(entry, unzip={**entry.unzip, "sha256": data.sha256sum(archive)})
+    monkeypatch.setattr(_fetch, "get_entry", lambda name: right)
+    assert len(list(data.fetch("things/images").iterdir())) == 1854  # no flag needed
+
+
+def test_incomplete_image_folder_is_not_overwritten(offline):
+    _image_archive(offline / "things/images_THINGS.zip")
+    partial = offline / "things/object_images/c0"
+    partial.mkdir(parents=True)
+    with pytest.raises(GlocalError, match=r"object_images exists but is incomplete.*remove it"):
+        data.fetch("things/images", allow_unpinned=True)
+    assert partial.is_dir()
 
 
 # --- downstream datasets -----------------------------------------------------------------------
@@ -382,7 +474,7 @@ def test_unpinned_byte_copy_of_another_entry_is_refused(data_dir, offline, monke
     payload = (data_dir / "transforms/resnet18/avgpool/transform.npz").read_bytes()
     fake_downloader(monkeypatch, payload)
     with pytest.raises(data.ChecksumError, match="byte copy of 'transform/resnet18/avgpool'"):
-        data.fetch("transform/resnet50/avgpool")
+        data.fetch("transform/resnet50/avgpool", allow_unpinned=True)
     assert files_under(offline) == []
 
 

@@ -218,3 +218,65 @@ def test_cli_without_internet_names_the_weights(
     assert "'IMAGENET1K_V1' of torchvision model 'alexnet'" in err and "--random-weights" in err
     with pytest.raises(DataUnavailableError):
         load_model("alexnet", device="cpu")
+
+
+def _no_model(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the model must not load when the output cannot be written")
+
+
+def test_cli_refuses_output_names_of_the_wrong_format(
+    folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from glocal.features import extract as extract_module
+
+    monkeypatch.setattr(extract_module, "load_model", _no_model)
+    base = ["extract", "--model", "tiny-timm", "--source", str(folder), "--quiet"]
+    for flag, name, expected in (
+        ("--npy", "x.txt", "must end in .npy"),
+        ("--npy", "x.h5", "must end in .npy"),
+        ("--out", "out.npy", "ending in .h5 (or .hdf5) or a folder"),
+        ("--out", "out.csv", "ending in .h5 (or .hdf5) or a folder"),
+    ):
+        assert _cli([*base, flag, str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"glocal extract: error: {flag} {tmp_path / name}"), err
+        assert expected in err and "\n" not in err
+    assert _cli([*base, "--out", str(tmp_path / "out.npy")]) == 2
+    assert "use --npy " in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_cli_unwritable_outputs_fail_before_the_work(
+    folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from glocal.features import extract as extract_module
+
+    configs = tmp_path / "models.json"
+    configs.write_text(json.dumps({"models": [TINY_TIMM.to_dict()]}))
+    blocker = tmp_path / "blocker"  # a file where a folder would have to be (fails even as root)
+    blocker.write_text("in the way")
+    monkeypatch.setattr(extract_module, "load_model", _no_model)
+    base = ["extract", "--model", "tiny-timm", "--model-config", str(configs), "--source",
+            str(folder), "--random-weights", "--workers", "0", "--quiet"]  # fmt: skip
+    cases = (
+        (["--out", str(blocker / "feats.h5")], "--out"),
+        (["--out", str(blocker / "stores")], "--out folder"),
+        (["--out", str(tmp_path / "f.h5"), "--npy", str(blocker / "f.npy")], "--npy"),
+    )
+    for extra, flag in cases:
+        assert _cli([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"error: {flag} " in err and "blocker is a file, not a folder" in err, err
+        assert "\n" not in err
+    # the default store location: a cache that cannot be written
+    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(blocker / "cache"))
+    assert _cli(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert "feature store (in the cache; set GLOCAL_CACHE_DIR" in err and "\n" not in err
+    assert not (tmp_path / "f.h5").exists()

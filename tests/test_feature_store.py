@@ -1,20 +1,30 @@
-"""Feature store: layout, provenance, reuse, resume after an interruption, compatibility checks."""
+"""Feature store: layout, provenance, reuse, resume after an interruption, compatibility checks,
+integrity (stale inputs, checksums, damaged files) and two processes extracting at once."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
-from _features import TINY_TIMM, make_image_folder, one_torch_thread
+from _features import TINY_CLIP, TINY_TIMM, make_image_folder, one_torch_thread, random_image
+from test_concurrency_data import PRELUDE, assert_all_succeeded, child_env, run_together
 
 from glocal.errors import GlocalError
 from glocal.features import (
     FeatureStore,
+    TextSource,
     cache_root,
     check_compatible,
     extract_features,
@@ -24,8 +34,21 @@ from glocal.features import (
     store_path,
 )
 from glocal.features import extract as extract_module
-from glocal.features.store import partial_path
+from glocal.features import sources as sources_module
+from glocal.features.store import (
+    FORMAT,
+    create_partial,
+    finish_partial,
+    partial_path,
+    write_chunk,
+)
+from glocal.io import file_lock
 from glocal.transform import GlocalTransform
+
+TESTS = Path(__file__).parent
+#: A two-layer open_clip text tower with random weights: a text model that loads in a second.
+TINY_TEXT = replace(TINY_CLIP, name="tiny-clip-text", module="text", input="text")
+WORDS = [f"concept {i}" for i in range(40)]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -112,7 +135,9 @@ def test_finished_store_is_reused_not_rewritten(
         progress=False,
     )
     assert again.path == store.path and store.path.stat().st_mtime_ns == stamp
-    with pytest.raises(GlocalError, match="already exists for different settings.*dtype"):
+    with pytest.raises(
+        GlocalError, match="stale or was made with other settings: dtype.*overwrite"
+    ):
         _extract(tiny, folder, tmp_path, dtype="float16")
     rewritten = _extract(tiny, folder, tmp_path, dtype="float16", overwrite=True)
     assert rewritten.features().dtype == np.float16
@@ -215,3 +240,210 @@ def test_store_checks_transforms_on_load(tiny, folder: Path, tmp_path: Path) -> 
     real.weights_, real.bias_, real.mean_, real.std_ = np.eye(64, dtype=np.float32), None, 0.0, 1.0
     real.metadata_ = {}
     np.testing.assert_allclose(store.apply(real), store.features(), rtol=1e-6)
+
+
+# --- integrity: stale inputs, checksums, damaged files ----------------------------------------
+
+
+def _copy_folder(folder: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(folder, tmp_path / "images"))
+
+
+def test_changed_images_make_the_store_stale(tiny, folder: Path, tmp_path: Path) -> None:
+    images = _copy_folder(folder, tmp_path)
+    first = _extract(tiny, images, tmp_path / "cache")
+    before = first.features()
+    assert first.metadata["source_digest"].startswith("content:")  # a small source: by content
+    random_image(np.random.default_rng(99)).save(images / "class_1" / "img_2.png")
+    with pytest.raises(GlocalError) as info:
+        _extract(tiny, images, tmp_path / "cache")
+    message = str(info.value)
+    assert str(first.path) in message and "source changed" in message
+    assert "contents differ" in message and "--overwrite" in message and "\n" not in message
+    again = _extract(tiny, images, tmp_path / "cache", overwrite=True)
+    changed = again.ids().index("class_1/img_2.png")
+    assert not np.allclose(again.features()[changed], before[changed])
+    np.testing.assert_array_equal(np.delete(again.features(), changed, 0),
+                                  np.delete(before, changed, 0))  # fmt: skip
+
+
+def test_large_sources_are_digested_by_size_and_mtime(
+    tiny, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources_module, "SMALL_SOURCE_BYTES", 0)
+    images = _copy_folder(folder, tmp_path)
+    first = _extract(tiny, images, tmp_path / "cache")
+    assert first.metadata["source_digest"].startswith("stat:")
+    assert _extract(tiny, images, tmp_path / "cache").path == first.path  # unchanged: reused
+    target = images / "class_0" / "img_1.png"
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    with pytest.raises(GlocalError, match="sizes or modification times differ.*--overwrite"):
+        _extract(tiny, images, tmp_path / "cache")
+
+
+def test_changed_model_config_makes_the_store_stale(tiny, folder: Path, tmp_path: Path) -> None:
+    store = _extract(tiny, folder, tmp_path)
+    edited = replace(TINY_TIMM, preprocess={"input_size": [3, 48, 48]})
+    with pytest.raises(GlocalError, match=r"all.h5 is stale.*model config changed.*--overwrite"):
+        extract_features(
+            edited, image_folder(folder, name="toy"), cache_dir=tmp_path, pretrained=False,
+            progress=False,
+        )  # fmt: skip
+    assert (
+        store.metadata["config_sha256"]
+        != extract_module.hashlib.sha256(extract_module._config_json(edited).encode()).hexdigest()
+    )
+
+
+def _write_store(path: Path, features: np.ndarray, fmt: str = FORMAT) -> Path:
+    """A finished store written by the store's own writer functions (no model)."""
+    n = len(features)
+    partial = partial_path(path)
+    create_partial(partial, {"model": "m", "module": "x", "n_items": n}, [str(i) for i in range(n)],
+                   None)  # fmt: skip
+    write_chunk(partial, 0, features, np.arange(n), str(features.dtype), 1024)
+    finish_partial(partial, path, {})
+    if fmt != FORMAT:
+        with h5py.File(path, "r+") as fh:
+            fh.attrs["format"] = fmt
+            del fh.attrs["sha256"]
+    return path
+
+
+def test_flipped_bytes_are_detected_not_served(tmp_path: Path, rng: np.random.Generator) -> None:
+    features = rng.standard_normal((64, 16)).astype(np.float32)
+    path = _write_store(tmp_path / "s.h5", features)
+    np.testing.assert_array_equal(FeatureStore.open(path).features(), features)
+    with h5py.File(path, "r") as fh:
+        offset = fh["features"].id.get_chunk_info(0).byte_offset
+    raw = bytearray(path.read_bytes())
+    raw[offset + 4 * 37 + 3] = 0x70  # the sign and exponent byte of one little-endian float32
+    path.write_bytes(bytes(raw))
+    unchecked = FeatureStore.open(path, verify=False).features()
+    assert np.abs(unchecked).max() > 1e28  # what a reader without the checksum would get
+    with pytest.raises(GlocalError) as info:
+        FeatureStore.open(path)
+    message = str(info.value)
+    assert str(path) in message and "features do not match the sha256" in message
+    assert "--overwrite" in message
+
+
+def test_damaged_or_incomplete_stores_are_clear_errors(tmp_path: Path) -> None:
+    features = np.ones((5, 3), np.float32)
+    missing = _write_store(tmp_path / "missing.h5", features)
+    with h5py.File(missing, "r+") as fh:
+        del fh["features"]
+    with pytest.raises(GlocalError, match=r"missing.h5 lacks the dataset\(s\) \['features'\]"):
+        FeatureStore.open(missing)
+    damaged = _write_store(tmp_path / "damaged.h5", features)
+    with h5py.File(damaged, "r+") as fh:
+        fh.attrs["provenance"] = "{not json"
+    with pytest.raises(GlocalError, match=r"damaged.h5: its attributes are damaged.*--overwrite"):
+        FeatureStore.open(damaged)
+    with h5py.File(damaged, "r+") as fh:
+        fh.attrs["provenance"] = "{}"
+        del fh.attrs["n_done"]
+    with pytest.raises(GlocalError, match=r"damaged.h5: its attributes are damaged \(KeyError"):
+        FeatureStore.open(damaged)
+    old = _write_store(tmp_path / "old.h5", features, fmt="glocal-features/1")
+    with pytest.raises(GlocalError, match=r"old.h5 has no checksum.*older glocal.*--overwrite"):
+        FeatureStore.open(old)
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(GlocalError, match=r"text.h5 is not a readable HDF5 file.*--overwrite"):
+        FeatureStore.open(tmp_path / "text.h5")
+
+
+def test_verifying_a_10k_by_768_store_is_fast(tmp_path: Path, rng: np.random.Generator) -> None:
+    features = rng.standard_normal((10_000, 768), dtype=np.float32)
+    path = _write_store(tmp_path / "big.h5", features)
+    FeatureStore.open(path)  # warm the page cache, as a store just written or read is
+    began = time.perf_counter()
+    store = FeatureStore.open(path)
+    seconds = time.perf_counter() - began
+    assert store.n == 10_000 and store.dim == 768
+    assert seconds < 0.5, f"opening (with checksum verification) took {seconds:.2f} s"
+
+
+# --- two processes, one cold cache ----------------------------------------------------------
+
+EXTRACT_SCRIPT = """
+sys.path.insert(0, sys.argv[3])
+import torch
+torch.set_num_threads(1)
+from dataclasses import replace
+from _features import TINY_CLIP
+from glocal.features import TextSource
+from glocal.features import extract as ex
+
+loads, batches = sys.argv[4], sys.argv[5]
+real_load = ex.load_model
+
+def counting_load(*args, **kwargs):
+    record(loads)  # one line per model load: per process that does the extraction
+    model = real_load(*args, **kwargs)
+    encode = model.encode
+
+    def slow_encode(batch, amp=False):
+        record(batches)
+        time.sleep(0.05)  # 10 batches: a window of half a second for the other process
+        if sys.argv[6] == "park" and len(Path(batches).read_text().splitlines()) == 6:
+            time.sleep(600)  # 5 chunks are committed: wait here to be killed
+        return encode(batch, amp=amp)
+
+    model.encode = slow_encode
+    return model
+
+ex.load_model = counting_load
+config = replace(TINY_CLIP, name="tiny-clip-text", module="text", input="text")
+source = TextSource([f"concept {i}" for i in range(40)], name="words")
+if sys.argv[6] == "wait":
+    wait_for_go()
+store = ex.extract_features(
+    config, source, pretrained=False, batch_size=4, chunk_size=4, progress=False
+)
+print(json.dumps({"path": str(store.path), "sha256": store.metadata["sha256"],
+                  "created": store.metadata["created"]}))
+"""
+
+
+def test_two_processes_extract_the_same_store_once(tmp_path: Path) -> None:
+    cache, loads, batches = tmp_path / "cache", tmp_path / "loads.log", tmp_path / "batches.log"
+    args = [str(TESTS), str(loads), str(batches), "wait"]
+    results = assert_all_succeeded(run_together(EXTRACT_SCRIPT, [args, args], child_env(cache)))
+    final = cache / "features/tiny-clip-text@random-seed0/text/words/all.h5"
+    assert [r["path"] for r in results] == [str(final), str(final)]
+    assert results[0]["sha256"] == results[1]["sha256"]
+    assert results[0]["created"] == results[1]["created"]  # the very same file
+    assert len(loads.read_text().splitlines()) == 1  # extracted once; the other process waited
+    assert len(batches.read_text().splitlines()) == 10
+    store = FeatureStore.open(final)
+    assert store.n == 40 and store.metadata["resumed_from"] == 0
+    assert sorted(p.name for p in final.parent.iterdir()) == ["all.h5", "all.h5.lock"]
+
+
+def test_a_killed_extraction_resumes_in_the_next_process(tmp_path: Path) -> None:
+    cache, loads, batches = tmp_path / "cache", tmp_path / "loads.log", tmp_path / "batches.log"
+    argv = [sys.executable, "-c", PRELUDE + EXTRACT_SCRIPT, "-", "-", str(TESTS), str(loads),
+            str(batches), "park"]  # fmt: skip
+    child = subprocess.Popen(argv, env=child_env(cache), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not batches.exists() or len(batches.read_text().splitlines()) < 6:
+        assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)  # the lock holder dies without any clean-up
+    child.wait()
+    child.stderr.close()
+    final = cache / "features/tiny-clip-text@random-seed0/text/words/all.h5"
+    assert not final.exists()
+    with h5py.File(partial_path(final), "r") as fh:
+        done = int(fh.attrs["n_done"])
+    assert done == 20  # 5 chunks of 4 texts
+    with file_lock(final, timeout=10):  # the kernel released the dead process's lock
+        pass
+    model = load_model(TINY_TEXT, pretrained=False, device="cpu", seed=0)
+    source = TextSource(WORDS, name="words")
+    options = {"batch_size": 4, "chunk_size": 4, "progress": False}
+    store = extract_features(model, source, cache_dir=cache / "features", **options)
+    assert store.path == final and store.metadata["resumed_from"] == done
+    fresh = extract_features(model, source, cache_dir=tmp_path / "fresh", **options)
+    np.testing.assert_array_equal(store.features(), fresh.features())

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import stat
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from companion.runner import Layout, key_path, reproduce, run_notebooks
 from glocal import data
 from glocal.cli import main
 from glocal.errors import GlocalError
+from glocal.io import current_umask
 
 NAMES = ["01_first", "02_second"]
 
@@ -80,11 +82,14 @@ def _no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_first_run_executes_and_records_keys(layout: Layout, fake: FakePapermill) -> None:
     report = run_notebooks("tiny", layout)
     assert report.ran == NAMES and report.skipped == []
+    readable = 0o666 & ~current_umask()  # as any other tool writes them, not mkstemp's 0600
     for name in NAMES:
         output = layout.executed_dir / f"{name}.ipynb"
         record = json.loads(key_path(output).read_text())
         assert output.is_file() and len(record["key"]) == 64
         assert record["glocal_version"] == glocal.__version__
+        assert stat.S_IMODE(output.stat().st_mode) == readable
+        assert stat.S_IMODE(key_path(output).stat().st_mode) == readable
     call = fake.calls[0]
     assert call["parameters"] == {
         "profile": "tiny",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -208,13 +209,102 @@ def test_load_errors(tmp_path):
     np.savez(tmp_path / "c.npz", weights=np.eye(3), bias=np.ones(4), mean=0.0, std=1.0)
     with pytest.raises(GlocalError, match="'bias' has shape"):
         GlocalTransform.load(tmp_path / "c.npz")
-    (tmp_path / "d.npz").write_text("not a zip")
-    with pytest.raises(GlocalError, match="not a readable"):
-        GlocalTransform.load(tmp_path / "d.npz")
     est = GlocalTransform()
     est.weights_, est.bias_, est.mean_, est.std_ = np.eye(2), None, 0.0, 1.0
     with pytest.raises(GlocalError, match=r"\.npz"):
         est.save(tmp_path / "e.npy")
+
+
+def _valid_npz() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, weights=np.eye(3, dtype=np.float32), bias=np.zeros(3, np.float32),
+             mean=np.float32(0.5), std=np.float32(2.0))  # fmt: skip
+    return buffer.getvalue()
+
+
+def _corrupt(raw: bytes) -> bytes:
+    """Overwrite the middle of the stored 'weights' array: the zip's CRC no longer matches."""
+    start = raw.index(b"\x93NUMPY")  # the first member, weights.npy
+    broken = bytearray(raw)
+    broken[start + 140 : start + 150] = b"\xff" * 10
+    return bytes(broken)
+
+
+_OK = {"weights": np.eye(3), "mean": 0.0, "std": 1.0}
+_META = "glocal_metadata"
+# (case, content: bytes or the keys for np.savez, the key/field the message must name, the fix)
+BAD_TRANSFORMS = [
+    ("empty", b"", "is empty", "save it again"),
+    ("truncated", _valid_npz()[:200], "not a readable .npz", "save it again"),
+    ("corrupt", _corrupt(_valid_npz()), "key 'weights' cannot be read", "truncated or corrupt"),
+    ("text", b"weights,mean,std\n", r"not an .npz \(zip\) archive", "save it again"),
+    ("single .npy", "npy", "single .npy array", "numpy.savez"),
+    ("nan weights", {**_OK, "weights": np.full((3, 3), np.nan)}, "'weights' holds 9 NaN",
+     "fit again"),
+    ("inf bias", {**_OK, "bias": np.array([0.0, np.inf, 0.0])}, "'bias' holds 1 NaN or inf",
+     "fit again"),
+    ("nan mean", {**_OK, "mean": np.nan}, "'mean' holds 1 NaN", "fit again"),
+    ("inf std", {**_OK, "std": np.inf}, "'std' holds 1 NaN", "fit again"),
+    ("zero std", {**_OK, "std": 0.0}, "'std' is 0.0", "must be positive"),
+    ("negative std", {**_OK, "std": -1.0}, "'std' is -1.0", "must be positive"),
+    ("complex weights", {**_OK, "weights": np.eye(3) * 1j}, "'weights' holds complex numbers",
+     "expected real numbers"),
+    ("text weights", {**_OK, "weights": np.full((3, 3), "a")}, "'weights' holds text",
+     "expected real numbers"),
+    ("bool mean", {**_OK, "mean": np.bool_(True)}, "'mean' holds booleans",
+     "expected real numbers"),
+    ("object weights", {**_OK, "weights": np.full((3, 3), None, dtype=object)},
+     "key 'weights' cannot be read", "Python objects"),
+    ("metadata not JSON", {**_OK, _META: np.array("{model: x}")}, f"'{_META}' is not valid JSON",
+     "remove the key"),
+    ("metadata a list", {**_OK, _META: np.array("[1, 2]")}, "must be a JSON object", "got list"),
+    ("metadata a number", {**_OK, _META: np.array(3.5)}, "must be one JSON string",
+     "remove the key"),
+    ("hyper-parameters a list",
+     {**_OK, _META: np.array(json.dumps({"hyper_parameters": [0.1]}))},
+     "field 'hyper_parameters' must be a JSON object", "remove the key"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "names", "fix"),
+    [case[1:] for case in BAD_TRANSFORMS],
+    ids=[case[0] for case in BAD_TRANSFORMS],
+)
+def test_load_refuses_bad_files_with_one_clear_error(tmp_path, content, names, fix):
+    path = tmp_path / "t.npz"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, np.eye(3))
+    else:
+        np.savez(path, **content)
+    with pytest.raises(GlocalError) as err:
+        GlocalTransform.load(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert re.search(names, message), message
+    assert re.search(fix, message), message
+
+
+def test_save_does_not_carry_old_labels_into_a_new_file(small, tmp_path):
+    est = quick(alpha=0.0, max_epochs=1).fit(small.X, small.triplets)
+    est.save(tmp_path / "a.npz", model="old-net", module="fc")
+    loaded = GlocalTransform.load(tmp_path / "a.npz")
+    loaded.metadata_["experiment"] = {"kind": "global"}  # other metadata is kept
+    loaded.save(tmp_path / "b.npz")
+    again = GlocalTransform.load(tmp_path / "b.npz")
+    assert "model" not in again.metadata_ and "module" not in again.metadata_
+    assert again.metadata_["path"] == str(tmp_path / "b.npz")
+    assert again.metadata_["experiment"] == {"kind": "global"}
+    with np.load(tmp_path / "b.npz") as raw:
+        assert "path" not in json.loads(str(raw[_META]))
+    est.save(tmp_path / "c.npz", module="penultimate")
+    labels = GlocalTransform.load(tmp_path / "c.npz").metadata_
+    assert labels["module"] == "penultimate" and "model" not in labels
 
 
 OFFICIAL = [

@@ -94,7 +94,9 @@ def test_things_csv_rejects_bad_values(tmp_path):
     with pytest.raises(GlocalError, match="'choice' must be the 1-based position"):
         load_things_csv(path)
     path.write_text("image1,image2,image3,choice\n1,2,,1\n")
-    with pytest.raises(GlocalError, match="must hold integers"):
+    with pytest.raises(
+        GlocalError, match=r"column .image3. must hold whole numbers.*row 1 holds no"
+    ):
         load_things_csv(path)
     path.write_text("image1,image2,image3,choice\n0,2,3,1\n")
     with pytest.raises(GlocalError, match=r"after -1.*outside"):
@@ -172,3 +174,47 @@ def test_simulate_chunking_does_not_change_the_draws(rng, monkeypatch):
     whole = simulate_triplets(embedding, 3000, seed=9)
     monkeypatch.setattr(module, "_SIMULATE_CHUNK", 128)
     np.testing.assert_array_equal(simulate_triplets(embedding, 3000, seed=9), whole)
+
+
+def test_things_csv_accepts_bom_quoted_headers_and_spaces(tmp_path):
+    path = tmp_path / "excel.csv"
+    header = '"image1", "image2", "image3", "choice", "subject"'
+    text = f'{header}\r\n5, 2, 9, 1, "a, b"\r\n5, 2, 9, 3, c\r\n'
+    path.write_text(text, encoding="utf-8-sig")  # a byte-order mark, as Excel writes
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    np.testing.assert_array_equal(load_things_csv(path, n_objects=10), [[1, 8, 4], [4, 1, 8]])
+
+
+@pytest.mark.parametrize("name", ["choices.txt", "choices.tsv", "choices.data"])
+def test_things_format_is_recognised_by_its_header_not_its_suffix(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("image1\timage2\timage3\tchoice\n5\t2\t9\t2\n")
+    np.testing.assert_array_equal(load_triplets(path, n_objects=10), [[4, 8, 1]])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("latin1.csv", "image1,image2,image3,choice,who\n1,2,3,1,Jos\xe9\n".encode("latin-1"),
+         r"line 2 is not UTF-8 text \(byte 0xe9 at column 12\); save the file as UTF-8"),
+        ("latin1.txt", "0 1 2\n0 1 3 # Jos\xe9\n".encode("latin-1"), "line 2 is not UTF-8"),
+        ("latin1_header.csv", "image1,image2,image3,choice\xe9\n".encode("latin-1"),
+         "line 1 is not UTF-8"),
+        ("float.csv", b"image1,image2,image3,choice\n1,2,3,1\n1,2,1e20,1\n",
+         r"column 'image3' must hold whole numbers .*data row 2 holds '1e20'"),
+        ("overflow.csv", b"image1,image2,image3,choice\n1,2,3,1\n1,2,3,100000000000000000000\n",
+         r"column 'choice' must hold whole numbers .*data row 2 holds '1000"),
+        ("overflow.txt", b"0 1 100000000000000000000\n", "three whitespace-separated integers"),
+        ("empty.csv", b"", "is empty or starts with a blank line"),
+        ("empty.npy", b"", r"empty\.npy is empty \(0 bytes\)"),
+        ("header_only.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<i8', 'fortran_order': False, "
+         b"'shape': (10000000000000, 3), }" + b" " * 53 + b"\n",
+         r"truncated or corrupt: its header promises shape \(10000000000000, 3\)"),
+    ],
+)  # fmt: skip
+def test_unreadable_triplet_files_give_clear_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(GlocalError, match=message) as err:
+        load_triplets(path, n_objects=10)
+    assert str(path) in str(err.value)

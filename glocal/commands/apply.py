@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from glocal.commands._common import existing_file, output_file
-from glocal.io import load_feature_matrix, save_npy
+from glocal.io import check_writable, load_feature_matrix, save_npy
 from glocal.transform import GlocalTransform
 
 
@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Transform and save."""
+    check_writable(args.out, "--out")
     estimator = GlocalTransform.load(args.transform)
     Z = estimator.transform(load_feature_matrix(args.features, "features"))
     save_npy(args.out, Z)

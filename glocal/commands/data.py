@@ -23,49 +23,88 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    listing = actions.add_parser("list", help="list the registry entries")
+    listing = actions.add_parser(
+        "list",
+        help="list the registry entries",
+        description="Columns: NAME, STATUS, SHA256 (" + "; ".join(CHECKSUM_LEGEND) + "), SIZE, "
+        "PRESENT (mirror, cache) and LICENSE.",
+    )
     listing.set_defaults(func=_list)
     fetch = actions.add_parser("fetch", help="fetch files (mirror, cache, else download)")
     fetch.add_argument("names", nargs="*", metavar="NAME", help="registry names")
     fetch.add_argument("--all", action="store_true", help="fetch every downloadable entry")
+    fetch.add_argument("--allow-unpinned", action="store_true", help=ALLOW_HELP)
     fetch.set_defaults(func=_fetch)
     check = actions.add_parser("verify", help="re-hash every file present and report mismatches")
     check.add_argument("names", nargs="*", metavar="NAME", help="only these entries")
     check.set_defaults(func=_verify)
     where = actions.add_parser("path", help="print the local path of a present file")
     where.add_argument("name", metavar="NAME")
+    where.add_argument("--allow-unpinned", action="store_true", help=ALLOW_HELP)
     where.set_defaults(func=_path)
+
+
+ALLOW_HELP = (
+    "serve files whose sha256 the registry does not pin (unverified bytes; the sha256 seen is "
+    f"recorded and the file held to it); same as {data.ENV_ALLOW_UNPINNED}=1"
+)
+CHECKSUM_LEGEND = (
+    "pinned: the sha256 is in the registry and checked",
+    f"unpinned: no sha256 known, served only with --allow-unpinned or {data.ENV_ALLOW_UNPINNED}=1",
+    "flagged: the released file is a byte copy of another entry (replaced by an override or "
+    "refused)",
+)
+
+
+def _checksum_column(entry: data.Entry, allowed: bool) -> str:
+    if entry.checksum == "unpinned" and allowed:
+        return "unpinned(allowed)"
+    return entry.checksum
 
 
 def _list(args: argparse.Namespace) -> int:
     roots = [("mirror", data.mirror_dir()), ("cache", data.cache_dir())]
+    allowed = data.unpinned_allowed()
+    header = ("NAME", "STATUS", "SHA256", "SIZE", "PRESENT", "LICENSE")
     rows = []
     for entry in data.registry():
         rel = entry.served.path
         here = [label for label, root in roots if root is not None and (root / rel).exists()]
         size = f"{entry.served.size / 2**20:.1f} MiB" if entry.served.size else "?"
-        rows.append((entry.name, entry.status, size, ",".join(here) or "-", entry.license))
-    widths = [
-        max(len(r[i]) for r in rows + [("NAME", "STATUS", "SIZE", "PRESENT", "")]) for i in range(4)
-    ]
-    header = ("NAME", "STATUS", "SIZE", "PRESENT", "LICENSE")
+        checksum = _checksum_column(entry, allowed)
+        rows.append(
+            (entry.name, entry.status, checksum, size, ",".join(here) or "-", entry.license)
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+        print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
+    print("SHA256: " + "; ".join(CHECKSUM_LEGEND), file=sys.stderr)
     return 0
 
 
 def _fetch(args: argparse.Namespace) -> int:
     names = list(args.names)
+    allow = True if args.allow_unpinned else None  # None: $GLOCAL_ALLOW_UNPINNED decides
+    skipped = []
     if args.all:
-        names += [e.name for e in data.registry() if e.served.url and not e.refused]
+        downloadable = [e for e in data.registry() if e.served.url and not e.refused]
+        if not data.unpinned_allowed(allow):
+            skipped = [e.name for e in downloadable if e.checksum == "unpinned"]
+        names += [e.name for e in downloadable if e.name not in skipped]
     if not names:
         raise GlocalError("data fetch: give one or more NAMEs (see 'glocal data list') or --all")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", data.UnpinnedDataWarning)
         for name in dict.fromkeys(names):
-            print(f"{name}\t{data.fetch(name)}")
+            print(f"{name}\t{data.fetch(name, allow_unpinned=allow)}")
     for warning in caught:
         print(f"note: {warning.message}", file=sys.stderr)
+    if skipped:
+        print(
+            f"note: skipped {len(skipped)} unpinned entries ({', '.join(skipped)}); "
+            "add --allow-unpinned to fetch them unverified",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -85,5 +124,5 @@ def _verify(args: argparse.Namespace) -> int:
 def _path(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", data.UnpinnedDataWarning)
-        print(data.path(args.name))
+        print(data.path(args.name, allow_unpinned=True if args.allow_unpinned else None))
     return 0

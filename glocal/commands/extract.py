@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from glocal.commands._common import non_negative_int
 from glocal.errors import GlocalError
+from glocal.io import check_writable
+
+#: File names ``--out`` takes as the store itself (anything else without a suffix: its folder).
+STORE_SUFFIXES = (".h5", ".hdf5")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,13 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="output .h5 file, or a folder used as the store root (default: the glocal cache)",
     )
-    parser.add_argument("--npy", default=None, help="also write the features as this .npy file")
+    parser.add_argument(
+        "--npy", default=None, help="also write the features as this .npy file (name ends in .npy)"
+    )
     parser.add_argument("--split", default=None, help="dataset split (torchvision) or split name")
     parser.add_argument("--dataset", default=None, help="dataset name used in the store path")
     parser.add_argument("--download", action="store_true", help="let torchvision download datasets")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
-        "--workers", type=int, default=None, help="data loader workers (default: auto)"
+        "--workers", type=non_negative_int, default=None, help="data loader workers (default: auto)"
     )
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ..."
@@ -64,6 +71,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _out_paths(value: str | None) -> tuple[Path | None, Path | None]:
+    """``--out`` as (store file, None) for a .h5/.hdf5 name or (None, store root) for a folder."""
+    if value is None:
+        return None, None
+    target = Path(value)
+    if target.suffix.lower() in STORE_SUFFIXES:
+        if target.is_dir():
+            raise GlocalError(f"--out {target} is a folder; give a .h5 file name or a folder name")
+        check_writable(target, "--out")
+        return target, None
+    if target.suffix and not target.is_dir():
+        hint = f"; for a NumPy copy use --npy {target}" if target.suffix.lower() == ".npy" else ""
+        raise GlocalError(
+            f"--out {target}: expected a feature store file ending in .h5 (or .hdf5) or a "
+            f"folder to hold the store, not a {target.suffix} file{hint}"
+        )
+    check_writable(target / "store.h5", "--out folder")
+    return None, target
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the extraction described by ``args``; print the store path and its shape."""
     from glocal.features import (
@@ -87,13 +114,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.model or not args.source:
         raise GlocalError("--model and --source are required (or --list-models)")
-    out, cache_dir = None, None
-    if args.out is not None:
-        target = Path(args.out)
-        if target.suffix in (".h5", ".hdf5"):
-            out = target
-        else:
-            cache_dir = target
+    out, cache_dir = _out_paths(args.out)
+    if args.npy:
+        npy = Path(args.npy)
+        if npy.suffix.lower() != ".npy":
+            raise GlocalError(
+                f"--npy {npy}: the copy is written in NumPy's format, so the file name must end "
+                f"in .npy (e.g. --npy {npy.with_suffix('.npy')})"
+            )
+        check_writable(npy, "--npy")
     source = resolve_source(args.source, split=args.split, download=args.download)
     store = extract_features(
         args.model,

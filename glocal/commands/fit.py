@@ -7,8 +7,9 @@ import inspect
 import typing
 from typing import Any
 
-from glocal.commands._common import existing_file, output_file
-from glocal.io import load_feature_matrix
+from glocal.commands._common import check_device, existing_file, output_file
+from glocal.errors import GlocalError
+from glocal.io import check_writable, load_feature_matrix
 from glocal.transform import PRESETS, GlocalTransform
 from glocal.triplets import load_triplets
 
@@ -96,6 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit and save; print a one-line summary."""
+    check_writable(args.out, "--out")  # before the fit, not after it
     X = load_feature_matrix(args.features, "features")
     triplets = load_triplets(args.triplets, n_objects=len(X))
     val = load_triplets(args.val_triplets, n_objects=len(X)) if args.val_triplets else None
@@ -103,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
     names = [n for n in inspect.signature(GlocalTransform).parameters if n not in _OWN_FLAGS]
     overrides = {name: getattr(args, name) for name in names if hasattr(args, name)}
     estimator = GlocalTransform.preset(args.preset, progress=not args.quiet, **overrides)
-    estimator.fit(X, triplets, contrast=contrast, val_triplets=val)
+    check_device(estimator.device)
+    try:
+        estimator.fit(X, triplets, contrast=contrast, val_triplets=val)
+    except FloatingPointError as err:
+        raise GlocalError(
+            f"the fit diverged: {err}; e.g. --lr {estimator.lr / 10:g} (now {estimator.lr:g})"
+        ) from err
     estimator.save(args.out, model=args.model, module=args.module)
     last = estimator.history_[estimator.best_epoch_ - 1] if estimator.best_epoch_ else {}
     summary = f"saved {args.out} (train acc {estimator.score(X, triplets):.4f}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from glocal.commands._common import existing_file
-from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.evaluation.alignment import triplet_similarities
 from glocal.evaluation.similarity import default_similarity
 from glocal.io import load_feature_matrix
 from glocal.transform import GlocalTransform
@@ -38,12 +38,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the accuracy."""
+    """Print the accuracy, and why it is low when similarities tie."""
     X = load_feature_matrix(args.features, "features")
     triplets = load_triplets(args.triplets, n_objects=len(X))
     similarity = args.similarity or default_similarity(transformed=bool(args.transform))
     if args.transform:
         X = GlocalTransform.load(args.transform).transform(X)
-    accuracy = odd_one_out_accuracy(X, triplets, similarity=similarity)
-    print(f"odd-one-out accuracy: {accuracy:.4f} ({len(triplets)} triplets, {similarity})")
+    sims = triplet_similarities(X, triplets, similarity)
+    others = sims[:, 1:].max(axis=1)
+    accuracy = float((sims[:, 0] > others).mean())  # as odd_one_out_accuracy: ties are wrong
+    line = f"odd-one-out accuracy: {accuracy:.4f} ({len(triplets)} triplets, {similarity})"
+    tied = int((sims[:, 0] == others).sum())
+    if tied == len(triplets):
+        line += (
+            f"; all {tied} triplets tie: the features give the kept pair the same similarity "
+            "as another pair (e.g. constant features), and ties count as wrong"
+        )
+    elif tied:
+        line += f"; {tied} triplets tie and count as wrong"
+    print(line)
     return 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from glocal.commands._common import existing_file
-from glocal.io import load_feature_matrix
-from glocal.triplets import save_triplets, simulate_triplets
+from glocal.commands._common import existing_file, positive_int
+from glocal.errors import GlocalError
+from glocal.io import check_writable, load_feature_matrix
+from glocal.triplets import TEXT_SUFFIXES, save_triplets, simulate_triplets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="embedding .npy (n_objects, d), e.g. the VICE THINGS embedding",
     )
-    parser.add_argument("--n", type=int, required=True, help="number of triplets")
+    parser.add_argument("--n", type=positive_int, required=True, help="number of triplets")
     parser.add_argument("--out", required=True, help="output .npy or .txt")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature")
@@ -32,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate and save."""
+    suffixes = (".npy", *TEXT_SUFFIXES)
+    if Path(args.out).suffix.lower() not in suffixes:
+        raise GlocalError(f"--out {args.out}: the name must end in one of {', '.join(suffixes)}")
+    check_writable(args.out, "--out")
     embedding = load_feature_matrix(args.embedding, "embedding")
     triplets = simulate_triplets(embedding, args.n, seed=args.seed, temperature=args.temperature)
     path = save_triplets(args.out, triplets)

@@ -2,16 +2,19 @@
 
 The registry itself is data (``glocal/data/registry.json``). Files are looked up in the offline
 mirror ``$GLOCAL_DATA_DIR`` first, then in the cache (``$GLOCAL_CACHE_DIR`` or the user cache
-folder), and downloaded into the cache only when missing.
+folder), and downloaded into the cache only when missing. A file whose sha256 the registry
+does not pin is served only with ``allow_unpinned=True`` or ``$GLOCAL_ALLOW_UNPINNED=1``.
 """
 
 from __future__ import annotations
 
 from glocal.data._fetch import (
+    ENV_ALLOW_UNPINNED,
     ENV_CACHE,
     ENV_MIRROR,
     ENV_OFFLINE,
     ChecksumError,
+    UnpinnedDataError,
     UnpinnedDataWarning,
     VerifyResult,
     cache_dir,
@@ -20,6 +23,7 @@ from glocal.data._fetch import (
     path,
     sha256sum,
     transform_path,
+    unpinned_allowed,
     verify,
 )
 from glocal.data._registry import Entry, Remote, released_transforms, transform_name
@@ -33,12 +37,14 @@ def registry() -> list[Entry]:
 
 
 __all__ = [
+    "ENV_ALLOW_UNPINNED",
     "ENV_CACHE",
     "ENV_MIRROR",
     "ENV_OFFLINE",
     "ChecksumError",
     "Entry",
     "Remote",
+    "UnpinnedDataError",
     "UnpinnedDataWarning",
     "VerifyResult",
     "cache_dir",
@@ -51,5 +57,6 @@ __all__ = [
     "sha256sum",
     "transform_name",
     "transform_path",
+    "unpinned_allowed",
     "verify",
 ]

@@ -1,4 +1,12 @@
-"""Fetch, verify and cache registry files: offline mirror first, then cache, then download."""
+"""Fetch, verify and cache registry files: offline mirror first, then cache, then download.
+
+Concurrency: every write into the cache (a download, the removal of a corrupted copy, the
+unpacking of an archive) happens under ``glocal.io.file_lock(TARGET)`` (the file
+``TARGET.lock`` beside it), and the writer re-checks for a finished target after acquiring
+it, so of two processes asking for the same file one does the work and the other waits and
+then serves the result. Downloads go to a unique staging file beside the target and are
+renamed onto it only after their sha256 matched.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +18,19 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from glocal.data._registry import Entry, Remote, get_entry, registry, transform_name
 from glocal.errors import DataUnavailableError, GlocalError
-from glocal.io import ENV_CACHE, cache_dir
+from glocal.io import ENV_CACHE, atomic_path, atomic_write, cache_dir, check_writable, file_lock
 
 ENV_MIRROR = "GLOCAL_DATA_DIR"
 ENV_OFFLINE = "GLOCAL_OFFLINE"
+#: Set to 1 to accept files whose sha256 the registry does not pin (as ``--allow-unpinned``).
+ENV_ALLOW_UNPINNED = "GLOCAL_ALLOW_UNPINNED"
 STAGING_SUFFIX = ".download"
 HASH_SUFFIX = ".sha256"
 TIMEOUT_S = 60
@@ -32,6 +43,38 @@ class ChecksumError(GlocalError):
 
 class UnpinnedDataWarning(UserWarning):
     """A file was served whose sha256 is not pinned in the registry yet."""
+
+
+class UnpinnedDataError(DataUnavailableError):
+    """A file whose sha256 the registry does not pin was asked for without ``allow_unpinned``."""
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
+
+
+def unpinned_allowed(allow_unpinned: bool | None = None) -> bool:
+    """Whether unpinned files may be served: ``allow_unpinned``, else ``$GLOCAL_ALLOW_UNPINNED``."""
+    if allow_unpinned is not None:
+        return bool(allow_unpinned)
+    return _truthy(os.environ.get(ENV_ALLOW_UNPINNED))
+
+
+ALLOW_HINT = (
+    f"pass --allow-unpinned (glocal data fetch / path) or allow_unpinned=True, or set "
+    f"{ENV_ALLOW_UNPINNED}=1, to accept unverified bytes"
+)
+
+
+def _require_pinned(entry: Entry, allow_unpinned: bool | None) -> None:
+    """Refuse an unpinned file entry unless unverified bytes were explicitly allowed."""
+    if entry.kind == "file" and not entry.pinned and not unpinned_allowed(allow_unpinned):
+        raise UnpinnedDataError(
+            f"cannot get {entry.name!r} verified: its sha256 is not pinned in "
+            "glocal/data/registry.json, so glocal refuses to serve its bytes unchecked; "
+            f"{ALLOW_HINT} (glocal then records the sha256 it sees and holds the file to it), "
+            "or pin the entry's sha256 and size"
+        )
 
 
 def mirror_dir() -> Path | None:
@@ -107,6 +150,10 @@ def _refuse_copy(entry: Entry, path: Path, actual: str) -> None:
             )
 
 
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + HASH_SUFFIX)
 
@@ -131,13 +178,13 @@ def _check_file(entry: Entry, path: Path, where: str) -> bool:
         _refuse_copy(entry, path, actual)
         _record_unpinned(entry, path, actual)
     elif actual != expected:
-        fix = (
-            f"replace it with the file from {entry.served.url} or unset {ENV_MIRROR}"
-            if where == "mirror"
-            else "it was removed from the cache; fetch again"
-        )
-        if where == "cache":
+        if where == "mirror":
+            fix = f"replace it with the file from {entry.served.url} or unset {ENV_MIRROR}"
+        elif where == "cache":  # only ever under the target's lock
             path.unlink()
+            fix = "it was removed from the cache; fetch again"
+        else:
+            fix = "fetch again"
         raise _mismatch(entry.name, path, expected, actual, fix)
     return True
 
@@ -164,54 +211,44 @@ def _unavailable(entry: Entry, target: Path, why: str) -> DataUnavailableError:
     )
 
 
-def _download(entry: Entry, target: Path) -> Path:
-    """Download into a staging file, verify it, then rename it onto ``target``."""
-    import pooch
+@contextmanager
+def _cache_lock(target: Path) -> Iterator[None]:
+    """Hold ``glocal.io.file_lock(target)``; an unwritable cache fails first, in one line."""
+    check_writable(target.with_name(target.name + ".lock"), f"cache ({ENV_CACHE}) lock file")
+    with file_lock(target):
+        yield
 
+
+def _download(entry: Entry, target: Path) -> Path:
+    """Download into a unique staging file, verify it, then rename it onto ``target``.
+
+    The caller holds the target's lock; the staging name (``.NAME.XXXXXXXX.download``) is
+    unique anyway, so that no two writers ever share a file.
+    """
     remote = entry.served
-    if os.environ.get(ENV_OFFLINE, "").lower() in ("1", "true", "yes"):
+    if _truthy(os.environ.get(ENV_OFFLINE)):
         raise _unavailable(entry, target, f"{ENV_OFFLINE} is set, so nothing is downloaded")
-    staging = target.with_name(f".{target.name}.{os.getpid()}{STAGING_SUFFIX}")
-    staging.unlink(missing_ok=True)
-    known = f"sha256:{remote.sha256}" if remote.sha256 else None
-    logger = pooch.get_logger()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # pooch would log the staging name; log the real one
     LOG.info("downloading %s from %s to %s", entry.name, remote.url, target)
-    try:
-        pooch.retrieve(
-            remote.url,
-            known_hash=known,
-            fname=staging.name,
-            path=staging.parent,
-            downloader=_downloader(),
-        )
-    except ValueError as err:  # pooch: hash mismatch (the temporary file is already removed)
-        staging.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"checksum mismatch for {entry.name!r} downloaded from {remote.url}: "
-            f"{' '.join(str(err).split())}; "
-            "nothing was cached; if the public file changed, report it"
-        ) from err
-    except OSError as err:  # requests' errors are OSErrors too
-        staging.unlink(missing_ok=True)
-        why = f"the download failed ({type(err).__name__}: {err})"
-        raise _unavailable(entry, target, why) from err
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    finally:
-        logger.setLevel(level)
-    try:
-        _check_columns(entry, staging)
+    with atomic_path(target, suffix=STAGING_SUFFIX) as staging:
+        try:
+            _downloader()(remote.url, str(staging), None)
+        except OSError as err:  # requests' errors are OSErrors too
+            why = f"the download failed ({type(err).__name__}: {err})"
+            raise _unavailable(entry, target, why) from err
         actual = sha256sum(staging)
+        if remote.sha256 is not None and actual != remote.sha256:
+            size = staging.stat().st_size
+            raise ChecksumError(
+                f"checksum mismatch for {entry.name!r} downloaded from {remote.url}: sha256 "
+                f"{actual} ({size} bytes), the registry pins {remote.sha256}"
+                + (f" ({remote.size} bytes)" if remote.size else "")
+                + "; nothing was cached; if the public file changed, report it"
+            )
+        _check_columns(entry, staging)
         if remote.sha256 is None:
             _refuse_copy(entry, target, actual)
-            _sidecar(target).write_text(actual + "\n")
+            atomic_write(_sidecar(target), lambda tmp: _write_text(tmp, actual + "\n"))
             _record_unpinned(entry, target, actual)
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
     return target
 
 
@@ -232,15 +269,57 @@ def _password(entry: Entry, root: Path) -> bytes | None:
     return None
 
 
-def _unpack(entry: Entry, target: Path) -> Path | None:
-    """Unpack a hand-downloaded archive of a folder entry into ``target`` (atomically)."""
-    spec = entry.unzip
+def _find_archive(entry: Entry) -> tuple[Path, Path] | None:
+    """(root, archive) of a hand-downloaded archive of a folder entry, mirror first."""
+    name = entry.unzip.get("archive")
+    if not name:
+        return None
     for root in [r for r in (mirror_dir(), cache_dir()) if r is not None]:
-        archive = root / spec.get("archive", "")
-        if not spec.get("archive") or not archive.is_file():
-            continue
+        if (root / name).is_file():
+            return root, root / name
+    return None
+
+
+def _require_pinned_archive(
+    entry: Entry, archive: Path, target: Path, allow_unpinned: bool | None
+) -> None:
+    """Refuse to unpack an archive without a pinned sha256 unless that was explicitly allowed."""
+    if entry.unzip.get("sha256") or unpinned_allowed(allow_unpinned):
+        return
+    folders = f"the {entry.n_folders} folders" if entry.n_folders else "its folders"
+    raise UnpinnedDataError(
+        f"refusing to unpack {archive} for {entry.name!r} unverified: the archive's sha256 is "
+        f"not pinned in glocal/data/registry.json (field unzip.sha256); {ALLOW_HINT}, or unpack "
+        f"it by hand so that {target} holds {folders}"
+    )
+
+
+def _unpack(entry: Entry, target: Path, allow_unpinned: bool | None = None) -> Path | None:
+    """Unpack a hand-downloaded archive of a folder entry into ``target`` (atomically).
+
+    Returns None when no archive is present. Runs under the target's lock and returns the
+    folder another process unpacked while this one waited.
+    """
+    found = _find_archive(entry)
+    if found is None:
+        return None
+    root, archive = found
+    spec = entry.unzip
+    pinned = spec.get("sha256")
+    _require_pinned_archive(entry, archive, target, allow_unpinned)
+    with _cache_lock(target):
+        if _folder_complete(entry, target):
+            return target  # someone else unpacked it while we waited
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        if target.exists():
+            raise GlocalError(
+                f"{target} exists but is incomplete (fewer than {entry.n_folders} folders): "
+                f"remove it and run 'glocal data fetch {entry.name}' again to unpack {archive}"
+            )
+        if pinned and (actual := sha256sum(archive)) != pinned:
+            raise _mismatch(entry.name, archive, pinned, actual, "download the archive again")
         password = _password(entry, root)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
             with zipfile.ZipFile(archive) as zf:
@@ -262,11 +341,17 @@ def _unpack(entry: Entry, target: Path) -> Path | None:
             ) from err
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return target
-    return None
+    if not pinned:
+        warnings.warn(
+            f"{entry.name!r}: unpacked {archive} without a pinned sha256 (allowed explicitly); "
+            f"its sha256 is {sha256sum(archive)}: pin it in the entry's unzip.sha256",
+            UnpinnedDataWarning,
+            stacklevel=3,
+        )
+    return target
 
 
-def _fetch_folder(entry: Entry, download: bool) -> Path:
+def _fetch_folder(entry: Entry, download: bool, allow_unpinned: bool | None) -> Path:
     rel = entry.served.path
     candidates = [r / rel for r in (mirror_dir(), cache_dir()) if r is not None]
     for candidate in candidates:
@@ -274,7 +359,7 @@ def _fetch_folder(entry: Entry, download: bool) -> Path:
             return candidate
     target = cache_dir() / rel
     if download:
-        unpacked = _unpack(entry, target)
+        unpacked = _unpack(entry, target, allow_unpinned)
         if unpacked is not None:
             return unpacked
     how = entry.manual.format(cache=cache_dir(), target=target) or f"put it at {target}"
@@ -286,44 +371,58 @@ def _fetch_folder(entry: Entry, download: bool) -> Path:
     )
 
 
-def fetch(name: str, download: bool = True) -> Path:
+def fetch(name: str, download: bool = True, *, allow_unpinned: bool | None = None) -> Path:
     """Return a verified local path for registry entry ``name``.
 
     Order: the offline mirror ``$GLOCAL_DATA_DIR`` (used only with the right sha256), the cache,
-    then a download into the cache (staging file, checksum, rename). A checksum mismatch raises
-    :class:`ChecksumError`; a bad cached file is deleted. Without network (or with
-    ``download=False``) a missing file raises :class:`DataUnavailableError` saying what to
-    download from where, where to put it, and the environment variables.
+    then a download into the cache (unique staging file, checksum, rename), under the cache
+    file's lock. A checksum mismatch raises :class:`ChecksumError`; a bad cached file is
+    deleted. Without network (or with ``download=False``) a missing file raises
+    :class:`DataUnavailableError` saying what to download from where, where to put it, and the
+    environment variables. An entry without a pinned sha256 (and the unpacking of an unpinned
+    archive) raises :class:`UnpinnedDataError` unless ``allow_unpinned=True`` or
+    ``$GLOCAL_ALLOW_UNPINNED=1``.
     """
     entry = get_entry(name)
     _refuse(entry)
     if entry.kind == "folder":
-        return _fetch_folder(entry, download)
+        return _fetch_folder(entry, download, allow_unpinned)
+    _require_pinned(entry, allow_unpinned)
     rel = entry.served.path
     mirror = mirror_dir()
     if mirror is not None and _check_file(entry, mirror / rel, "mirror"):
         return mirror / rel
     target = cache_dir() / rel
-    try:
-        if _check_file(entry, target, "cache"):
+    try:  # published files are complete (atomic rename), so a good one needs no lock
+        if _check_file(entry, target, "check"):
             return target
     except ChecksumError:
-        if not download:
+        if not download and entry.pinned:
+            with _cache_lock(target):
+                if _check_file(entry, target, "cache"):  # removes it, unless replaced meanwhile
+                    return target
+        elif not download:
             raise
     if not download:
         raise _unavailable(entry, target, "it is not in the mirror or the cache (download=False)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return _download(entry, target)
+    with _cache_lock(target):
+        try:  # someone else may have downloaded it while we waited
+            if _check_file(entry, target, "cache"):
+                return target
+        except ChecksumError:
+            if not entry.pinned:
+                raise
+        return _download(entry, target)
 
 
-def path(name: str) -> Path:
+def path(name: str, *, allow_unpinned: bool | None = None) -> Path:
     """The verified local path of ``name`` if it is already present; never downloads."""
-    return fetch(name, download=False)
+    return fetch(name, download=False, allow_unpinned=allow_unpinned)
 
 
-def transform_path(model: str, module: str) -> Path:
+def transform_path(model: str, module: str, *, allow_unpinned: bool | None = None) -> Path:
     """Verified local path of the released gLocal transform ``transform.npz`` for model/module."""
-    return fetch(transform_name(model, module))
+    return fetch(transform_name(model, module), allow_unpinned=allow_unpinned)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class Entry:
     columns: tuple[str, ...] = ()
     note: str = ""
     manual: str = ""
-    unzip: dict[str, str] = field(default_factory=dict)
+    unzip: dict[str, Any] = field(default_factory=dict)
     n_folders: int | None = None
     model: str | None = None
     module: str | None = None
@@ -59,6 +59,19 @@ class Entry:
         return self.served.sha256 is not None
 
     @property
+    def checksum(self) -> str:
+        """``pinned``, ``unpinned`` (served only when explicitly allowed) or ``flagged`` (the
+        released file is a byte copy of another entry: refused, or replaced by an override).
+
+        A folder entry is pinned when the archive it is unpacked from is (``unzip.sha256``).
+        """
+        if self.refused or self.duplicate_of:
+            return "flagged"
+        if self.kind == "folder":
+            return "pinned" if self.unzip.get("sha256") else "unpinned"
+        return "pinned" if self.pinned else "unpinned"
+
+    @property
     def status(self) -> str:
         """One word for listings: refused, manual, unpinned, override or pinned."""
         if self.refused:
@@ -70,13 +83,19 @@ class Entry:
         return "override" if self.override else "pinned"
 
 
+def _check_sha(sha: Any, where: str, field_name: str = "sha256") -> None:
+    if sha is not None and (
+        not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)
+    ):
+        raise GlocalError(f"{where}: field {field_name!r} must be 64 lower-case hex digits or null")
+
+
 def _remote(raw: dict[str, Any], where: str) -> Remote:
     for key in ("path", "url", "sha256"):
         if key not in raw:
             raise GlocalError(f"{where}: missing field {key!r}")
     sha = raw["sha256"]
-    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-        raise GlocalError(f"{where}: field 'sha256' must be 64 lower-case hex digits or null")
+    _check_sha(sha, where)
     path = str(raw["path"])
     if path.startswith("/") or ".." in Path(path).parts:
         raise GlocalError(f"{where}: field 'path' must be relative without '..', got {path!r}")
@@ -94,6 +113,10 @@ def _entry(raw: dict[str, Any], where: str) -> Entry:
         if not raw.get(key):
             raise GlocalError(f"{where}: field {key!r} is required")
     override = raw.get("override")
+    unzip = raw.get("unzip", {})
+    if not isinstance(unzip, dict):
+        raise GlocalError(f"{where}: field 'unzip' must be an object")
+    _check_sha(unzip.get("sha256"), where, "unzip.sha256")
     return Entry(
         name=raw["name"],
         kind=kind,
@@ -105,7 +128,7 @@ def _entry(raw: dict[str, Any], where: str) -> Entry:
         columns=tuple(raw.get("columns", ())),
         note=raw.get("note", ""),
         manual=raw.get("manual", ""),
-        unzip=dict(raw.get("unzip", {})),
+        unzip=dict(unzip),
         n_folders=raw.get("n_folders"),
         model=raw.get("model"),
         module=raw.get("module"),

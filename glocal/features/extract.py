@@ -1,8 +1,16 @@
-"""``extract_features``: run a model over a source into a resumable, provenance-stamped store."""
+"""``extract_features``: run a model over a source into a resumable, provenance-stamped store.
+
+Concurrency: a writer holds ``glocal.io.file_lock(final)`` (the file ``SPLIT.h5.lock``) from
+before it loads the model until the finished store has been renamed into place, and re-checks
+for a finished store after acquiring it. Of two processes asking for the same store, one
+extracts, the other waits and then returns the store the first one wrote.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -22,6 +30,7 @@ from glocal.features.models import ModelConfig, get_config
 from glocal.features.sources import Source, resolve_source
 from glocal.features.store import (
     DTYPES,
+    REEXTRACT,
     FeatureStore,
     create_partial,
     finish_partial,
@@ -30,6 +39,7 @@ from glocal.features.store import (
     store_path,
     write_chunk,
 )
+from glocal.io import check_writable, file_lock
 
 #: Provenance fields that must agree for a finished store to be reused as is.
 IDENTITY_KEYS = (
@@ -37,12 +47,13 @@ IDENTITY_KEYS = (
     "module",
     "weights",
     "seed",
-    "config",
+    "config_sha256",
     "dtype",
     "dataset",
     "split",
     "n_items",
     "source_sha256",
+    "source_digest",
 )
 #: ... and for an unfinished store to be continued (mixing these within a file is wrong).
 RESUME_KEYS = IDENTITY_KEYS + ("preprocessing", "versions", "autocast")
@@ -89,6 +100,57 @@ class _Items(torch.utils.data.Dataset):
 
 def _differences(want: dict[str, Any], have: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
     return [k for k in keys if want.get(k) != have.get(k)]
+
+
+_DIGEST_KINDS = {
+    "content": "the image files' contents differ",
+    "stat": "the image files' sizes or modification times differ",
+    "texts": "the texts differ",
+}
+
+
+def _describe_change(key: str, stored: Any, asked: Any) -> str:
+    """One phrase saying what changed between a stored provenance value and the asked one."""
+    if key == "source_digest":
+        kind = str(asked).partition(":")[0]
+        why = _DIGEST_KINDS.get(kind, f"its {kind} digest differs")
+        return f"the source changed since the extraction ({why}: stored {stored}, now {asked})"
+    if key == "config_sha256":
+        return f"the model config changed (sha256 stored {stored}, now {asked})"
+    if key == "source_sha256":
+        return f"the source's items changed (sha256 of the ids stored {stored}, now {asked})"
+    return f"{key}: stored {stored!r}, asked {asked!r}"
+
+
+def _reusable(final: Path, plan: dict[str, Any]) -> tuple[FeatureStore, list[str]]:
+    """Open (and verify) the finished store at ``final``; list how it differs from ``plan``."""
+    store = FeatureStore.open(final)
+    changes = [
+        _describe_change(k, store.metadata.get(k), plan.get(k))
+        for k in _differences(plan, store.metadata, IDENTITY_KEYS)
+    ]
+    return store, changes
+
+
+def _reuse_or_refuse(final: Path, plan: dict[str, Any]) -> FeatureStore:
+    """The finished store at ``final`` if it matches ``plan``; else a ``GlocalError`` saying
+    what changed and to pass ``--overwrite``."""
+    store, changes = _reusable(final, plan)
+    if changes:
+        raise GlocalError(
+            f"feature store {final} is stale or was made with other settings: "
+            f"{'; '.join(changes)}; {REEXTRACT} (or write to another out path)"
+        )
+    return store
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """Inode, mtime and size of ``path``: tells whether another process replaced it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _auto_workers(source: Source, batch_size: int) -> int:
@@ -159,29 +221,73 @@ def extract_features(
         "weights": "pretrained" if pretrained else "random",
         "seed": None if pretrained else seed,
         "config": _config_json(config),
+        "config_sha256": hashlib.sha256(_config_json(config).encode()).hexdigest(),
         "dtype": dtype,
         "dataset": dataset_name,
         "split": split_name,
         "n_items": len(ids),
         "source": src.describe(),
         "source_sha256": src.fingerprint(),
+        "source_digest": src.content_digest(),
     }
     if final.exists() and not overwrite:
-        store = FeatureStore.open(final)
-        diff = _differences(plan, store.metadata, IDENTITY_KEYS)
-        if diff:
-            shown = "; ".join(
-                f"{k}: stored {store.metadata.get(k)!r}, asked {plan[k]!r}" for k in diff
-            )
-            raise GlocalError(
-                f"feature store {final} already exists for different settings ({shown}); "
-                "pass overwrite=True (--overwrite) or another out path"
-            )
-        return store
+        return _reuse_or_refuse(final, plan)  # finished stores are read without the lock
 
-    fmodel = loaded or load_model(
-        config, pretrained=pretrained, device=resolve_device(device), seed=seed
-    )
+    seen = _signature(final)
+    if out is not None:
+        what = "feature store (out / --out)"
+    elif cache_dir is not None:
+        what = "feature store (cache_dir / --out folder)"
+    else:
+        what = "feature store (in the cache; set GLOCAL_CACHE_DIR to a writable folder)"
+    check_writable(final, what)  # before the model loads: a read-only cache fails at once
+    with file_lock(final):
+        # someone else may have finished this store while we waited for the lock
+        if final.exists() and (not overwrite or _signature(final) != seen):
+            if not overwrite:
+                return _reuse_or_refuse(final, plan)
+            # overwrite=True, but another process rewrote the store while we waited: a match
+            # is as fresh as ours would be
+            with contextlib.suppress(GlocalError):
+                store, changes = _reusable(final, plan)
+                if not changes:
+                    return store
+        fmodel = loaded or load_model(
+            config, pretrained=pretrained, device=resolve_device(device), seed=seed
+        )
+        _extract_locked(
+            fmodel,
+            src,
+            final,
+            plan,
+            ids,
+            overwrite=overwrite,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            num_workers=num_workers,
+            amp=amp,
+            dtype=dtype,
+            progress=progress,
+        )
+    return FeatureStore.open(final)
+
+
+def _extract_locked(
+    fmodel: FeatureModel,
+    src: Source,
+    final: Path,
+    plan: dict[str, Any],
+    ids: list[str],
+    *,
+    overwrite: bool,
+    batch_size: int,
+    chunk_size: int,
+    num_workers: int | None,
+    amp: bool | None,
+    dtype: str,
+    progress: bool,
+) -> None:
+    """Write (or resume) ``final``'s partial store and publish it; the caller holds the lock."""
     use_amp = bool(amp if amp is not None else fmodel.device.type == "cuda")
     use_amp = use_amp and fmodel.device.type == "cuda"
     record = {
@@ -208,9 +314,8 @@ def extract_features(
         pin_memory=fmodel.device.type == "cuda",
         collate_fn=_collate_text if src.kind == "text" else None,
     )
-    bar = _progress_bar(
-        n, start, f"{config.key} on {dataset_name}/{split_name}", src.kind, progress
-    )
+    label = f"{fmodel.config.key} on {plan['dataset']}/{plan['split']}"
+    bar = _progress_bar(n, start, label, src.kind, progress)
     began = time.perf_counter()
     pending_feats: list[np.ndarray] = []
     pending_labels: list[np.ndarray] = []
@@ -248,7 +353,6 @@ def extract_features(
             "items_per_second": round((n - start) / seconds, 3) if seconds > 0 else None,
         },
     )
-    return FeatureStore.open(final)
 
 
 def _config_json(config: ModelConfig) -> str:

@@ -17,6 +17,9 @@ from glocal.errors import GlocalError
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
+#: Image sources up to this many bytes in all are digested by content, larger ones by the
+#: size and modification time of each file (hashing 26k THINGS images would take minutes).
+SMALL_SOURCE_BYTES = 64 * 2**20
 
 
 class Source:
@@ -53,6 +56,14 @@ class Source:
             digest.update(item_id.encode("utf-8") + b"\n")
         return digest.hexdigest()
 
+    def content_digest(self) -> str:
+        """``KIND:SHA256`` of what the items hold, so that a store of changed inputs is noticed.
+
+        KIND says what was hashed: ``content`` (file bytes), ``stat`` (file sizes and
+        modification times), ``texts`` or ``ids`` (sources that cannot look inside their items).
+        """
+        return f"ids:{self.fingerprint()}"
+
 
 def _open_rgb(path: Path) -> Any:
     from PIL import Image, UnidentifiedImageError
@@ -70,7 +81,7 @@ class ImagePaths(Source):
     def __init__(
         self,
         paths: Sequence[str | os.PathLike],
-        labels: Sequence[int] | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
         *,
         ids: Sequence[str] | None = None,
         name: str | None = None,
@@ -101,6 +112,39 @@ class ImagePaths(Source):
 
     def get(self, index: int) -> tuple[Any, int]:
         return _open_rgb(self.paths[index]), int(self.labels[index])
+
+    def content_digest(self) -> str:
+        stats = []
+        for path in self.paths:
+            try:
+                stats.append(path.stat())
+            except OSError as err:
+                raise GlocalError(
+                    f"image {path} cannot be read ({err.strerror or err}); restore it or remove "
+                    "it from the source"
+                ) from err
+        digest = hashlib.sha256()
+        if sum(st.st_size for st in stats) <= SMALL_SOURCE_BYTES:
+            for item_id, path in zip(self._ids, self.paths, strict=True):
+                digest.update(f"{item_id}\t{_file_sha256(path)}\n".encode())
+            return f"content:{digest.hexdigest()}"
+        for item_id, st in zip(self._ids, stats, strict=True):
+            digest.update(f"{item_id}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        return f"stat:{digest.hexdigest()}"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise GlocalError(
+            f"image {path} cannot be read ({err.strerror or err}); restore it or remove it "
+            "from the source"
+        ) from err
+    return digest.hexdigest()
 
 
 def _default_name(folder: Path, fallback: str) -> str:
@@ -153,7 +197,7 @@ def image_folder(
 
 def image_list(
     paths: Sequence[str | os.PathLike] | str | os.PathLike,
-    labels: Sequence[int] | None = None,
+    labels: Sequence[int] | np.ndarray | None = None,
     *,
     name: str | None = None,
     split: str = "all",
@@ -211,7 +255,7 @@ class TextSource(Source):
         texts: Sequence[str],
         *,
         ids: Sequence[str] | None = None,
-        labels: Sequence[int] | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
         name: str = "texts",
         split: str = "all",
     ):
@@ -239,6 +283,9 @@ class TextSource(Source):
         for item_id, text in zip(self._ids, self.texts, strict=True):
             digest.update(f"{item_id}\t{text}\n".encode())
         return digest.hexdigest()
+
+    def content_digest(self) -> str:
+        return f"texts:{self.fingerprint()}"
 
 
 DEFINITION_COLUMNS = ("definition", "Definition (from WordNet, Google, or Wikipedia)")
@@ -308,6 +355,10 @@ class DatasetSource(Source):
 
     def fingerprint(self) -> str:
         return hashlib.sha256(f"{self.description}|{self.split}|{len(self)}".encode()).hexdigest()
+
+    def content_digest(self) -> str:
+        # the dataset's own files are not visible here; its description stands for them
+        return f"dataset:{self.fingerprint()}"
 
 
 def torchvision_dataset(

@@ -6,14 +6,19 @@ official transforms' folders do; random-weight models get ``@random-seedN``):
 - ``features`` (n, dim) float32 or float16, chunked by rows;
 - ``labels`` (n,) int64 (-1: unlabelled); ``ids`` (n,) utf-8 strings; ``classes`` optional;
 - attributes: ``provenance`` (JSON: model, module, weights, preprocessing, library versions,
-  source, image count, creation time ...), ``n_done`` (rows written) and ``complete``.
+  source, digests of the source and the model config, creation time ...), ``n_done`` (rows
+  written), ``complete`` and, once complete, ``sha256`` (JSON: the sha256 of the bytes of
+  ``features``, ``labels`` and ``ids``, checked by :meth:`FeatureStore.open`).
 
 An extraction writes ``SPLIT.h5.partial`` and renames it to ``SPLIT.h5`` when complete, so a
-finished store is never half-written and an interrupted one resumes from ``n_done``.
+finished store is never half-written and an interrupted one resumes from ``n_done``. Writers
+hold the inter-process lock ``SPLIT.h5.lock`` (``glocal.io.file_lock``) while they touch the
+partial file (see ``glocal.features.extract``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -22,13 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from glocal.errors import GlocalError
 from glocal.io import cache_dir
 
-FORMAT = "glocal-features/1"
+FORMAT = "glocal-features/2"
+#: Earlier layouts that can be read but not trusted (no checksums): re-extract them.
+OLD_FORMATS = ("glocal-features/1",)
 PARTIAL_SUFFIX = ".partial"
 DTYPES = ("float32", "float16")
+REQUIRED_DATASETS = ("features", "labels", "ids")
+#: Rows are hashed in blocks of about this many bytes (bounded memory for large stores).
+HASH_BLOCK_BYTES = 32 * 2**20
+REEXTRACT = "re-extract it with --overwrite (CLI) or overwrite=True"
 
 
 def cache_root() -> Path:
@@ -69,19 +81,97 @@ def _h5py() -> Any:
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
-    """The provenance record of a store or partial store, with ``n_done`` and ``complete``."""
+    """The provenance record of a store or partial store, with ``n_done`` and ``complete``.
+
+    Adds ``dim`` (when features exist), ``format`` and ``sha256`` (the recorded checksums,
+    None before completion). A file that is not HDF5 raises ``OSError``; a foreign or damaged
+    glocal file raises ``GlocalError``.
+    """
     h5py = _h5py()
     with h5py.File(path, "r") as fh:
-        if fh.attrs.get("format") != FORMAT:
+        found = fh.attrs.get("format")
+        if found != FORMAT and found not in OLD_FORMATS:
+            raise GlocalError(f"{path} is not a glocal feature store (format {found!r})")
+        try:
+            record = json.loads(fh.attrs["provenance"])
+            record["n_done"] = int(fh.attrs["n_done"])
+            record["complete"] = bool(fh.attrs["complete"])
+            sums = fh.attrs.get("sha256")
+            record["sha256"] = json.loads(sums) if sums is not None else None
+        except (KeyError, TypeError, ValueError) as err:
             raise GlocalError(
-                f"{path} is not a glocal feature store (format {fh.attrs.get('format')!r})"
-            )
-        record = json.loads(fh.attrs["provenance"])
-        record["n_done"] = int(fh.attrs["n_done"])
-        record["complete"] = bool(fh.attrs["complete"])
-        if "features" in fh:
+                f"feature store {path}: its attributes are damaged ({type(err).__name__}: {err}); "
+                f"{REEXTRACT}"
+            ) from err
+        if not isinstance(record, dict):
+            raise GlocalError(f"feature store {path}: the provenance is not a record; {REEXTRACT}")
+        record["format"] = str(found)
+        if "features" in fh and len(fh["features"].shape) == 2:
             record["dim"] = int(fh["features"].shape[1])
     return record
+
+
+def _digest(dataset: Any) -> str:
+    """sha256 of a dataset's values: raw bytes of numbers in row blocks, utf-8 of strings."""
+    digest = hashlib.sha256()
+    n = dataset.shape[0] if dataset.shape else 0
+    if dataset.dtype.kind in "OSU":
+        for start in range(0, n, 65536):
+            for value in dataset[start : start + 65536]:
+                text = value if isinstance(value, bytes) else str(value).encode("utf-8")
+                digest.update(len(text).to_bytes(8, "little") + text)
+        return digest.hexdigest()
+    row_bytes = max(1, int(np.prod(dataset.shape[1:], dtype=np.int64)) * dataset.dtype.itemsize)
+    rows = max(1, HASH_BLOCK_BYTES // row_bytes)
+    for start in range(0, n, rows):
+        digest.update(np.ascontiguousarray(dataset[start : start + rows]).data)
+    return digest.hexdigest()
+
+
+def checksums(fh: Any) -> dict[str, str]:
+    """sha256 of ``features``, ``labels`` and ``ids`` of an open store (see :func:`_digest`)."""
+    return {name: _digest(fh[name]) for name in REQUIRED_DATASETS}
+
+
+def _check_contents(path: Path, metadata: dict[str, Any]) -> None:
+    """Raise a ``GlocalError`` naming the store unless its datasets exist and match their sums."""
+    if metadata["format"] in OLD_FORMATS or not metadata.get("sha256"):
+        raise GlocalError(
+            f"feature store {path} has no checksum (format {metadata['format']!r}, written by an "
+            f"older glocal), so it cannot be verified; {REEXTRACT}"
+        )
+    with _h5py().File(path, "r") as fh:
+        missing = [name for name in REQUIRED_DATASETS if name not in fh]
+        if missing:
+            raise GlocalError(
+                f"feature store {path} lacks the dataset(s) {missing} (it needs "
+                f"{list(REQUIRED_DATASETS)}); the file is damaged or was not written by glocal; "
+                f"{REEXTRACT}"
+            )
+        n = int(metadata.get("n_items", fh["labels"].shape[0]))
+        shapes = {name: fh[name].shape for name in REQUIRED_DATASETS}
+        if (
+            len(shapes["features"]) != 2
+            or any(shape[:1] != (n,) for shape in shapes.values())
+            or metadata["n_done"] != n
+        ):
+            raise GlocalError(
+                f"feature store {path}: dataset shapes {shapes} do not match its {n} items; "
+                f"{REEXTRACT}"
+            )
+        try:
+            actual = checksums(fh)
+        except OSError as err:  # a damaged chunk index or chunk
+            raise GlocalError(
+                f"feature store {path} cannot be read ({err}); the file is damaged; {REEXTRACT}"
+            ) from err
+    expected = metadata["sha256"]
+    bad = [name for name in REQUIRED_DATASETS if actual[name] != expected.get(name)]
+    if bad:
+        raise GlocalError(
+            f"feature store {path}: the bytes of {', '.join(bad)} do not match the sha256 "
+            f"recorded when it was written (the file is corrupted); {REEXTRACT}"
+        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +182,10 @@ class FeatureStore:
     metadata: dict[str, Any]
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> FeatureStore:
-        """Open a finished store; a missing, foreign or unfinished file is a ``GlocalError``."""
+    def open(cls, path: str | os.PathLike, verify: bool = True) -> FeatureStore:
+        """Open a finished store; a missing, foreign, unfinished or corrupted file is a
+        ``GlocalError``. ``verify`` re-hashes features, labels and ids against the sums
+        recorded at writing (about 0.05 s for 10k × 768 float32)."""
         path = Path(path)
         if not path.is_file():
             hint = (
@@ -105,11 +197,15 @@ class FeatureStore:
         try:
             metadata = read_provenance(path)
         except OSError as err:
-            raise GlocalError(f"feature store {path} is not a readable HDF5 file ({err})") from err
+            raise GlocalError(
+                f"feature store {path} is not a readable HDF5 file ({err}); {REEXTRACT}"
+            ) from err
         if not metadata["complete"]:
             raise GlocalError(
                 f"feature store {path} is incomplete; rerun the extraction to finish it"
             )
+        if verify:
+            _check_contents(path, metadata)
         return cls(path, metadata)
 
     def __repr__(self) -> str:
@@ -129,7 +225,7 @@ class FeatureStore:
         """Feature dimension."""
         return int(self.metadata["dim"])
 
-    def features(self, dtype: str | np.dtype | None = None) -> np.ndarray:
+    def features(self, dtype: npt.DTypeLike | None = None) -> np.ndarray:
         """The (n, dim) feature matrix, in the stored dtype unless ``dtype`` is given."""
         with _h5py().File(self.path, "r") as fh:
             array = fh["features"][...]
@@ -235,7 +331,11 @@ def create_partial(
     ids: list[str],
     classes: list[str] | None,
 ) -> None:
-    """Start a new ``.partial`` store (replacing any old one): ids, empty labels, provenance."""
+    """Start a new ``.partial`` store (replacing any old one): ids, empty labels, provenance.
+
+    The caller holds the store's lock (``glocal.io.file_lock`` on the final path): opening
+    with "w" truncates the file, which must never happen under another writer.
+    """
     h5py = _h5py()
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(ids)
@@ -272,12 +372,14 @@ def write_chunk(
 
 
 def finish_partial(path: Path, final: Path, extra: dict[str, Any]) -> None:
-    """Mark a fully written partial store complete and rename it onto ``final`` atomically."""
+    """Record the checksums, mark a fully written partial store complete and rename it onto
+    ``final`` atomically."""
     h5py = _h5py()
     with h5py.File(path, "r+") as fh:
         record = json.loads(fh.attrs["provenance"])
         record.update(extra)
         fh.attrs["provenance"] = json.dumps(record, sort_keys=True)
+        fh.attrs["sha256"] = json.dumps(checksums(fh), sort_keys=True)
         fh.attrs["complete"] = True
         fh.flush()
     os.replace(path, final)
