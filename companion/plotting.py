@@ -1,12 +1,22 @@
-"""Notebook output: figures as PNG + SVG and tables as CSV (atomic writes), and a shared style."""
+"""Notebook output: figures as PNG + SVG and tables as CSV (atomic writes), and a shared style.
+
+Besides writing files, this module holds what the result pages share for *showing* results:
+the colours and names of the representations, tables without index columns
+(:func:`show`), figures glued into the book with a numbered caption (:func:`glue_figure`),
+intervals for error bars (:func:`wilson`, :func:`mean_interval`, :func:`paired_interval`),
+the verdict of a claim (:func:`verdict`) and the fits' loss curves
+(:func:`fit_histories`, :func:`stopping_table`, :func:`plot_fit_histories`).
+"""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from glocal.errors import GlocalError
@@ -23,6 +33,8 @@ COLORS = {
     "ceiling": "#9467bd",
     "chance": "#000000",
 }
+#: One marker per representation, so that lines differ in more than colour.
+MARKERS = {"original": "s", "zero-shot": "s", "naive": "v", "global": "D", "glocal": "o"}
 #: How representations are named in legends and axes.
 LABELS = {
     "original": "original",
@@ -32,20 +44,25 @@ LABELS = {
     "glocal": "gLocal",
     "human": "human (VICE)",
 }
+#: Figures are drawn for the book's text column (about 7 inches at the page's scale).
+COLUMN_WIDTH = 7.0
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
     "font.size": 10,
-    "axes.titlesize": 11,
+    "axes.titlesize": 10.5,
     "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
     "axes.grid.axis": "y",
     "grid.alpha": 0.3,
-    "legend.fontsize": 8,
+    "legend.fontsize": 9,
     "legend.frameon": False,
+    "errorbar.capsize": 3,
     "svg.hashsalt": "glocal",  # stable element ids: the same figure gives the same SVG
 }
 
@@ -54,12 +71,17 @@ def use_style() -> None:
     """Apply the notebooks' matplotlib style (call once at the top of a notebook)."""
     import matplotlib
 
-    matplotlib.rcParams.update(STYLE)
+    matplotlib.rcParams.update(STYLE)  # type: ignore[arg-type]
 
 
 def color(name: str) -> str:
-    """The colour of a representation (grey for unknown names)."""
+    """The colour of a representation (brown for unknown names)."""
     return COLORS.get(name, "#8c564b")
+
+
+def marker(name: str) -> str:
+    """The marker of a representation (a circle for unknown names)."""
+    return MARKERS.get(name, "o")
 
 
 def label(name: str) -> str:
@@ -115,3 +137,414 @@ def ensure_span(ax: Any, span: float) -> None:
     if high - low < span:
         middle = (low + high) / 2
         ax.set_ylim(middle - span / 2, middle + span / 2)
+
+
+# --- tables and glued values for the book -----------------------------------------------------
+
+
+def _cell(value: Any, digits: int) -> str:
+    """One table cell: integers with thousands separators, floats with ``digits`` decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{digits}f}"
+    return str(value)
+
+
+def show(
+    table: pd.DataFrame,
+    digits: int = 3,
+    index: bool = False,
+    columns: Mapping[str, str] | None = None,
+    integer_columns: Sequence[str] = (),
+) -> None:
+    """Display ``table`` as the book shows tables: no index column, integers as integers.
+
+    ``columns`` renames columns for display; ``integer_columns`` are shown without decimals
+    even when pandas stored them as floats (a count column with a missing value). With
+    ``index=True`` the index becomes ordinary leading columns. Returns nothing (so that a
+    cell ending in ``show(...)`` does not show the table twice).
+    """
+    from IPython.display import HTML, display
+
+    shown = (table.reset_index() if index else table).astype(object)
+    inferred = [shown[c].infer_objects() for c in shown.columns]
+    numeric = [
+        pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x) for x in inferred
+    ]
+    for column in integer_columns:
+        if column in shown:
+            shown[column] = [v if pd.isna(v) else int(v) for v in shown[column]]
+    if columns:
+        shown = shown.rename(columns=dict(columns))
+    cells = shown.map(lambda v: _cell(v, digits))
+    head = "".join(
+        f'<th class="{"num" if n else "text"}">{_escape(str(c))}</th>'
+        for c, n in zip(cells.columns, numeric, strict=True)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if n else "text"}">{_escape(v)}</td>'
+            for v, n in zip(row, numeric, strict=True)
+        )
+        + "</tr>"
+        for row in cells.itertuples(index=False)
+    )
+    html = (
+        '<div class="glocal-table"><table class="dataframe glocal">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+    display(HTML(html))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def say(text: str) -> None:
+    """Display ``text`` as Markdown (it wraps to the column, unlike printed lines)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def glue(name: str, value: Any) -> None:
+    """Store ``value`` under ``name`` for the book (``{glue:text}`` roles), without showing it.
+
+    Numbers are stored as Python numbers and text as plain strings, so a page can format them
+    (``{glue:text}`name:.3f```) and other pages can quote them (``path::name``).
+    """
+    from myst_nb import glue as _glue
+
+    if isinstance(value, (np.integer,)):
+        value = int(value)
+    elif isinstance(value, (np.floating,)):
+        value = float(value)
+    _glue(name, value, display=False)
+
+
+def glue_figure(fig: Any, results_dir: str | os.PathLike, name: str) -> None:
+    """Save ``fig`` (PNG + SVG, :func:`save_figure`), glue it as ``fig_NAME`` and close it.
+
+    The page shows it where a markdown cell says ``{glue:figure} fig_NAME`` with a ``:name:``
+    and a caption, so that the text can refer to it by number. Nothing is shown in the code
+    cell itself, and nothing is returned (a cell may end with this call).
+    """
+    import matplotlib.pyplot as plt
+    from myst_nb import glue as _glue
+
+    save_figure(fig, results_dir, name)
+    _glue(f"fig_{name}", fig, display=False)
+    plt.close(fig)
+
+
+# --- intervals and verdicts ----------------------------------------------------------------------
+
+
+def wilson(p: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson interval of a proportion ``p`` observed in ``n`` trials."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple:
+    """(mean, low, high, n): the mean and its t-interval (NaN bounds for fewer than 2 values)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan"), n
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half, n
+
+
+def paired_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple:
+    """(mean, low, high, n) of the paired differences ``a − b`` (same episodes, classes, items)."""
+    return mean_interval(np.asarray(a, float) - np.asarray(b, float), confidence)
+
+
+def verdict(low: float, high: float, expected: str = "positive") -> str:
+    """Whether an interval of a difference supports the expected sign.
+
+    ``"holds"`` when the whole interval has the expected sign, ``"opposite"`` when the whole
+    interval has the other sign, ``"not resolved"`` when it contains 0 and ``"n/a"`` without
+    an interval (a single episode or seed).
+    """
+    if expected not in ("positive", "negative"):
+        raise GlocalError(f"expected must be 'positive' or 'negative', got {expected!r}")
+    if any(map(math.isnan, (low, high))):
+        return "n/a"
+    sign = 1 if expected == "positive" else -1
+    if sign * low > 0 and sign * high > 0:
+        return "holds"
+    if sign * low < 0 and sign * high < 0:
+        return "opposite"
+    return "not resolved"
+
+
+def sign_of(low: float, high: float) -> str:
+    """Where an interval of a difference lies: ``"> 0"``, ``"< 0"``, ``"contains 0"`` or ``"n/a"``.
+
+    A neutral reading for tables that list differences with different expected signs (the
+    paper expects gLocal above the original and the naive transform below it).
+    """
+    if any(map(math.isnan, (low, high))):
+        return "n/a"
+    if low > 0:
+        return "> 0"
+    if high < 0:
+        return "< 0"
+    return "contains 0"
+
+
+def per_item_overlap(X: np.ndarray, Y: np.ndarray, k: int) -> np.ndarray:
+    """Each item's fraction of shared k nearest neighbours (cosine) between ``X`` and ``Y``.
+
+    Its mean is :func:`glocal.evaluation.neighbours.neighbour_overlap`; the values themselves
+    give the interval of that mean over items.
+    """
+    from glocal.evaluation.neighbours import nearest_neighbours
+
+    nx, ny = nearest_neighbours(X, k, "cosine"), nearest_neighbours(Y, k, "cosine")
+    both = np.sort(np.concatenate([nx, ny], axis=1), axis=1)
+    return (both[:, 1:] == both[:, :-1]).sum(axis=1) / k
+
+
+# --- the fits: loss curves and how each fit stopped -------------------------------------------
+
+#: History keys drawn as curves, in this order, when a fit recorded them.
+HISTORY_PANELS = (
+    ("loss", "training objective"),
+    ("val_loss", "validation loss (global term)"),
+    ("val_acc", "validation odd-one-out accuracy"),
+)
+
+
+def fit_histories(transforms: Mapping[str, Any], **columns: Any) -> pd.DataFrame:
+    """One row per epoch and fit, from each transform's ``metadata_["experiment"]["history"]``.
+
+    Keeps every key a fit recorded (epoch, steps, loss, global_loss, local_loss, val_loss,
+    val_acc, lr, seconds, ...); ``columns`` are added as constant columns (e.g. the source).
+    """
+    frames = []
+    for name, est in transforms.items():
+        history = _history(est)
+        if not history:
+            continue
+        frame = pd.DataFrame(history)
+        if "epoch" not in frame:
+            frame["epoch"] = np.arange(1, len(frame) + 1)
+        frames.append(frame.assign(transform=name, **columns))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _history(est: Any) -> list[dict]:
+    experiment = (getattr(est, "metadata_", None) or {}).get("experiment", {}) or {}
+    history = experiment.get("history")
+    if history is None:
+        history = getattr(est, "history_", None)
+    return list(history or [])
+
+
+def _stop_reason(est: Any) -> str | None:
+    """A stop reason the fitter recorded, if it records one."""
+    for source in (
+        getattr(est, "metadata_", None) or {},
+        (getattr(est, "metadata_", None) or {}).get("experiment", {}) or {},
+    ):
+        for key in ("stop_reason", "stopped_by", "stop"):
+            if source.get(key):
+                return str(source[key])
+    value = getattr(est, "stop_reason_", None)
+    return str(value) if value else None
+
+
+def stopping(est: Any, window: int = 5) -> dict[str, Any]:
+    """How one fit ended, read from its history and hyper-parameters.
+
+    ``stopped_by`` is the fitter's own record when it keeps one; otherwise ``"max_epochs"``
+    when the fit ran all ``max_epochs`` epochs and ``"stopping rule"`` when it ended earlier.
+    ``still_improving`` says whether the monitored loss (validation loss when recorded, else
+    the training objective) fell by more than ``tol`` (relative) over the last ``window``
+    epochs: a fit that hit ``max_epochs`` while still improving has not converged.
+    """
+    history = _history(est)
+    params = est.get_params() if hasattr(est, "get_params") else {}
+    max_epochs = params.get("max_epochs")
+    tol = params.get("tol", 1e-3) or 0.0
+    epochs = len(history)
+    monitored = "val_loss" if history and "val_loss" in history[-1] else "loss"
+    values = [float(h[monitored]) for h in history if h.get(monitored) is not None]
+    change = float("nan")
+    if len(values) > window:
+        before, after = min(values[:-window]), min(values)
+        change = (before - after) / abs(before) if before else float("nan")
+    reason = _stop_reason(est)
+    if reason is None:
+        reason = (
+            "max_epochs"
+            if max_epochs is not None and epochs >= max_epochs
+            else ("stopping rule" if epochs else "not recorded")
+        )
+    best = getattr(est, "best_epoch_", None)
+    if best is None:
+        best = ((getattr(est, "metadata_", None) or {}).get("experiment", {}) or {}).get(
+            "best_epoch"
+        )
+    return {
+        "epochs": epochs,
+        "max_epochs": max_epochs,
+        "best_epoch": None if best is None else int(best),
+        "stopped_by": reason,
+        "monitored": monitored,
+        f"improvement_last_{window}": change,
+        "still_improving": bool(change > tol) if not math.isnan(change) else None,
+    }
+
+
+def stopping_table(transforms: Mapping[str, Any], **columns: Any) -> pd.DataFrame:
+    """:func:`stopping` for every transform, one row each (plus constant ``columns``)."""
+    rows = [{"transform": name, **columns, **stopping(est)} for name, est in transforms.items()]
+    return pd.DataFrame(rows)
+
+
+def plot_fit_histories(
+    histories: pd.DataFrame, rows: str | None = None, zoom_after: int = 2
+) -> Any:
+    """Loss curves: one column per recorded history key of :data:`HISTORY_PANELS`.
+
+    ``histories`` is :func:`fit_histories`' table; ``rows`` names a column (e.g. the feature
+    source) that gets one row of panels per value. The y-axes span the values after epoch
+    ``zoom_after`` (when more epochs than that were run), so that the first epochs' large
+    values do not flatten the part that shows whether a fit was still improving. The best
+    (kept) epoch is not marked here; :func:`stopping_table` lists it.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = [(key, title) for key, title in HISTORY_PANELS if key in histories]
+    if not panels:
+        raise GlocalError("the fits recorded no loss history to plot")
+    groups = list(dict.fromkeys(histories[rows])) if rows else [None]
+    fig, axes = plt.subplots(
+        len(groups),
+        len(panels),
+        figsize=(COLUMN_WIDTH, 2.3 * len(groups) + 0.6),
+        squeeze=False,
+        sharex=True,
+    )
+    for r, group in enumerate(groups):
+        part = histories if group is None else histories[histories[rows] == group]
+        for c, (key, title) in enumerate(panels):
+            ax = axes[r, c]
+            for name, line in part.groupby("transform", sort=False):
+                kind = str(name)
+                ax.plot(
+                    line["epoch"],
+                    line[key],
+                    color=color(kind),
+                    marker=marker(kind),
+                    ms=3,
+                    markevery=max(1, len(line) // 8),
+                    lw=1.3,
+                    label=label(kind),
+                )
+            later = part[part["epoch"] > zoom_after][key].dropna()
+            if len(later) >= 2 and part["epoch"].max() > zoom_after + 2:
+                low, high = float(later.min()), float(later.max())
+                pad = 0.08 * (high - low or abs(high) or 1.0)
+                ax.set_ylim(low - pad, high + pad)
+            if r == 0:
+                ax.set_title(title, fontsize=9.5)
+            if r == len(groups) - 1:
+                ax.set_xlabel("epoch")
+            if c == 0 and group is not None:
+                ax.set_ylabel(str(group), fontsize=9)
+            ax.grid(True, axis="both", alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+# --- sweeps with intervals (pages 02 and 08) ------------------------------------------------
+
+
+def evaluate_with_intervals(
+    inputs: Any,
+    transforms: Mapping[str, Any],
+    k: int = 10,
+    shots: int = 5,
+    n_repeats: int = 5,
+    anomaly_k: int = 5,
+    task: str = "things-fine",
+    classifier: str = "logreg",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`companion.tables.evaluate`'s table with a 95% interval for every measure.
+
+    The same calls as ``evaluate`` (same episodes, classes and items, so the same means), kept
+    per unit so that the figures can draw error bars: ``alignment`` with its Wilson interval
+    over test triplets, ``overlap_things``/``overlap_contrast`` with a t-interval over items,
+    ``few_shot`` over episodes and ``auroc`` over classes. Each measure ``m`` gets columns
+    ``m_low``, ``m_high`` and ``m_n`` (the number of units).
+    """
+    from companion.tables import alignment_table, anomaly_table, few_shot_table
+
+    align = alignment_table(inputs, transforms).set_index("representation")
+    fs = few_shot_table(
+        inputs, transforms, (task,), (shots,), n_repeats, classifiers=(classifier,), seed=seed
+    )
+    ad = anomaly_table(inputs, transforms, (task,), anomaly_k, seed)
+    sets = {
+        "overlap_things": inputs.features[inputs.triplets.heldout],
+        "overlap_contrast": inputs.contrast_eval,
+    }
+    rows = []
+    for name in ("original", *transforms):
+        t = transforms.get(name)
+        a: Any = align.loc["zero-shot" if name == "original" else name]
+        row: dict[str, Any] = {
+            "representation": name,
+            "alignment": float(a["accuracy"]),
+            "alignment_low": float(a["ci_low"]),
+            "alignment_high": float(a["ci_high"]),
+            "alignment_n": int(a["n_test"]),
+        }
+        for column, X in sets.items():
+            if t is None or k >= len(X):
+                row.update({column: 1.0, f"{column}_low": 1.0, f"{column}_high": 1.0})
+                row[f"{column}_n"] = len(X)
+                continue
+            mean, low, high, n = mean_interval(per_item_overlap(X, t.transform(X), k))
+            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
+            row[f"{column}_n"] = n
+        for column, values in (
+            ("few_shot", fs.loc[fs["representation"] == name, "accuracy"]),
+            ("auroc", ad.loc[ad["representation"] == name, "auroc"]),
+        ):
+            mean, low, high, n = mean_interval(values.to_numpy())
+            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
+            row[f"{column}_n"] = n
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def error_bars(table: pd.DataFrame, column: str) -> np.ndarray:
+    """The (2, n) ``yerr`` array of matplotlib for ``column`` and its ``_low``/``_high``."""
+    low = (table[column] - table[f"{column}_low"]).clip(lower=0)
+    high = (table[f"{column}_high"] - table[column]).clip(lower=0)
+    return np.nan_to_num(np.vstack([low.to_numpy(), high.to_numpy()]))

@@ -1,12 +1,29 @@
-"""What every result notebook does first: display settings, its parameters and its output folder."""
+"""What every result notebook does first: display settings, its parameters and its output folder.
+
+Importing this module (which ``cp.setup`` does) already quiets what would otherwise leak
+into a page's outputs before the first result: tqdm's "IProgress not found" warning (it
+names a file of the build machine) and the progress bars that Hugging Face libraries draw
+while loading an encoder. It does so before any ``glocal`` module is imported, so the
+notebooks call ``cp.setup(...)`` before their other imports.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
-from pathlib import Path
-from typing import Any, NamedTuple
 
-from companion.notebooks import notebook_parameters, repository_notebooks_dir
+# Before anything imports tqdm.auto or transformers (both read these when first imported).
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+warnings.filterwarnings("ignore", category=FutureWarning, module="sentence_transformers")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" and downloads
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
+
+from companion.notebooks import notebook_parameters, repository_notebooks_dir  # noqa: E402
 
 
 class Session(NamedTuple):
@@ -14,6 +31,25 @@ class Session(NamedTuple):
 
     params: dict[str, Any]
     results_dir: Path
+
+
+def quiet_progress_bars() -> None:
+    """Turn off the progress bars of Hugging Face libraries that are already imported."""
+    if "transformers" in sys.modules:
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+        except (ImportError, AttributeError):  # pragma: no cover - other versions
+            pass
+    if "huggingface_hub" in sys.modules:
+        try:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        except (ImportError, AttributeError):  # pragma: no cover - other versions
+            pass
 
 
 def setup(
@@ -31,7 +67,7 @@ def setup(
 
     from companion.plotting import use_style
 
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+    quiet_progress_bars()
     use_style()
     pd.set_option("display.precision", 4)
     pd.set_option("display.width", 140)

@@ -1,9 +1,17 @@
-"""The book end to end: a tiny run, a real build, and the pages checked in headless Chromium."""
+"""The book end to end: a tiny run, a real build, and the pages checked in headless Chromium.
+
+Besides building, the test reads every page as a reader's browser shows it: no broken images,
+the method page's equations typeset by the bundled MathJax (no raw ``\\[`` or ``$$`` left,
+no MathJax loaded from a CDN), and no result page showing a warning or a progress bar (checked
+on the executed notebooks' outputs and on the rendered pages). Its screenshots (intro, method,
+pages 01, 02 and 05 at a 1280-pixel-wide window) are copied to /tmp/glocal-book-screenshots/.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -29,6 +37,15 @@ CHROMIUM_FLAGS = (
 )
 PLACEHOLDERS = ["01_first_result", "02_second_result", "03_third_result"]
 CHAPTERS = ["index.html", "book/method.html", "book/reproduce.html", "book/own_model.html"]
+#: Result pages photographed besides the intro and the method page.
+PHOTOGRAPHED = ("01_", "02_", "05_")
+WINDOW = (1280, 900)
+#: What a warning or a progress bar leaves in an output (tqdm text, Python warnings).
+NOISE = re.compile(
+    r"\d+%\|[^|]*\||\d+/\d+ \[\d\d:\d\d|it/s\]|Loading weights|"
+    r"\b\w*Warning\b|warnings\.warn|IProgress"
+)
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def _chromium() -> tuple[str, str]:
@@ -60,28 +77,89 @@ def _browser(browser: str, driver: str, profile_dir: Path):
 
 
 def _has_image(notebook: Path) -> bool:
+    """Whether a notebook shows a figure: inline, or glued for a ``{glue:figure}``."""
     nb = nbformat.read(notebook, as_version=4)
     return any(
-        "image/png" in out.get("data", {}) or "image/svg+xml" in out.get("data", {})
+        mime.endswith(("image/png", "image/svg+xml"))
         for cell in nb.cells
         for out in cell.get("outputs", [])
+        for mime in out.get("data", {})
     )
 
 
+def output_noise(notebook: Path) -> list[str]:
+    """Outputs of an executed notebook that hold a warning or a progress bar (text or widget)."""
+    nb = nbformat.read(notebook, as_version=4)
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET in data:
+                found.append(f"cell {index}: a progress-bar widget")
+                continue
+            texts = [out.get("text", "")] if out.get("output_type") == "stream" else []
+            texts += [v for k, v in data.items() if k in ("text/plain", "text/html")]
+            for text in texts:
+                text = "".join(text) if isinstance(text, list) else str(text)
+                hit = NOISE.search(text)
+                if hit or (out.get("output_type") == "stream" and out.get("name") == "stderr"):
+                    line = (text[max(0, hit.start() - 40) : hit.end() + 40] if hit else text[:80])
+                    found.append(f"cell {index}: {line.strip()!r}")
+    return found
+
+
+MATH_STATE = r"""
+const done = arguments[arguments.length - 1];
+const report = () => {
+  const main = document.querySelector('main') || document.body;
+  const text = main.innerText;
+  const script = document.querySelector('script[src*="mathjax"], script[src*="MathJax"]');
+  done({raw: (text.match(/\\\[|\$\$/g) || []).length,
+        typeset: document.querySelectorAll('mjx-container').length,
+        mathjax: script ? script.src : ''});
+};
+if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  MathJax.startup.promise.then(report, report);
+} else { setTimeout(report, 3000); }
+"""
+
+PAGE_STATE = """
+const main = document.querySelector('main') || document.body;
+return {
+  stderr: Array.from(main.querySelectorAll('.cell_output .stderr, .output.stderr'))
+              .map(e => e.innerText.slice(0, 120)),
+  captions: Array.from(main.querySelectorAll('figcaption')).map(e => e.innerText.slice(0, 60)),
+  text: main.innerText,
+};
+"""
+
+
 def _check_page(driver, page: Path, shot: Path | None) -> dict:
-    """Open ``page``; return its title, images and broken images; screenshot it if asked."""
-    driver.set_window_size(1280, 1000)
+    """Open ``page``; return its title, images, broken images, outputs and captions.
+
+    With ``shot``, a full-page screenshot at the reader's window width (1280 px) is saved.
+    """
+    driver.set_window_size(*WINDOW)
     driver.get(page.as_uri())
     images = driver.execute_script(
         "return Array.from(document.images).map(i => [i.currentSrc || i.src, i.complete,"
         " i.naturalWidth]);"
     )
+    state = driver.execute_script(PAGE_STATE)
     if shot is not None:
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, max(800, min(int(height), 8000)))
+        driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height), 16000)))
         driver.save_screenshot(str(shot))
     broken = [src for src, complete, width in images if not complete or width == 0]
-    return {"title": driver.title, "images": images, "broken": broken}
+    return {"title": driver.title, "images": images, "broken": broken, **state}
+
+
+def _check_math(driver, page: Path) -> dict:
+    """The method page after MathJax ran: raw TeX delimiters left, typeset formulas, the script."""
+    driver.set_window_size(*WINDOW)
+    driver.get(page.as_uri())
+    driver.set_script_timeout(30)
+    return driver.execute_async_script(MATH_STATE)
 
 
 def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -95,6 +173,9 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
         notebooks, results = tmp_path / "notebooks", PLACEHOLDERS
         placeholder_notebooks(notebooks, PLACEHOLDERS)
         site = make_site(tmp_path / "site", PLACEHOLDERS)
+        intro = site / "book" / "intro.md"  # its summary quotes the real pages' glued numbers
+        kept = [ln for ln in intro.read_text().splitlines() if "{glue:text}`results/" not in ln]
+        intro.write_text("\n".join(kept) + "\n")
     executed, build = tmp_path / "executed", tmp_path / "build"
     args = ["reproduce", "--profile", "tiny", "--jobs", "2", "--root", str(site)]
     args += ["--notebooks-dir", str(notebooks), "--executed-dir", str(executed)]
@@ -102,11 +183,13 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
     assert main([*args, "--build-dir", str(build)]) == 0
     built = time.perf_counter() - start
 
-    # No executed notebook may hold an error output.
+    # No executed notebook may hold an error output, a warning or a progress bar.
     for name in results:
         nb = nbformat.read(executed / f"{name}.ipynb", as_version=4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{name}: a cell raised {errors[0].ename}: {errors[0].evalue}"
+        noise = output_noise(executed / f"{name}.ipynb")
+        assert not noise, f"{name}: outputs show warnings or progress bars: {noise[:3]}"
 
     html = build / "html"
     pages = [html / p for p in CHAPTERS] + [
@@ -118,17 +201,18 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
+    photographed = {"index.html": "index.png", "book/method.html": "method.png"}
+    for n in results:
+        if n.startswith(PHOTOGRAPHED) or n == with_figure:
+            photographed[f"book/results/{n}.html"] = f"result_{n}.png"
     driver = _browser(browser, driver_path, Path(tempfile.mkdtemp(dir=tmp_path)))
     try:
         seen = {}
         for page in pages:
             rel = page.relative_to(html).as_posix()
-            name = None
-            if rel == "index.html":
-                name = "index.png"
-            elif rel == f"book/results/{with_figure}.html":
-                name = f"result_{with_figure}.png"
+            name = photographed.get(rel)
             seen[rel] = _check_page(driver, page, shots / name if name else None)
+        math = _check_math(driver, html / "book" / "method.html")
     finally:
         driver.quit()
 
@@ -142,9 +226,21 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
     for rel, info in seen.items():
         assert info["title"] and "404" not in info["title"], f"{rel}: no title"
         assert not info["broken"], f"{rel}: images did not load: {info['broken']}"
+        assert not info["stderr"], f"{rel}: shows stderr output: {info['stderr'][:2]}"
+        if rel.startswith("book/results/"):
+            hit = NOISE.search(info["text"])
+            assert not hit, f"{rel}: shows a warning or progress bar: {hit.group(0)!r}"
     if _has_image(executed / f"{with_figure}.ipynb"):
-        assert seen[f"book/results/{with_figure}.html"]["images"], "the result page has no <img>"
-    assert (shots / "index.png").is_file() and (shots / f"result_{with_figure}.png").is_file()
+        page = seen[f"book/results/{with_figure}.html"]
+        assert page["images"], "the result page has no <img>"
+        if real:
+            assert page["captions"], f"{with_figure}: its figures have no numbered caption"
+    # The method page: every formula typeset offline by the bundled MathJax.
+    assert math["mathjax"].startswith("file:"), f"MathJax is not bundled: {math['mathjax']!r}"
+    assert math["typeset"] > 0, "the method page's formulas were not typeset"
+    assert math["raw"] == 0, f"the method page shows {math['raw']} raw \\[ or $$ delimiters"
+    for name in photographed.values():
+        assert (shots / name).is_file(), f"no screenshot {name}"
 
 
 def test_repository_notebooks_match_toc_and_profiles() -> None:

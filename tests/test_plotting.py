@@ -68,3 +68,119 @@ def test_ensure_span_widens_only_narrow_axes():
     plotting.ensure_span(ax, 0.05)
     assert ax.get_ylim() == (0.0, 1.0)
     plt.close(fig)
+
+
+# --- what the result pages show ---------------------------------------------------------------
+
+
+def test_show_drops_the_index_and_keeps_integers(capsys):
+    from IPython.core.interactiveshell import InteractiveShell  # noqa: F401 (IPython present)
+
+    table = pd.DataFrame(
+        {"name": ["a", "b"], "count": [8.0, 50000.0], "value": [0.12345, float("nan")]},
+        index=[10, 11],
+    )
+    shown = []
+    import IPython.display
+
+    original = IPython.display.display
+    IPython.display.display = lambda obj: shown.append(obj)
+    try:
+        plotting.show(table, integer_columns=["count"])
+    finally:
+        IPython.display.display = original
+    html = shown[0].data
+    assert "<th" in html and ">10<" not in html  # no index column
+    assert ">8<" in html and ">50,000<" in html  # integers, not 8.00 / 50000.00
+    assert ">0.123<" in html and ">–<" in html  # floats to 3 decimals, NaN as a dash
+    assert 'class="num"' in html and "glocal-table" in html
+
+
+def test_intervals_and_verdicts():
+    low, high = plotting.wilson(0.5, 100)
+    assert low < 0.5 < high and high - low == pytest.approx(0.192, abs=0.005)
+    mean, low, high, n = plotting.mean_interval([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and low < 2 < high
+    assert plotting.mean_interval([1.0])[1] != plotting.mean_interval([1.0])[1]  # NaN bound
+    d, low, high, n = plotting.paired_interval([1.0, 2.0, 3.5], [0.5, 1.0, 2.0])
+    assert d == pytest.approx(1.0) and n == 3
+    assert plotting.verdict(0.1, 0.3) == "holds"
+    assert plotting.verdict(-0.1, 0.3) == "not resolved"
+    assert plotting.verdict(-0.3, -0.1) == "opposite"
+    assert plotting.verdict(-0.3, -0.1, expected="negative") == "holds"
+    assert plotting.verdict(float("nan"), float("nan")) == "n/a"
+    with pytest.raises(GlocalError, match="expected"):
+        plotting.verdict(0, 1, expected="up")
+
+
+def test_per_item_overlap_averages_to_neighbour_overlap(rng):
+    from glocal.evaluation.neighbours import neighbour_overlap
+
+    X = rng.normal(size=(60, 5))
+    Y = X @ rng.normal(size=(5, 5)) + 0.3 * rng.normal(size=(60, 5))
+    per_item = plotting.per_item_overlap(X, Y, 7)
+    assert per_item.shape == (60,) and per_item.min() >= 0 and per_item.max() <= 1
+    assert per_item.mean() == pytest.approx(neighbour_overlap(X, Y, [7])[7])
+
+
+class _Fit:
+    """A stand-in fitted transform: history, hyper-parameters and the best epoch."""
+
+    def __init__(self, losses, max_epochs, best=None, reason=None):
+        history = [
+            {"epoch": i + 1, "loss": v, "val_loss": v + 0.1, "val_acc": 0.4 + 0.01 * i}
+            for i, v in enumerate(losses)
+        ]
+        self.metadata_ = {"experiment": {"history": history, "best_epoch": best}}
+        if reason:
+            self.metadata_["experiment"]["stop_reason"] = reason
+        self.best_epoch_ = best
+        self._params = {"max_epochs": max_epochs, "tol": 1e-3}
+
+    def get_params(self):
+        return dict(self._params)
+
+
+def test_stopping_reads_how_a_fit_ended():
+    falling = _Fit([1.0 - 0.05 * i for i in range(10)], max_epochs=10, best=10)
+    row = plotting.stopping(falling)
+    assert row["stopped_by"] == "max_epochs" and row["still_improving"] is True
+    assert row["monitored"] == "val_loss" and row["epochs"] == 10 and row["best_epoch"] == 10
+    flat = _Fit([1.0, 0.5] + [0.5] * 8, max_epochs=50, best=2)
+    row = plotting.stopping(flat)
+    assert row["stopped_by"] == "stopping rule" and row["still_improving"] is False
+    told = _Fit([1.0, 0.9], max_epochs=50, best=2, reason="patience exhausted")
+    assert plotting.stopping(told)["stopped_by"] == "patience exhausted"
+    table = plotting.stopping_table({"naive": falling, "glocal": flat}, source="s")
+    assert list(table["transform"]) == ["naive", "glocal"] and set(table["source"]) == {"s"}
+
+
+def test_fit_histories_and_their_plot():
+    fits = {"naive": _Fit([1.0, 0.8, 0.7], 3), "glocal": _Fit([1.2, 1.0, 0.9], 3)}
+    histories = pd.concat(
+        [plotting.fit_histories(fits, source="a"), plotting.fit_histories(fits, source="b")],
+        ignore_index=True,
+    )
+    assert {"epoch", "loss", "val_loss", "val_acc", "transform", "source"} <= set(histories)
+    assert len(histories) == 12
+    fig = plotting.plot_fit_histories(histories, rows="source")
+    assert len(fig.axes) == 6  # 2 sources x (training loss, validation loss, validation acc)
+    assert fig.get_size_inches()[0] == pytest.approx(plotting.COLUMN_WIDTH)
+    plt.close(fig)
+    with pytest.raises(GlocalError, match="no loss history"):
+        plotting.plot_fit_histories(pd.DataFrame({"epoch": [1], "transform": ["x"]}))
+
+
+def test_glue_figure_saves_and_closes(tmp_path):
+    pytest.importorskip("myst_nb")
+    fig = _figure()
+    assert plotting.glue_figure(fig, tmp_path, "curve") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "curve.svg"]
+    assert not plt.fignum_exists(fig.number)
+
+
+def test_sign_of_is_neutral():
+    assert plotting.sign_of(0.1, 0.2) == "> 0"
+    assert plotting.sign_of(-0.2, -0.1) == "< 0"
+    assert plotting.sign_of(-0.1, 0.1) == "contains 0"
+    assert plotting.sign_of(float("nan"), 0.1) == "n/a"

@@ -1,0 +1,68 @@
+"""Sphinx extension: how the glocal book shows notebooks, tables and the API reference.
+
+- Adds ``static/glocal.css``: wide tables scroll inside the text column instead of being cut
+  off, numbers are right-aligned, and printed lines wrap.
+- Folds the cell that papermill injects (tag ``injected-parameters``) behind a toggle, as the
+  notebooks' own parameter and set-up cells are folded by their ``hide-input`` tag: the
+  parameters stay one click away, the analysis code stays visible.
+- Leaves out of the API reference the members a class inherits from another package but that
+  appear on the class itself (scikit-learn's ``set_fit_request`` and friends, which scikit-learn
+  generates for every estimator and whose docstrings refer to scikit-learn's own glossary).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.transforms.post_transforms import SphinxPostTransform
+
+STATIC = Path(__file__).parent / "static"
+#: What the toggle of the folded papermill cell says.
+INJECTED_PROMPTS = ("Show the parameters papermill injected", "Hide the injected parameters")
+
+
+class FoldInjectedParameters(SphinxPostTransform):
+    """Give papermill's injected-parameters cell the ``hide-input`` behaviour of myst-nb."""
+
+    default_priority = 190  # before myst-nb's HideInputCells (199) turns hide_mode into HTML
+    formats = ("html",)
+
+    def run(self, **kwargs: Any) -> None:
+        for node in self.document.findall(nodes.container):
+            if node.get("nb_element") != "cell_code" or node.get("hide_mode"):
+                continue
+            if "tag_injected-parameters" in node.get("classes", []):
+                node["hide_mode"] = "input"
+                node["prompt_show"], node["prompt_hide"] = INJECTED_PROMPTS
+
+
+def _skip_foreign_members(
+    app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
+) -> bool | None:
+    """Skip members defined outside glocal (e.g. scikit-learn's generated set_*_request)."""
+    if what != "class":
+        return None
+    module = getattr(obj, "__module__", None) or ""
+    qualname = getattr(obj, "__qualname__", "") or ""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    if module and not module.startswith(("glocal", "companion")) and callable(obj):
+        return True
+    if "RequestMethod" in qualname:
+        return True
+    return None
+
+
+def _add_static(app: Sphinx) -> None:
+    app.config.html_static_path.append(str(STATIC))
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("glocal.css")
+    app.add_post_transform(FoldInjectedParameters)
+    app.connect("autodoc-skip-member", _skip_foreign_members)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,225 @@
+"""Every code block of the book's chapters (book/*.md) runs as the page shows it.
+
+Each fenced ``python`` or ``bash`` block is preceded by a MyST comment line (``%`` lines are
+not rendered) that says how this test runs it:
+
+- ``% book-test: run`` runs the block as written, in a fresh temporary folder;
+- ``% book-test: run with=FIXTURE (note)`` first prepares that folder with a fixture of this
+  file (stand-in input files, or a documented replacement of an input that needs a network);
+- ``% book-test: run profile=tiny`` runs a block that executes a result notebook with the
+  ``tiny`` profile instead of ``quick`` (same code, smallest sizes), from the repository root;
+- ``% book-test: continue`` runs a Python block in the namespace of the page's previous block;
+- ``% book-test: skip: REASON`` does not run it, and says why (images, a GPU, the network, or
+  the whole pipeline that other tests run).
+
+A block without such a line fails the test, so a new snippet cannot go untested by accident.
+Paths under ``/tmp/`` in a block are moved into the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _notebooks import REPO
+
+BOOK = REPO / "book"
+LANGUAGES = ("python", "bash")
+MARKER = re.compile(r"^%\s*book-test:\s*(?P<mode>run|continue|skip)\b(?P<rest>.*)$")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int
+    language: str
+    code: str
+    mode: str  # run | continue | skip | missing
+    options: dict[str, str]
+    note: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def parse_blocks(path: Path) -> list[Block]:
+    """The ``python`` and ``bash`` blocks of one page, each with its ``% book-test:`` marker."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        fence = re.match(r"^(`{3,})\s*(\w+)\s*$", lines[i])
+        if not fence:
+            i += 1
+            continue
+        ticks, language = fence.group(1), fence.group(2)
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == ticks), None)
+        if end is None:
+            raise AssertionError(f"{path.name}:{i + 1}: code block never closed")
+        if language in LANGUAGES:
+            before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+            found = MARKER.match(before.strip())
+            mode, options, note = "missing", {}, ""
+            if found:
+                mode, rest = found.group("mode"), found.group("rest").strip()
+                if mode == "skip":
+                    note = rest.lstrip(":").strip()
+                else:
+                    words = rest.split("(", 1)
+                    note = words[1].rstrip(")").strip() if len(words) > 1 else ""
+                    options = dict(w.split("=", 1) for w in words[0].split() if "=" in w)
+            code = "\n".join(lines[i + 1 : end]) + "\n"
+            blocks.append(Block(path.name, i + 1, language, code, mode, options, note))
+        i = end + 1
+    return blocks
+
+
+def book_blocks() -> list[Block]:
+    return [b for page in sorted(BOOK.glob("*.md")) for b in parse_blocks(page)]
+
+
+# --- fixtures that prepare a block's folder ---------------------------------------------------
+
+
+def own_model_files(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-ins for 'your own model' (book/own_model.md), small enough to fit in seconds.
+
+    ``things_features.npy`` (1854, 24): the VICE human embedding seen through a random linear
+    map plus noise, so that a transform has something to align; ``contrast_features.npy``
+    (400, 24): generic examples of the same "network"; ``train.npy``, ``val.npy``,
+    ``test.npy``: object-disjoint splits of 30,000 triplets simulated from VICE. The page's
+    ``things.triplets("all")`` downloads the THINGS-data triplets; here it returns these
+    simulated triplets instead (the tests have no network).
+    """
+    from glocal import things
+    from glocal.triplets import object_disjoint_folds, simulate_triplets
+
+    rng = np.random.default_rng(0)
+    vice = things.human_embedding()
+    mixing = rng.normal(size=(vice.shape[1], 24)) / np.sqrt(vice.shape[1])
+    X = vice @ mixing + 0.5 * rng.normal(size=(len(vice), 24))
+    np.save(folder / "things_features.npy", X.astype(np.float32))
+    np.save(folder / "contrast_features.npy", rng.normal(size=(400, 24)).astype(np.float32))
+    triplets = simulate_triplets(vice, 30_000, seed=0)
+    fold = object_disjoint_folds(triplets, things.N_OBJECTS, n_folds=5, seed=0)[0]
+    np.save(folder / "train.npy", fold.train[:-2000])
+    np.save(folder / "val.npy", fold.train[-2000:])
+    np.save(folder / "test.npy", fold.test)
+    monkeypatch.setattr(things, "triplets", lambda split="all", source=None: triplets)
+
+
+FIXTURES: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
+    "own_model_files": own_model_files,
+}
+
+
+def _tiny(code: str) -> str:
+    """The block with the ``tiny`` profile in place of ``quick``."""
+    out = code.replace("-p profile quick", "-p profile tiny")
+    out = out.replace('"profile": "quick"', '"profile": "tiny"')
+    assert out != code, "profile=tiny: the block names no `quick` profile to replace"
+    return out
+
+
+def _local_paths(code: str, folder: Path, data_dir: Path) -> str:
+    """/tmp/ paths into the test folder; the data mirror and cache of this test run."""
+    from glocal.io import cache_dir
+
+    code = code.replace("/tmp/", f"{folder}/")
+    code = code.replace("source .venv/bin/activate", f"source {Path(sys.prefix)}/bin/activate")
+    code = re.sub(r"GLOCAL_DATA_DIR=\S+", f"GLOCAL_DATA_DIR={data_dir}", code)
+    return re.sub(r"GLOCAL_CACHE_DIR=\S+", f"GLOCAL_CACHE_DIR={cache_dir()}", code)
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+
+def test_every_block_says_how_it_is_tested() -> None:
+    blocks = book_blocks()
+    assert blocks, "book/*.md has no python or bash blocks"
+    missing = [b.name for b in blocks if b.mode == "missing"]
+    assert not missing, (
+        f"code blocks without a '% book-test:' line before them: {missing}; add "
+        "'% book-test: run' (or continue / skip: REASON) on the line before the block"
+    )
+    for b in blocks:
+        assert b.mode != "skip" or len(b.note) > 10, f"{b.name}: a skip needs its reason"
+        unknown = set(b.options) - {"with", "profile"}
+        assert not unknown, f"{b.name}: unknown book-test options {unknown}"
+        assert b.options.get("with", next(iter(FIXTURES))) in FIXTURES, (
+            f"{b.name}: no fixture {b.options['with']!r} in tests/test_book_snippets.py"
+        )
+        assert b.mode != "continue" or b.language == "python", f"{b.name}: continue is Python"
+
+
+def test_parse_blocks_reads_markers(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "% book-test: skip: needs the network and a GPU\n```bash\necho no\n```\n\n"
+        "% book-test: run with=own_model_files (a note)\n\n```python\nx = 1\n```\n"
+        "```python\ny = 2\n```\n```json\n{}\n```\n",
+        encoding="utf-8",
+    )
+    blocks = parse_blocks(page)
+    assert [b.mode for b in blocks] == ["skip", "run", "missing"]
+    assert blocks[0].note == "needs the network and a GPU"
+    assert blocks[1].options == {"with": "own_model_files"} and blocks[1].note == "a note"
+    assert blocks[1].code == "x = 1\n" and blocks[1].line == 8
+
+
+PAGES = sorted({b.page for b in book_blocks() if b.mode in ("run", "continue")})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_page_blocks_run(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path
+) -> None:
+    """Run the page's blocks in order; a Python block continues the page's namespace on request."""
+    blocks = [b for b in parse_blocks(BOOK / page) if b.mode in ("run", "continue")]
+    monkeypatch.setenv("GLOCAL_DATA_DIR", str(data_dir))
+    bin_dir = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    namespace: dict = {}
+    prepared: set[str] = set()
+    for block in blocks:
+        folder = tmp_path / "work"
+        folder.mkdir(exist_ok=True)
+        fixture = block.options.get("with")
+        if fixture and fixture not in prepared:
+            FIXTURES[fixture](folder, monkeypatch)
+            prepared.add(fixture)
+        code = block.code
+        cwd = folder
+        if block.options.get("profile") == "tiny":
+            import companion.kernel
+
+            companion.kernel.kernel_name()  # the 'glocal' kernelspec the block names
+            code, cwd = _tiny(code), REPO
+        code = _local_paths(code, tmp_path, data_dir)
+        monkeypatch.chdir(cwd)
+        if block.language == "bash":
+            proc = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert proc.returncode == 0, (
+                f"{block.name}: the shell block failed ({proc.returncode}):\n{code}\n"
+                f"{proc.stderr[-3000:]}"
+            )
+            continue
+        if block.mode == "run":
+            namespace = {"__name__": "__book__"}
+        try:
+            exec(compile(code, block.name, "exec"), namespace)
+        except Exception as err:  # noqa: BLE001 - report which block failed
+            raise AssertionError(f"{block.name}: the Python block raised {err!r}") from err
