@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 
 from companion.inputs import Inputs
 from glocal import things
+from glocal.engine import ENV_SCHEDULER
 from glocal.errors import GlocalError
 from glocal.io import ENV_CACHE, check_writable, file_lock
 from glocal.transform import PRESETS, GlocalTransform
@@ -21,20 +23,14 @@ from glocal.transform import PRESETS, GlocalTransform
 KINDS = ("naive", "global", "glocal")
 #: The modules whose code decides a fit's result; the fit cache key includes their source.
 FITTER_FILES = ("_fit.py", "losses.py", "transform.py")
-#: Fit settings of the quick profile (MiniLM, 1483 training concepts, 300k simulated
-#: triplets): W starts at 0.1·I so the first Adam steps do not swamp the features' own
-#: neighbourhoods (at the library default 1e-3·I, lr 1e-3 scrambles them before the global
-#: term has any signal); 30 full-batch epochs reach the validation plateau (30 steps are
-#: below the fitter's default burn-in ``min_steps``, so early stopping never cuts them short;
-#: the best epoch on the validation triplets is kept).
-QUICK_FIT = {
-    "lmbda": 0.1,
-    "tau": 0.1,
-    "lr": 1e-3,
-    "init_scale": 0.1,
-    "max_epochs": 30,
-    "patience": 5,
-    "triplet_batch_size": None,
+#: How each kind chooses the hyper-parameters its preset leaves open, when the notebook does
+#: not set them: a grid search with object-disjoint folds over the training objects
+#: (glocal.search). naive: the official protocol, lambda by validation cross-entropy;
+#: gLocal: alpha and lambda by the best alignment among settings that keep at least
+#: ``min_overlap`` of the held-out contrast set's 10 nearest neighbours.
+SELECTION: dict[str, dict[str, Any]] = {
+    "naive": {"grid": "naive", "scoring": "cross_entropy"},
+    "glocal": {"grid": "small", "scoring": "tradeoff", "min_overlap": 0.75},
 }
 
 
@@ -47,7 +43,10 @@ def transform_settings(kind: str, params: Mapping[str, Any] | None = None) -> di
     if kind not in KINDS:
         raise GlocalError(f"unknown transform kind {kind!r}; choose one of {KINDS}")
     fixed = dict(PRESETS[kind]) if kind != "glocal" else {"regularizer": "eye"}
-    return {**PRESETS[kind], **dict(params or {}), **fixed, "progress": False}
+    if kind == "naive":
+        fixed.pop("lmbda")  # the one setting the naive transform's protocol chooses
+    given = {k: v for k, v in dict(params or {}).items() if v is not None}
+    return {**PRESETS[kind], **given, **fixed, "progress": False}
 
 
 def _digest(*parts: Any) -> str:
@@ -76,31 +75,86 @@ def fit_cache_dir() -> Path:
     return cache_dir() / "fits"
 
 
-def fit_transform(
+def select_settings(
     inputs: Inputs,
-    kind: str = "glocal",
+    kind: str,
+    selection: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
-    cache: bool = True,
-) -> GlocalTransform:
-    """Fit the naive, global or gLocal transform on the training objects of ``inputs``.
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The settings a grid search chooses for ``kind`` on the training objects of ``inputs``.
 
-    Only the training objects' features enter the fit (their mean and std standardise, their
-    triplets train, ``val`` triplets stop early), so held-out concepts stay unseen. With
-    ``cache`` the fitted transform is kept under :func:`fit_cache_dir`, keyed by the features,
-    triplets, contrast set, every hyper-parameter (defaults included), the glocal version and
-    the fitting code (:data:`FITTER_FILES`), and reused on the next call.
-    ``metadata_["experiment"]`` records the kind, epochs, best epoch, seconds and history.
+    ``selection`` holds ``grid``, ``scoring`` and optionally ``min_overlap``, ``cv`` and
+    ``scheduler`` (default :data:`SELECTION`). The folds split the training objects only (the
+    validation and held-out triplets are not used); every fold's fit is cached, so a second
+    call costs seconds. Returns the chosen settings and the search's ``cv_results_``.
     """
-    from glocal import __version__
+    from glocal.search import GlocalSearchCV, resolve_grid
 
-    settings = transform_settings(kind, params)
+    spec = {**SELECTION.get(kind, {}), **dict(selection or {})}
+    if "grid" not in spec:
+        raise GlocalError(f"selection for {kind!r} needs a 'grid' (e.g. 'small'), got {spec}")
+    grid = resolve_grid(spec["grid"])
+    open_names = sorted({name for setting in grid for name in setting})
+    fixed = {k: v for k, v in dict(params or {}).items() if k not in open_names}
+    base = GlocalTransform(**{**transform_settings(kind, fixed), "device": "cpu"})
+    X, train, _ = _training_problem(inputs)
+    search = GlocalSearchCV(
+        spec["grid"], estimator=base, cv=spec.get("cv", 3), scoring=spec["scoring"],
+        min_overlap=spec.get("min_overlap", 0.5), refit=False,
+        scheduler=spec.get("scheduler", os.environ.get(ENV_SCHEDULER) or "serial"),
+        progress=False,
+    )  # fmt: skip
+    uses_contrast = any({**base.get_params(), **s}["alpha"] > 0 for s in grid)
+    search.fit(X, train, contrast=inputs.contrast if uses_contrast else None)
+    return dict(search.best_params_), search.cv_results_
+
+
+def _training_problem(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training objects' features and the train / validation triplets in their indices."""
     t = inputs.triplets
     local = np.full(things.N_OBJECTS, -1)
     local[t.train_objects] = np.arange(len(t.train_objects))
     train, val = local[t.train], local[t.val]
     if (train < 0).any() or (val < 0).any():
         raise GlocalError("training and validation triplets must only hold training objects")
-    X = inputs.features[t.train_objects]
+    return inputs.features[t.train_objects], train, val
+
+
+def fit_transform(
+    inputs: Inputs,
+    kind: str = "glocal",
+    params: Mapping[str, Any] | None = None,
+    cache: bool = True,
+    selection: Mapping[str, Mapping[str, Any]] | None = None,
+    select_on: Inputs | None = None,
+) -> GlocalTransform:
+    """Fit the naive, global or gLocal transform on the training objects of ``inputs``.
+
+    With ``selection`` (``{kind: {"grid": ..., "scoring": ...}}``, defaults :data:`SELECTION`),
+    the settings a kind's grid varies are chosen by :func:`select_settings` (on the training
+    objects of ``select_on``, default ``inputs``) unless ``params`` sets one of them (a ``None``
+    value counts as not set).
+
+    Only the training objects' features enter the fit (their mean and std standardise, their
+    triplets train, ``val`` triplets stop early), so held-out concepts stay unseen. With
+    ``cache`` the fitted transform is kept under :func:`fit_cache_dir`, keyed by the features,
+    triplets, contrast set, every hyper-parameter (defaults included), the glocal version and
+    the fitting code (:data:`FITTER_FILES`), and reused on the next call.
+    ``metadata_["experiment"]`` records the kind, steps, kept step, stop reason, seconds and
+    the history of checks.
+    """
+    from glocal import __version__
+    from glocal.search import resolve_grid
+
+    params = {k: v for k, v in dict(params or {}).items() if v is not None}
+    chosen: dict[str, Any] = {}
+    spec = {**SELECTION.get(kind, {}), **dict((selection or {}).get(kind, {}))}
+    if spec and selection is not None:
+        open_names = {name for setting in resolve_grid(spec["grid"]) for name in setting}
+        if not open_names & set(params):
+            chosen, _ = select_settings(select_on or inputs, kind, spec, params)
+    settings = transform_settings(kind, {**params, **chosen})
+    X, train, val = _training_problem(inputs)
     uses_contrast = settings["alpha"] > 0
     every = GlocalTransform(**settings).get_params()  # the defaults count too
     key = _digest(
@@ -109,7 +163,7 @@ def fit_transform(
         __version__, _fitter_digest(),
     )  # fmt: skip
     if not cache:
-        return _fit(inputs, kind, settings, X, train, val)
+        return _fit(inputs, kind, settings, X, train, val, chosen)
     path = fit_cache_dir() / f"{kind}-{key[:20]}.npz"
     cached = _cached(path)
     if cached is not None:
@@ -121,7 +175,7 @@ def fit_transform(
         cached = _cached(path)
         if cached is not None:
             return cached
-        estimator = _fit(inputs, kind, settings, X, train, val)
+        estimator = _fit(inputs, kind, settings, X, train, val, chosen)
         estimator.save(path, model=inputs.model, module=inputs.module)
     return estimator
 
@@ -143,8 +197,9 @@ def _fit(
     X: np.ndarray,
     train: np.ndarray,
     val: np.ndarray,
+    selected: dict[str, Any],
 ) -> GlocalTransform:
-    """Fit one transform and record the experiment in its metadata."""
+    """Fit one transform and record the experiment (and what a search chose) in its metadata."""
     uses_contrast = settings["alpha"] > 0
     began = time.perf_counter()
     estimator = GlocalTransform(**settings).fit(
@@ -156,8 +211,10 @@ def _fit(
             "kind": kind,
             "source": inputs.source,
             "n_train": int(len(train)),
-            "epochs": len(estimator.history_),
-            "best_epoch": int(estimator.best_epoch_),
+            "steps": int(estimator.n_steps_),
+            "best_step": int(estimator.best_step_),
+            "stop_reason": estimator.stop_reason_,
+            "selected": selected,
             "seconds": round(time.perf_counter() - began, 2),
             "history": estimator.history_,
         },
@@ -170,20 +227,25 @@ def fit_transforms(
     kinds: Sequence[str] = KINDS,
     params: Mapping[str, Any] | None = None,
     cache: bool = True,
+    selection: Mapping[str, Mapping[str, Any]] | None = None,
+    select_on: Inputs | None = None,
 ) -> dict[str, GlocalTransform]:
-    """:func:`fit_transform` for each of ``kinds``, with the same ``params``."""
-    return {kind: fit_transform(inputs, kind, params, cache) for kind in kinds}
+    """:func:`fit_transform` for each of ``kinds``, with the same settings and selection."""
+    return {
+        kind: fit_transform(inputs, kind, params, cache, selection, select_on) for kind in kinds
+    }
 
 
 def fit_summary(transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
-    """One row per fitted transform: alpha, lambda, regulariser, epochs, best epoch, seconds."""
+    """One row per fitted transform: alpha, lambda, regulariser, steps, kept step, stop, seconds."""
     rows = []
     for name, est in transforms.items():
         info = est.metadata_.get("experiment", {})
         rows.append({
             "transform": name, "alpha": est.alpha, "lmbda": est.lmbda,
             "regularizer": est.regularizer, "n_train": info.get("n_train"),
-            "epochs": info.get("epochs"), "best_epoch": info.get("best_epoch"),
+            "steps": info.get("steps"), "best_step": info.get("best_step"),
+            "stopped_by": info.get("stop_reason"),
             "seconds": info.get("seconds"),
         })  # fmt: skip
     return pd.DataFrame(rows)

@@ -329,26 +329,23 @@ def per_item_overlap(X: np.ndarray, Y: np.ndarray, k: int) -> np.ndarray:
 #: History keys drawn as curves, in this order, when a fit recorded them.
 HISTORY_PANELS = (
     ("loss", "training objective"),
-    ("val_loss", "validation loss (global term)"),
+    ("objective", "monitored objective (held out)"),
     ("val_acc", "validation odd-one-out accuracy"),
 )
 
 
 def fit_histories(transforms: Mapping[str, Any], **columns: Any) -> pd.DataFrame:
-    """One row per epoch and fit, from each transform's ``metadata_["experiment"]["history"]``.
+    """One row per check and fit, from each transform's recorded history.
 
-    Keeps every key a fit recorded (epoch, steps, loss, global_loss, local_loss, val_loss,
+    Keeps every key a fit recorded (step, loss, global_loss, local_loss, objective, val_loss,
     val_acc, lr, seconds, ...); ``columns`` are added as constant columns (e.g. the source).
+    The step-0 check has no training loss (nothing was trained yet).
     """
     frames = []
     for name, est in transforms.items():
         history = _history(est)
-        if not history:
-            continue
-        frame = pd.DataFrame(history)
-        if "epoch" not in frame:
-            frame["epoch"] = np.arange(1, len(frame) + 1)
-        frames.append(frame.assign(transform=name, **columns))
+        if history:
+            frames.append(pd.DataFrame(history).assign(transform=name, **columns))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -360,59 +357,28 @@ def _history(est: Any) -> list[dict]:
     return list(history or [])
 
 
-def _stop_reason(est: Any) -> str | None:
-    """A stop reason the fitter recorded, if it records one."""
-    for source in (
-        getattr(est, "metadata_", None) or {},
-        (getattr(est, "metadata_", None) or {}).get("experiment", {}) or {},
-    ):
-        for key in ("stop_reason", "stopped_by", "stop"):
-            if source.get(key):
-                return str(source[key])
-    value = getattr(est, "stop_reason_", None)
-    return str(value) if value else None
+def _experiment(est: Any) -> dict[str, Any]:
+    return (getattr(est, "metadata_", None) or {}).get("experiment", {}) or {}
 
 
-def stopping(est: Any, window: int = 5) -> dict[str, Any]:
-    """How one fit ended, read from its history and hyper-parameters.
+def stopping(est: Any) -> dict[str, Any]:
+    """How one fit ended: steps run, the step kept, and why it stopped.
 
-    ``stopped_by`` is the fitter's own record when it keeps one; otherwise ``"max_epochs"``
-    when the fit ran all ``max_epochs`` epochs and ``"stopping rule"`` when it ended earlier.
-    ``still_improving`` says whether the monitored loss (validation loss when recorded, else
-    the training objective) fell by more than ``tol`` (relative) over the last ``window``
-    epochs: a fit that hit ``max_epochs`` while still improving has not converged.
+    ``stopped_by`` is the fitter's record: ``converged`` (the stopping rule ended the fit)
+    or ``max_steps`` (the step limit did; such a fit has not converged).
     """
-    history = _history(est)
+    experiment = _experiment(est)
     params = est.get_params() if hasattr(est, "get_params") else {}
-    max_epochs = params.get("max_epochs")
-    tol = params.get("tol", 1e-3) or 0.0
-    epochs = len(history)
-    monitored = "val_loss" if history and "val_loss" in history[-1] else "loss"
-    values = [float(h[monitored]) for h in history if h.get(monitored) is not None]
-    change = float("nan")
-    if len(values) > window:
-        before, after = min(values[:-window]), min(values)
-        change = (before - after) / abs(before) if before else float("nan")
-    reason = _stop_reason(est)
-    if reason is None:
-        reason = (
-            "max_epochs"
-            if max_epochs is not None and epochs >= max_epochs
-            else ("stopping rule" if epochs else "not recorded")
-        )
-    best = getattr(est, "best_epoch_", None)
-    if best is None:
-        best = ((getattr(est, "metadata_", None) or {}).get("experiment", {}) or {}).get(
-            "best_epoch"
-        )
+    history = _history(est)
+    steps = experiment.get("steps", getattr(est, "n_steps_", history[-1]["step"] if history else 0))
+    best = experiment.get("best_step", getattr(est, "best_step_", None))
+    reason = experiment.get("stop_reason", getattr(est, "stop_reason_", None))
     return {
-        "epochs": epochs,
-        "max_epochs": max_epochs,
-        "best_epoch": None if best is None else int(best),
-        "stopped_by": reason,
-        "monitored": monitored,
-        f"improvement_last_{window}": change,
-        "still_improving": bool(change > tol) if not math.isnan(change) else None,
+        "steps": int(steps),
+        "max_steps": params.get("max_steps"),
+        "best_step": None if best is None else int(best),
+        "checks": len(history),
+        "stopped_by": reason or "not recorded",
     }
 
 
@@ -422,16 +388,12 @@ def stopping_table(transforms: Mapping[str, Any], **columns: Any) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def plot_fit_histories(
-    histories: pd.DataFrame, rows: str | None = None, zoom_after: int = 2
-) -> Any:
+def plot_fit_histories(histories: pd.DataFrame, rows: str | None = None) -> Any:
     """Loss curves: one column per recorded history key of :data:`HISTORY_PANELS`.
 
     ``histories`` is :func:`fit_histories`' table; ``rows`` names a column (e.g. the feature
-    source) that gets one row of panels per value. The y-axes span the values after epoch
-    ``zoom_after`` (when more epochs than that were run), so that the first epochs' large
-    values do not flatten the part that shows whether a fit was still improving. The best
-    (kept) epoch is not marked here; :func:`stopping_table` lists it.
+    source) that gets one row of panels per value. The y-axes span the values after the
+    first checks so that the start does not flatten the part that shows convergence.
     """
     import matplotlib.pyplot as plt
 
@@ -453,7 +415,7 @@ def plot_fit_histories(
             for name, line in part.groupby("transform", sort=False):
                 kind = str(name)
                 ax.plot(
-                    line["epoch"],
+                    line["step"],
                     line[key],
                     color=color(kind),
                     marker=marker(kind),
@@ -462,15 +424,15 @@ def plot_fit_histories(
                     lw=1.3,
                     label=label(kind),
                 )
-            later = part[part["epoch"] > zoom_after][key].dropna()
-            if len(later) >= 2 and part["epoch"].max() > zoom_after + 2:
+            later = part[part["step"] > part["step"].min() + 2 * _check_gap(part)][key].dropna()
+            if len(later) >= 2:
                 low, high = float(later.min()), float(later.max())
                 pad = 0.08 * (high - low or abs(high) or 1.0)
                 ax.set_ylim(low - pad, high + pad)
             if r == 0:
                 ax.set_title(title, fontsize=9.5)
             if r == len(groups) - 1:
-                ax.set_xlabel("epoch")
+                ax.set_xlabel("optimiser step")
             if c == 0 and group is not None:
                 ax.set_ylabel(str(group), fontsize=9)
             ax.grid(True, axis="both", alpha=0.3)
@@ -478,6 +440,11 @@ def plot_fit_histories(
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
+
+
+def _check_gap(part: pd.DataFrame) -> float:
+    steps = np.sort(part["step"].unique())
+    return float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
 
 
 # --- sweeps with intervals (pages 02 and 08) ------------------------------------------------

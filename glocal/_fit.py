@@ -3,58 +3,88 @@
 Speed comes from the structure of the global loss: it depends only on the m × m similarity
 matrix of the transformed THINGS objects. Each step transforms the m objects once, forms
 ``S = Z Zᵀ`` and gathers the three logits of every triplet in the batch by flat index.
+
+Schedule, independent of how steps group into passes over the triplets: every ``eval_every``
+steps the monitored objective is measured (a "check"); a check that fails to beat the last
+improving check by the relative ``tol`` halves the step size, and ``patience`` such checks in
+a row end the fit. The parameters of the best check are kept. The monitored objective is the
+fitted one on held-out data: ``(1 − α)`` · validation global loss + ``α`` · local divergence
+(:func:`glocal.losses.local_divergence`) on a held-out slice of the contrast set + ``λ`` ·
+penalty.
+
+Start: ``W = β I`` with β the scaled identity of lowest training global loss
+(:func:`identity_scale`) and ``b = 0``, so the first Adam steps start from the features' own
+geometry at the right scale instead of swamping a tiny ``W``.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glocal import losses
 from glocal._device import resolve_device
+from glocal.errors import FitDivergedError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _EVAL_CHUNK = 1 << 20
+#: Triplets the initial scale search looks at (a seeded subset of the training triplets).
+_SCALE_SEARCH_TRIPLETS = 1 << 18
+#: Whether the local term's gradient reaches the bias (the official code: yes). Off: the bias
+#: learns from the triplets only (see the comment in the loop).
+BIAS_LEARNS_FROM_LOCAL = False
+#: Share of the contrast rows held out to monitor the local term (at most one contrast batch).
+VAL_CONTRAST_SHARE = 0.2
+#: A monitored objective this many times its starting value means the fit diverged.
+DIVERGENCE_FACTOR = 10.0
 
 
 @dataclass
 class FitResult:
-    """Fitted parameters and the per-epoch record."""
+    """Fitted parameters and the record of every check."""
 
     weights: np.ndarray
     bias: np.ndarray | None
     history: list[dict] = field(default_factory=list)
-    best_epoch: int = 0
+    best_step: int = 0
     n_steps: int = 0
+    stop_reason: str = "max_steps"
+    init_scale: float = 0.0
     device: str = "cpu"
 
 
-class _ContrastSampler:
-    """Cycle through a seeded permutation of the contrast rows, one batch per step."""
+class _Cycler:
+    """Cycle through seeded permutations of ``n`` rows, ``batch_size`` rows at a time.
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device):
-        self.n, self.batch_size, self.generator, self.device = (
-            n,
-            min(batch_size, n),
-            generator,
-            device,
-        )
-        self.order = torch.randperm(n, generator=generator)
-        self.position = 0
+    Batches are equal (none larger than asked), so a nearly empty last batch never costs a
+    full step; with one batch per pass the rows are used in order, unpermuted.
+    """
 
-    def next(self) -> torch.Tensor:
-        if self.position + self.batch_size > self.n:
-            self.order = torch.randperm(self.n, generator=self.generator)
+    def __init__(self, n: int, batch_size: int | None, generator: torch.Generator, device):
+        largest = n if batch_size is None else min(batch_size, n)
+        self.per_pass = math.ceil(n / largest)
+        self.batch_size = math.ceil(n / self.per_pass)
+        self.n, self.generator, self.device = n, generator, device
+        self.order: torch.Tensor | None = None
+        self.position = self.per_pass  # start a new pass on the first call
+
+    def next(self) -> torch.Tensor | None:
+        """Indices of the next batch (None: all rows, in order)."""
+        if self.per_pass == 1:
+            return None
+        if self.position == self.per_pass:
+            self.order = torch.randperm(self.n, generator=self.generator).to(self.device)
             self.position = 0
-        batch = self.order[self.position : self.position + self.batch_size]
-        self.position += self.batch_size
-        return batch.to(self.device)
+        start = self.position * self.batch_size
+        self.position += 1
+        return self.order[start : start + self.batch_size]
 
 
 def _affine(x: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -78,6 +108,33 @@ def _correct(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, 0] > logits[:, 1]) & (logits[:, 0] > logits[:, 2])
 
 
+def identity_scale(objects: torch.Tensor, pairs: torch.Tensor) -> float:
+    """The β whose map ``β I`` minimises the global loss on ``pairs`` (a 1-d convex search).
+
+    The logits of ``β I`` are ``t · l`` with ``t = β²`` and ``l`` the triplet dot products of
+    the standardised features, so the loss is convex in ``t``; bisection on its derivative
+    ``mean(softmax(t l) · l − l_0)`` over ``log t`` finds the minimum. When the features do
+    not predict the choices (derivative ≥ 0 at 0) the scale that gives logits of unit spread.
+    """
+    with torch.no_grad():
+        logits = losses.triplet_logits(losses.gram(objects.double()), pairs)
+
+        def slope(t: float) -> float:
+            p = torch.softmax(t * logits, dim=1)
+            return float(((p * logits).sum(1) - logits[:, 0]).mean())
+
+        unit = 1.0 / max(float(logits.std()), 1e-12)
+        if slope(0.0) >= 0:
+            return math.sqrt(unit)
+        low, high = math.log(unit) - 20.0, math.log(unit) + 20.0
+        if slope(math.exp(high)) < 0:  # separable: take the largest scale searched
+            return math.sqrt(math.exp(high))
+        for _ in range(40):
+            mid = 0.5 * (low + high)
+            low, high = (mid, high) if slope(math.exp(mid)) < 0 else (low, mid)
+        return math.sqrt(math.exp(0.5 * (low + high)))
+
+
 def fit_affine(
     objects: np.ndarray,
     triplets: np.ndarray,
@@ -85,13 +142,19 @@ def fit_affine(
     contrast: np.ndarray | None = None,
     contrast_teacher: np.ndarray | None = None,
     val_triplets: np.ndarray | None = None,
+    init: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> FitResult:
     """Minimise ``(1 − α) L_global + α L_local + λ penalty`` over an affine map.
 
     ``settings`` holds the estimator's validated hyper-parameters as attributes.
-    ``objects`` are the standardised THINGS features (m × p); ``contrast`` the standardised
-    contrast features the student sees, ``contrast_teacher`` the original contrast features
-    whose cosine neighbourhoods are the target.
+    ``objects`` are the standardised THINGS features (m × p); ``contrast`` the contrast
+    features the student sees (standardised, or raw with ``student="raw"``),
+    ``contrast_teacher`` the original contrast features
+    whose cosine neighbourhoods are the target. With ``val_triplets`` a seeded slice of the
+    contrast rows (:data:`VAL_CONTRAST_SHARE`, at most one batch) is held out of training and
+    the objective is monitored on held-out data; without them it is monitored on all training
+    triplets and a fixed slice of the training contrast rows. ``init`` = (W, b) starts the fit
+    from those parameters (a warm start) instead of ``β I`` and 0.
     """
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
@@ -100,24 +163,53 @@ def fit_affine(
     m, p = objects.shape
     x = torch.as_tensor(objects, dtype=dtype, device=device)
     train_pairs = losses.pair_indices(torch.as_tensor(triplets), m).to(device)
-    val_pairs = (
+    held_out = val_triplets is not None
+    monitor_pairs = (
         losses.pair_indices(torch.as_tensor(val_triplets), m).to(device)
-        if val_triplets is not None
-        else None
+        if held_out
+        else train_pairs
     )
     use_local = settings.alpha > 0
     if use_local:
-        student_in = torch.as_tensor(contrast, dtype=dtype, device=device)
-        teacher_unit = torch.nn.functional.normalize(
+        student_all = torch.as_tensor(contrast, dtype=dtype, device=device)
+        teacher_all = torch.nn.functional.normalize(
             torch.as_tensor(contrast_teacher, dtype=dtype, device=device), dim=1
         )
-        sampler = _ContrastSampler(len(student_in), settings.contrast_batch_size, generator, device)
+        n_c = len(student_all)
+        n_monitor = min(settings.contrast_batch_size, int(VAL_CONTRAST_SHARE * n_c))
+        order = torch.randperm(n_c, generator=generator).to(device)
+        if n_monitor < 2:  # too few rows to spare: monitor on training rows
+            monitor_rows, train_rows = order[: min(n_c, settings.contrast_batch_size)], order
+        elif held_out:
+            monitor_rows, train_rows = order[:n_monitor], order[n_monitor:]
+        else:
+            monitor_rows, train_rows = order[:n_monitor], order
+        student_in, teacher_unit = student_all[train_rows], teacher_all[train_rows]
+        monitor_student, monitor_teacher = student_all[monitor_rows], teacher_all[monitor_rows]
+        contrast_cycler = _Cycler(len(train_rows), settings.contrast_batch_size, generator, device)
 
-    weights = torch.nn.Parameter(torch.eye(p, dtype=dtype, device=device) * settings.init_scale)
+    if init is not None:
+        scale = float(np.trace(init[0]) / p)
+    elif settings.init_scale is None:
+        sample = train_pairs[
+            torch.randperm(len(train_pairs), generator=generator)[:_SCALE_SEARCH_TRIPLETS].to(
+                device
+            )
+        ]
+        scale = identity_scale(x, sample)
+    else:
+        scale = settings.init_scale
+    start_w = torch.eye(p, dtype=dtype) * scale if init is None else torch.as_tensor(init[0])
+    weights = torch.nn.Parameter(start_w.to(device=device, dtype=dtype).clone())
     params = [weights]
     bias = None
     if settings.bias:
-        bias = torch.nn.Parameter(torch.full((p,), settings.init_scale, dtype=dtype, device=device))
+        start_b = (
+            torch.as_tensor(init[1])
+            if init is not None and init[1] is not None
+            else torch.zeros(p, dtype=dtype)
+        )
+        bias = torch.nn.Parameter(start_b.to(device=device, dtype=dtype).clone())
         params.append(bias)
     opt_kwargs = {"lr": settings.lr}
     if settings.optimizer == "sgd":
@@ -125,94 +217,129 @@ def fit_affine(
     optimizer = OPTIMIZERS[settings.optimizer](params, **opt_kwargs)
     penalty_fn = losses.PENALTIES[settings.regularizer]
 
-    n = len(train_pairs)
-    largest = n if settings.triplet_batch_size is None else min(settings.triplet_batch_size, n)
-    steps_per_epoch = math.ceil(n / largest)
-    # Equal batches (none larger than asked): a nearly empty last batch would cost a full step.
-    batch_size = math.ceil(n / steps_per_epoch)
-    history: list[dict] = []
-    best = (math.inf, 0, None)
-    reference, stale = math.inf, 0  # reference: the loss an epoch must beat by tol
-    step = 0
-    bar = tqdm(
-        range(1, settings.max_epochs + 1),
-        desc="fit",
-        unit="epoch",
-        disable=not settings.progress,
-        leave=False,
-    )
+    def monitor() -> dict:
+        """The fitted objective on the monitoring data (held out when given)."""
+        record = {}
+        record["val_loss"], record["val_acc"] = _evaluate(x, weights, bias, monitor_pairs)
+        objective = (1 - settings.alpha) * record["val_loss"]
+        if use_local:
+            with torch.no_grad():
+                student = _affine(monitor_student, weights, bias)
+                record["val_local"] = float(
+                    losses.local_divergence(monitor_teacher, student, settings.tau)
+                )
+            objective += settings.alpha * record["val_local"]
+        with torch.no_grad():
+            objective += settings.lmbda * float(penalty_fn(weights))
+        record["objective"] = objective
+        return record
+
+    triplet_cycler = _Cycler(len(train_pairs), settings.triplet_batch_size, generator, device)
+    first = {"step": 0, "epoch": 0.0, "lr": 0.0, **monitor(), "seconds": 0.0}
+    history: list[dict] = [first]
+    # best: the check whose parameters are kept; reference: the objective a check must beat
+    # by the relative tol (the last check that did), so slow steady progress still counts.
+    best = (first["objective"], 0, _snapshot(weights, bias))
+    reference, stale, step, stop_reason = first["objective"], 0, 0, "max_steps"
+    sums = _window()
+    bar = tqdm(total=settings.max_steps, desc="fit", unit="step", disable=not settings.progress,
+               leave=False, file=sys.stderr)  # fmt: skip
     start_time = time.perf_counter()
-    for epoch in bar:
-        order = torch.randperm(n, generator=generator).to(device) if steps_per_epoch > 1 else None
-        sums = {"loss": 0.0, "global_loss": 0.0, "local_loss": 0.0, "penalty": 0.0}
-        correct = 0
-        for b in range(steps_per_epoch):
-            pairs = (
-                train_pairs
-                if order is None
-                else train_pairs[order[b * batch_size : (b + 1) * batch_size]]
+    lr_scale = 1.0  # halved at every check that fails to improve
+    while step < settings.max_steps:
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr * lr_scale
+        batch = triplet_cycler.next()
+        pairs = train_pairs if batch is None else train_pairs[batch]
+        logits = losses.triplet_logits(losses.gram(_affine(x, weights, bias)), pairs)
+        global_term = losses.triplet_cross_entropy(logits).mean()
+        local_term = None
+        if use_local:
+            rows = contrast_cycler.next()
+            # The bias learns from the triplets only: through the local term a large common
+            # offset would flatten the student's neighbour softmax (all cosines → 1), which
+            # lowers the local loss without keeping any neighbourhood.
+            student = _affine(
+                student_in if rows is None else student_in[rows],
+                weights,
+                bias if bias is None or BIAS_LEARNS_FROM_LOCAL else bias.detach(),
             )
-            logits = losses.triplet_logits(losses.gram(_affine(x, weights, bias)), pairs)
-            global_term = losses.triplet_cross_entropy(logits).mean()
-            local_term = None
-            if use_local:
-                idx = sampler.next()
-                student = _affine(student_in[idx], weights, bias)
-                local_term = losses.local_loss(teacher_unit[idx], student, settings.tau)
-            penalty = penalty_fn(weights)
-            loss = losses.glocal_loss(
-                global_term, local_term, penalty, settings.alpha, settings.lmbda
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            share = len(pairs) / n
-            sums["loss"] += float(loss.detach()) * share
-            sums["global_loss"] += float(global_term.detach()) * share
-            if local_term is not None:
-                sums["local_loss"] += float(local_term.detach()) * share
-            sums["penalty"] += float(penalty.detach()) * share
-            correct += int(_correct(logits.detach()).sum())
-        if not math.isfinite(sums["loss"]):
-            raise FloatingPointError(
-                f"the loss became {sums['loss']} at epoch {epoch}; lower the learning rate (lr)"
-            )
-        record = {"epoch": epoch, "steps": step, **sums, "train_acc": correct / n}
-        if val_pairs is not None:
-            record["val_loss"], record["val_acc"] = _evaluate(x, weights, bias, val_pairs)
+            teacher = teacher_unit if rows is None else teacher_unit[rows]
+            local_term = losses.local_loss(teacher, student, settings.tau)
+        penalty = penalty_fn(weights)
+        loss = losses.glocal_loss(global_term, local_term, penalty, settings.alpha, settings.lmbda)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        sums["steps"] += 1
+        sums["triplets"] += len(pairs)
+        sums["loss"] += float(loss.detach())
+        sums["global_loss"] += float(global_term.detach())
+        sums["local_loss"] += float(local_term.detach()) if local_term is not None else 0.0
+        sums["penalty"] += float(penalty.detach())
+        sums["correct"] += int(_correct(logits.detach()).sum())
+        if step % settings.eval_every and step < settings.max_steps:
+            continue
+        k = sums["steps"]
+        record = {
+            "step": step,
+            "epoch": step / triplet_cycler.per_pass,  # passes over the training triplets
+            "lr": optimizer.param_groups[0]["lr"],
+            **{name: sums[name] / k for name in ("loss", "global_loss", "local_loss", "penalty")},
+            "train_acc": sums["correct"] / sums["triplets"],
+            **monitor(),
+            "bias_norm": float(bias.detach().norm()) if bias is not None else 0.0,
+        }
+        sums = _window()
+        _check_divergence(record, first["objective"], step, settings)
         record["seconds"] = time.perf_counter() - start_time
         history.append(record)
-        monitored = record.get("val_loss", record["loss"])
-        record["lr"] = optimizer.param_groups[0]["lr"]
-        # The loss can rise before it falls (small init, local term), so nothing counts as
-        # stale before min_steps optimiser steps. After that every epoch that fails to improve
-        # the best monitored loss by the relative tol halves the step size (at a fixed step
-        # size Adam settles within an epoch or two and then drifts), and patience such epochs
-        # in a row end the fit.
-        if monitored < best[0]:  # the weights kept are always those of the lowest loss
-            best = (monitored, epoch, _snapshot(weights, bias))
+        monitored = record["objective"]
+        if monitored < best[0]:
+            best = (monitored, step, _snapshot(weights, bias))
         if monitored < reference * (1 - settings.tol):
             reference, stale = monitored, 0
         elif step >= settings.min_steps:
             stale += 1
-            for group in optimizer.param_groups:
-                group["lr"] *= 0.5
-        postfix = {"loss": f"{record['loss']:.4f}"}
-        if "val_acc" in record:
-            postfix["val_acc"] = f"{record['val_acc']:.4f}"
-        bar.set_postfix(postfix)
+            lr_scale *= 0.5
+        bar.set_postfix({"objective": f"{monitored:.4f}", "val_acc": f"{record['val_acc']:.4f}"})
         if settings.early_stopping and stale >= settings.patience:
+            stop_reason = "converged"
             break
     bar.close()
-    best_weights, best_bias = best[2] if best[2] is not None else _snapshot(weights, bias)
+    best_weights, best_bias = best[2]
     return FitResult(
         weights=best_weights,
         bias=best_bias,
         history=history,
-        best_epoch=best[1],
+        best_step=best[1],
         n_steps=step,
+        stop_reason=stop_reason,
+        init_scale=float(scale),
         device=str(device),
+    )
+
+
+def _check_divergence(record: dict, start: float, step: int, settings: Any) -> None:
+    """Stop a fit whose objective is not finite or far above where it started."""
+    value = record["objective"]
+    finite = math.isfinite(record["loss"]) and math.isfinite(value)
+    if finite and value <= DIVERGENCE_FACTOR * max(start, 1e-12):
+        return
+    what = f"became {value}" if not finite else f"rose from {start:.4g} to {value:.4g}"
+    raise FitDivergedError(
+        f"the fit diverged: the monitored objective {what} at step {step}; the likely cause is "
+        f"a learning rate too large for these features: lower lr (now {settings.lr:g}, e.g. "
+        f"lr={settings.lr / 10:g}); also check that lmbda ({settings.lmbda:g}) and tau "
+        f"({settings.tau:g}) are of a sensible size"
+    )
+
+
+def _window() -> dict:
+    return dict.fromkeys(
+        ("steps", "triplets", "loss", "global_loss", "local_loss", "penalty", "correct"), 0
     )
 
 

@@ -32,7 +32,9 @@ def _real(value: Any) -> bool:
     )
 
 
-def interval(low: float, high: float, *, closed: str = "both") -> Constraint:
+def interval(
+    low: float, high: float, *, closed: str = "both", allow_none: bool = False
+) -> Constraint:
     """A finite real number in the interval (``closed``: both, left, right or neither end)."""
     lo_ok = (lambda v: v >= low) if closed in ("both", "left") else (lambda v: v > low)
     hi_ok = (lambda v: v <= high) if closed in ("both", "right") else (lambda v: v < high)
@@ -40,8 +42,9 @@ def interval(low: float, high: float, *, closed: str = "both") -> Constraint:
     right = "]" if closed in ("both", "right") else ")"
     shown_high = "∞" if math.isinf(high) else f"{high:g}"
     return Constraint(
-        lambda v: _real(v) and lo_ok(v) and hi_ok(v),
-        f"a finite number in {left}{low:g}, {shown_high}{right}",
+        lambda v: (v is None and allow_none) or (_real(v) and lo_ok(v) and hi_ok(v)),
+        f"a finite number in {left}{low:g}, {shown_high}{right}"
+        + (" or None" if allow_none else ""),
     )
 
 

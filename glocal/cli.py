@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "simulate",
     "data",
     "extract",
+    "search",
     # further sub-commands: add the module name here
 )
 #: Sub-commands contributed by other installed packages (the paper companion adds ``reproduce``):

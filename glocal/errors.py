@@ -9,3 +9,7 @@ class GlocalError(ValueError):
 
 class DataUnavailableError(GlocalError, FileNotFoundError):
     """A required data file is missing and cannot be fetched."""
+
+
+class FitDivergedError(GlocalError, FloatingPointError):
+    """A fit's loss became non-finite or rose far above its start (the message says why)."""

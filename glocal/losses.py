@@ -97,6 +97,17 @@ def local_loss(teacher: Tensor, student: Tensor, tau: float) -> Tensor:
     return -(target * log_q).sum(dim=1).mean()
 
 
+def local_divergence(teacher: Tensor, student: Tensor, tau: float) -> Tensor:
+    """:func:`local_loss` minus the target's entropy: ``mean_a KL(P_a ‖ Q_a)``.
+
+    Same gradient as the local loss, but 0 when the student keeps every neighbourhood, so a
+    relative improvement of it is not diluted by the target's irreducible entropy.
+    """
+    target = torch.softmax(_off_diagonal(cosine_similarity_matrix(teacher)) / tau, dim=1)
+    entropy = -(target * torch.log(target.clamp_min(1e-30))).sum(dim=1).mean()
+    return local_loss(teacher, student, tau) - entropy
+
+
 def eye_penalty(weights: Tensor) -> Tensor:
     """Distance to the nearest scaled identity: ``‖W − (tr W / p) I‖_F²``."""
     p = weights.shape[0]
@@ -106,11 +117,16 @@ def eye_penalty(weights: Tensor) -> Tensor:
 
 
 def l2_penalty(weights: Tensor) -> Tensor:
-    """Shrinkage toward zero used by the naive transform: ``‖W‖_F²``."""
+    """Squared shrinkage toward zero: ``‖W‖_F²``."""
     return (weights**2).sum()
 
 
-PENALTIES = {"eye": eye_penalty, "l2": l2_penalty}
+def frobenius_penalty(weights: Tensor) -> Tensor:
+    """Shrinkage toward zero of the official naive transform: ``‖W‖_F`` (not squared)."""
+    return torch.linalg.matrix_norm(weights, ord="fro")
+
+
+PENALTIES = {"eye": eye_penalty, "l2": l2_penalty, "fro": frobenius_penalty}
 
 
 def glocal_loss(

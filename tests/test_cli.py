@@ -82,8 +82,8 @@ def test_simulate_fit_apply_score(files, capsys):
         root / "C.npy",
         "--out",
         root / "t.npz",
-        "--max-epochs",
-        60,
+        "--max-steps",
+        200,
         "--triplet-batch-size",
         "none",
         "--model",
@@ -138,9 +138,9 @@ def test_fit_presets_and_overrides(files, capsys):
         "--triplets",
         root / "t3.npy",
         "--preset",
-        "naive",
-        "--max-epochs",
-        2,
+        "naive-l2",
+        "--max-steps",
+        20,
         "--no-bias",
         "--lmbda",
         0.01,
@@ -150,6 +150,11 @@ def test_fit_presets_and_overrides(files, capsys):
     )
     est = GlocalTransform.load(root / "naive.npz")
     assert code == 0 and est.regularizer == "l2" and est.bias_ is None and est.lmbda == 0.01
+    code, _, _ = run(capsys, "fit", "--features", root / "X.npy", "--triplets", root / "t3.npy",
+                         "--preset", "naive", "--max-steps", 20, "--out", root / "official.npz",
+                         "--quiet")  # fmt: skip
+    official = GlocalTransform.load(root / "official.npz")
+    assert code == 0 and official.regularizer == "fro" and official.bias_ is None
 
 
 def _one_line_error(code, err):

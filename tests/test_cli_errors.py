@@ -63,7 +63,7 @@ class Case:
 
 
 NO_CUDA_DEVICE = f"cuda:{torch.cuda.device_count()}"  # one past the last device, or no CUDA
-FIT = "fit --features {w}/X.npy --triplets {w}/t.npy --preset global --max-epochs 2 --quiet"
+FIT = "fit --features {w}/X.npy --triplets {w}/t.npy --preset global --max-steps 20 --quiet"
 CASES = {
     # unreadable inputs
     "fit: empty .npy": Case(

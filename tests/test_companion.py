@@ -16,7 +16,7 @@ from glocal import PRESETS, object_disjoint_folds, odd_one_out_accuracy, simulat
 from glocal.errors import DataUnavailableError, GlocalError
 
 N = 1854
-FAST = {**cf.QUICK_FIT, "max_epochs": 3, "device": "cpu"}
+FAST = {"max_steps": 20, "device": "cpu", "triplet_batch_size": None}
 
 
 @pytest.fixture
@@ -136,7 +136,10 @@ def test_paper_inputs_name_what_is_missing_and_how_to_fetch_it(no_network):
 def test_transform_settings_keep_each_preset_itself():
     params = {"alpha": 0.5, "regularizer": "l2", "lmbda": 0.2}
     assert cf.transform_settings("naive", params)["alpha"] == 0.0
-    assert cf.transform_settings("naive", params)["regularizer"] == "l2"
+    naive = cf.transform_settings("naive", params)
+    # the official naive probe keeps its penalty, bias and start; lambda is the open choice
+    assert (naive["regularizer"], naive["bias"], naive["lmbda"]) == ("fro", False, 0.2)
+    assert cf.transform_settings("naive", {"lmbda": None})["lmbda"] == PRESETS["naive"]["lmbda"]
     assert cf.transform_settings("global", params)["regularizer"] == "eye"
     glocal = cf.transform_settings("glocal", params)
     assert glocal["alpha"] == 0.5 and glocal["regularizer"] == "eye" and glocal["lmbda"] == 0.2
@@ -150,13 +153,14 @@ def test_fits_ignore_heldout_objects_and_are_cached(cache, monkeypatch):
     fitted = cf.fit_transforms(inputs, params={**FAST, "alpha": 0.2})
     assert set(fitted) == {"naive", "global", "glocal"}
     summary = cf.fit_summary(fitted)
-    assert summary["epochs"].tolist() == [3, 3, 3] and summary["alpha"].tolist() == [0, 0, 0.2]
+    assert summary["steps"].tolist() == [20, 20, 20] and summary["alpha"].tolist() == [0, 0, 0.2]
+    assert summary["stopped_by"].tolist() == ["max_steps"] * 3
     assert len(list((cache / "fits").glob("*.npz"))) == 3
     again = cf.fit_transform(inputs, "glocal", {**FAST, "alpha": 0.2})  # read from the cache
     np.testing.assert_array_equal(again.weights_, fitted["glocal"].weights_)
     assert again.metadata_["experiment"]["n_train"] == 20000
     # a changed default or changed fitting code is a different fit, not a cache hit
-    cf.fit_transform(inputs, "global", {**FAST, "min_steps": 1})
+    cf.fit_transform(inputs, "global", {**FAST, "eval_every": 5})
     assert len(list((cache / "fits").glob("*.npz"))) == 4
     monkeypatch.setattr(cf, "_fitter_digest", lambda: "other code")
     cf.fit_transform(inputs, "global", FAST)

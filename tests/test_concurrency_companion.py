@@ -103,7 +103,7 @@ def test_two_notebooks_fitting_the_same_transform_fit_it_once(tmp_path: Path) ->
                         ceiling=1.0, ceiling_label="-")
     inputs = Inputs("planted", "planted", "toy", "fc", p.X, p.contrast, p.contrast, split)
     barrier()
-    est = cf.fit_transform(inputs, "global", {"max_epochs": 3, "triplet_batch_size": None,
+    est = cf.fit_transform(inputs, "global", {"max_steps": 3, "triplet_batch_size": None,
                                               "device": "cpu"})
     report({"weights": est.weights_.round(6).tolist(), "model": est.metadata_.get("model")})
     """

@@ -32,7 +32,7 @@ class TripletsFromRows(GlocalTransform):
         return super().score(X, simulate_triplets(X, 300, seed=1))
 
 
-FAST = {"alpha": 0.0, "max_epochs": 3, "min_steps": 0, "progress": False, "device": "cpu"}
+FAST = {"alpha": 0.0, "max_steps": 10, "progress": False, "device": "cpu"}
 
 EXPECTED_FAILURES = {
     # object arrays of numbers are refused with a clear error instead of being coerced

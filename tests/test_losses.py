@@ -98,6 +98,28 @@ def test_l2_penalty_matches_numpy(rng):
     )
 
 
+def test_frobenius_penalty_matches_numpy(rng):
+    W = rng.normal(size=(6, 6))
+    np.testing.assert_allclose(
+        float(losses.frobenius_penalty(torch.as_tensor(W))), np.sqrt((W**2).sum()), rtol=1e-12
+    )
+
+
+def test_local_divergence_is_the_local_loss_minus_the_target_entropy(rng):
+    teacher = torch.as_tensor(rng.normal(size=(12, 5)))
+    student = torch.as_tensor(rng.normal(size=(12, 5)))
+    assert float(losses.local_divergence(teacher, teacher, 0.5)) == pytest.approx(0, abs=1e-9)
+    unit = teacher / teacher.norm(dim=1, keepdim=True)
+    sims = (unit @ unit.T).numpy() / 0.5
+    off = ~np.eye(12, dtype=bool)
+    logits = sims[off].reshape(12, 11)
+    P = np.exp(logits - logits.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    entropy = -(P * np.log(P)).sum(1).mean()
+    expected = float(losses.local_loss(teacher, student, 0.5)) - entropy
+    assert float(losses.local_divergence(teacher, student, 0.5)) == pytest.approx(expected)
+
+
 def test_glocal_loss_combines_terms():
     g, loc, pen = torch.tensor(2.0), torch.tensor(4.0), torch.tensor(10.0)
     assert float(losses.glocal_loss(g, loc, pen, alpha=0.25, lmbda=0.1)) == pytest.approx(

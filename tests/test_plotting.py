@@ -124,51 +124,49 @@ def test_per_item_overlap_averages_to_neighbour_overlap(rng):
 
 
 class _Fit:
-    """A stand-in fitted transform: history, hyper-parameters and the best epoch."""
+    """A stand-in fitted transform: a history of checks every 10 steps and how it ended."""
 
-    def __init__(self, losses, max_epochs, best=None, reason=None):
+    def __init__(self, objectives, reason="converged", best=None):
         history = [
-            {"epoch": i + 1, "loss": v, "val_loss": v + 0.1, "val_acc": 0.4 + 0.01 * i}
-            for i, v in enumerate(losses)
+            {"step": 10 * i, "loss": v + 0.05, "objective": v, "val_acc": 0.4 + 0.01 * i}
+            for i, v in enumerate(objectives)
         ]
-        self.metadata_ = {"experiment": {"history": history, "best_epoch": best}}
-        if reason:
-            self.metadata_["experiment"]["stop_reason"] = reason
-        self.best_epoch_ = best
-        self._params = {"max_epochs": max_epochs, "tol": 1e-3}
+        steps = history[-1]["step"]
+        self.metadata_ = {
+            "experiment": {"history": history, "steps": steps, "best_step": best,
+                           "stop_reason": reason}
+        }  # fmt: skip
+        self._params = {"max_steps": 2000}
 
     def get_params(self):
         return dict(self._params)
 
 
 def test_stopping_reads_how_a_fit_ended():
-    falling = _Fit([1.0 - 0.05 * i for i in range(10)], max_epochs=10, best=10)
-    row = plotting.stopping(falling)
-    assert row["stopped_by"] == "max_epochs" and row["still_improving"] is True
-    assert row["monitored"] == "val_loss" and row["epochs"] == 10 and row["best_epoch"] == 10
-    flat = _Fit([1.0, 0.5] + [0.5] * 8, max_epochs=50, best=2)
-    row = plotting.stopping(flat)
-    assert row["stopped_by"] == "stopping rule" and row["still_improving"] is False
-    told = _Fit([1.0, 0.9], max_epochs=50, best=2, reason="patience exhausted")
-    assert plotting.stopping(told)["stopped_by"] == "patience exhausted"
-    table = plotting.stopping_table({"naive": falling, "glocal": flat}, source="s")
+    converged = _Fit([1.0, 0.8, 0.7, 0.7, 0.7, 0.7], best=20)
+    row = plotting.stopping(converged)
+    assert row == {"steps": 50, "max_steps": 2000, "best_step": 20, "checks": 6,
+                   "stopped_by": "converged"}  # fmt: skip
+    limit = _Fit([1.0, 0.9], reason="max_steps", best=10)
+    assert plotting.stopping(limit)["stopped_by"] == "max_steps"
+    table = plotting.stopping_table({"naive": converged, "glocal": limit}, source="s")
     assert list(table["transform"]) == ["naive", "glocal"] and set(table["source"]) == {"s"}
 
 
 def test_fit_histories_and_their_plot():
-    fits = {"naive": _Fit([1.0, 0.8, 0.7], 3), "glocal": _Fit([1.2, 1.0, 0.9], 3)}
+    fits = {"naive": _Fit([1.0, 0.8, 0.7]), "glocal": _Fit([1.2, 1.0, 0.9])}
     histories = pd.concat(
         [plotting.fit_histories(fits, source="a"), plotting.fit_histories(fits, source="b")],
         ignore_index=True,
     )
-    assert {"epoch", "loss", "val_loss", "val_acc", "transform", "source"} <= set(histories)
+    assert {"step", "loss", "objective", "val_acc", "transform", "source"} <= set(histories)
     assert len(histories) == 12
     fig = plotting.plot_fit_histories(histories, rows="source")
-    assert len(fig.axes) == 6  # 2 sources x (training loss, validation loss, validation acc)
+    assert len(fig.axes) == 6  # 2 sources x (training objective, monitored objective, val acc)
     assert fig.get_size_inches()[0] == pytest.approx(plotting.COLUMN_WIDTH)
     plt.close(fig)
     with pytest.raises(GlocalError, match="no loss history"):
-        plotting.plot_fit_histories(pd.DataFrame({"epoch": [1], "transform": ["x"]}))
+        plotting.plot_fit_histories(pd.DataFrame({"step": [1], "transform": ["x"]}))
 
 
 def test_glue_figure_saves_and_closes(tmp_path):

@@ -20,7 +20,7 @@ SMALL = WorldConfig(
     noise_dims=30, n_train_triplets=12_000, n_test_triplets=5000, n_contrast=1000,
     downstream_per_subclass=12,
 )  # fmt: skip
-FAST_FIT = sim.FitConfig(max_epochs=20, lr=0.03, triplet_batch_size=2048)
+FAST_FIT = sim.FitConfig(max_steps=300, triplet_batch_size=2048)
 
 
 def test_world_layout_and_determinism():

@@ -22,7 +22,7 @@ def small():
 
 
 def quick(**params):
-    defaults = dict(max_epochs=15, triplet_batch_size=2048, contrast_batch_size=64, progress=False)
+    defaults = dict(max_steps=40, triplet_batch_size=2048, contrast_batch_size=64, progress=False)
     return GlocalTransform(**{**defaults, **params})
 
 
@@ -39,16 +39,19 @@ def test_init_stores_hyper_parameters_only():
 
 
 def test_presets():
-    assert GlocalTransform.preset("naive").get_params()["regularizer"] == "l2"
+    naive = GlocalTransform.preset("naive").get_params()
+    # the official naive probe: unsquared Frobenius penalty, no bias, W from 1e-3·I
+    assert (naive["regularizer"], naive["bias"], naive["init_scale"]) == ("fro", False, 1e-3)
+    assert GlocalTransform.preset("naive-l2").regularizer == "l2"
     assert GlocalTransform.preset("global").alpha == 0.0
     assert GlocalTransform.preset("glocal", alpha=0.1).alpha == 0.1
-    assert set(PRESETS) == {"naive", "global", "glocal"}
+    assert set(PRESETS) == {"naive", "naive-l2", "global", "glocal"}
     with pytest.raises(GlocalError, match="unknown preset"):
         GlocalTransform.preset("fancy")
 
 
 def test_fit_sets_attributes_and_beats_raw_features(small):
-    est = quick(alpha=0.05, max_epochs=60)
+    est = quick(alpha=0.05, max_steps=150)
     assert est.fit(small.X, small.triplets, contrast=small.contrast) is est
     for name in ("weights_", "bias_", "mean_", "std_", "history_", "n_features_in_"):
         assert hasattr(est, name)
@@ -56,9 +59,11 @@ def test_fit_sets_attributes_and_beats_raw_features(small):
     assert est.mean_ == pytest.approx(float(small.X.mean()), abs=1e-6)
     assert est.std_ == pytest.approx(float(small.X.std()), rel=1e-6)
     record = est.history_[-1]
-    for key in ("epoch", "loss", "global_loss", "local_loss", "penalty", "train_acc", "lr"):
-        assert key in record
-    assert est.history_[-1]["global_loss"] < est.history_[0]["global_loss"]
+    keys = (
+        "step epoch loss global_loss local_loss penalty train_acc lr val_loss val_local objective"
+    )
+    assert set(keys.split()) <= set(record)
+    assert est.history_[-1]["val_loss"] < est.history_[0]["val_loss"]  # step-0 check first
     raw = odd_one_out_accuracy(small.X, small.triplets, similarity="cosine")
     assert est.score(small.X, small.triplets) > raw + 0.1
     Z = est.transform(small.X)
@@ -66,47 +71,74 @@ def test_fit_sets_attributes_and_beats_raw_features(small):
 
 
 def test_cpu_fit_is_deterministic(small):
-    a = quick(alpha=0.25, max_epochs=3).fit(small.X, small.triplets, contrast=small.contrast)
-    b = quick(alpha=0.25, max_epochs=3).fit(small.X, small.triplets, contrast=small.contrast)
+    a = quick(alpha=0.25, max_steps=10).fit(small.X, small.triplets, contrast=small.contrast)
+    b = quick(alpha=0.25, max_steps=10).fit(small.X, small.triplets, contrast=small.contrast)
     np.testing.assert_array_equal(a.weights_, b.weights_)
-    c = quick(alpha=0.25, max_epochs=3, seed=1).fit(
+    c = quick(alpha=0.25, max_steps=10, seed=1).fit(
         small.X, small.triplets, contrast=small.contrast
     )
     assert not np.array_equal(a.weights_, c.weights_)
 
 
 def test_full_batch_and_early_stopping(small):
-    est = quick(alpha=0.0, triplet_batch_size=None, max_epochs=400, patience=3, lr=0.05)
+    est = quick(alpha=0.0, triplet_batch_size=None, max_steps=2000, patience=3, lr=0.05)
     est.fit(small.X, small.triplets[:5000], val_triplets=small.triplets[5000:])
-    assert all(h["steps"] == h["epoch"] for h in est.history_)  # one step per epoch
-    assert len(est.history_) < 400  # stopped early
-    best = min(h["val_loss"] for h in est.history_)
-    assert est.history_[est.best_epoch_ - 1]["val_loss"] == best
-    # stale epochs count only after the burn-in (min_steps=100 steps = 100 epochs here)
-    assert len(est.history_) - max(est.best_epoch_, 100) <= 3
+    assert all(h["epoch"] == h["step"] for h in est.history_)  # one step per pass
+    assert est.stop_reason_ == "converged" and est.n_steps_ < 2000
+    best = min(h["objective"] for h in est.history_)
+    assert next(h for h in est.history_ if h["step"] == est.best_step_)["objective"] == best
 
 
-def test_stale_epochs_halve_the_step_size_then_stop(small):
-    est = quick(alpha=0.0, triplet_batch_size=None, max_epochs=400, patience=3, lr=0.05,
-                min_steps=20, tol=1e-3)  # fmt: skip
+def test_failing_checks_halve_the_step_size_then_stop(small):
+    est = quick(alpha=0.0, triplet_batch_size=None, max_steps=2000, patience=3, lr=0.05,
+                min_steps=20, tol=1e-3, eval_every=5)  # fmt: skip
     est.fit(small.X, small.triplets[:5000], val_triplets=small.triplets[5000:])
-    # replay the documented rule on the recorded losses
-    reference, stale, lr, halvings = np.inf, 0, 0.05, 0
-    for record in est.history_:
+    # replay the documented rule on the recorded checks (the first is the step-0 check)
+    reference, stale, lr, halvings = est.history_[0]["objective"], 0, 0.05, 0
+    for record in est.history_[1:]:
+        assert record["step"] % 5 == 0
         assert record["lr"] == pytest.approx(lr)
-        if record["val_loss"] < reference * (1 - 1e-3):
-            reference, stale = record["val_loss"], 0
-        elif record["steps"] >= 20:
+        if record["objective"] < reference * (1 - 1e-3):
+            reference, stale = record["objective"], 0
+        elif record["step"] >= 20:
             stale, lr, halvings = stale + 1, lr / 2, halvings + 1
-    assert stale == 3 and len(est.history_) < 400  # it stopped because of the rule
+    assert stale == 3 and est.stop_reason_ == "converged"  # it stopped because of the rule
     assert halvings >= 3
 
 
 def test_no_early_stop_during_burn_in(small):
-    est = quick(alpha=0.5, triplet_batch_size=None, patience=1, min_steps=30, max_epochs=200)
+    est = quick(alpha=0.5, triplet_batch_size=None, patience=1, min_steps=30, max_steps=200)
     est.fit(small.X, small.triplets, contrast=small.contrast)
-    assert len(est.history_) >= 30  # one step per epoch: at least min_steps epochs
-    assert all(h["lr"] == est.lr for h in est.history_[:30])  # no step-size decay yet
+    assert est.n_steps_ >= 30
+    assert all(h["lr"] == est.lr for h in est.history_[1:] if h["step"] <= 30)
+
+
+def test_monitor_holds_out_a_contrast_slice(small, monkeypatch):
+    """With validation triplets, the local term is monitored on contrast rows it never trains on."""
+    seen = []
+    original = losses.local_divergence
+
+    def spy(teacher, student, tau):
+        seen.append(teacher.shape[0])
+        return original(teacher, student, tau)
+
+    monkeypatch.setattr(losses, "local_divergence", spy)
+    quick(alpha=0.5, max_steps=10, eval_every=5).fit(
+        small.X, small.triplets[:5000], contrast=small.contrast, val_triplets=small.triplets[5000:]
+    )
+    assert seen == [16, 16, 16]  # 20% of 80 rows, one check at steps 0, 5 and 10
+
+
+def test_identity_scale_init(small):
+    est = quick(alpha=0.0, max_steps=1).fit(small.X, small.triplets)
+    assert est.init_scale_ > 0
+    X = (small.X - est.mean_) / est.std_
+
+    def loss(beta):
+        S = torch.tensor(X @ X.T * beta**2)
+        return float(losses.global_loss(S, torch.as_tensor(small.triplets)))
+
+    assert loss(est.init_scale_) <= min(loss(est.init_scale_ * 0.8), loss(est.init_scale_ * 1.25))
 
 
 def test_student_side_uses_the_deployed_map(small, monkeypatch):
@@ -119,13 +151,13 @@ def test_student_side_uses_the_deployed_map(small, monkeypatch):
         return original(teacher, student, tau)
 
     monkeypatch.setattr(losses, "local_loss", spy)
-    est = quick(alpha=0.5, max_epochs=1, init_scale=0.7)
+    est = quick(alpha=0.5, max_steps=1, init_scale=0.7)
     est.fit(small.X, small.triplets, contrast=small.contrast)
-    teacher, student = seen[0]  # first step: W = 0.7 I, b = 0.7
+    teacher, student = seen[0]  # step-0 check: W = 0.7 I, b = 0
     unit = small.contrast / np.linalg.norm(small.contrast, axis=1, keepdims=True)
     rows = [int(np.argmin(np.abs(unit - t).sum(1))) for t in teacher.numpy()]
     initial = GlocalTransform()
-    initial.weights_, initial.bias_ = np.eye(10) * 0.7, np.full(10, 0.7)
+    initial.weights_, initial.bias_ = np.eye(10) * 0.7, np.zeros(10)
     initial.mean_, initial.std_ = est.mean_, est.std_
     np.testing.assert_allclose(
         student.numpy(), initial.transform(small.contrast[rows]), rtol=1e-5, atol=1e-6
@@ -133,7 +165,7 @@ def test_student_side_uses_the_deployed_map(small, monkeypatch):
 
 
 def test_alpha_zero_needs_no_contrast_and_alpha_positive_does(small):
-    quick(alpha=0.0, max_epochs=1).fit(small.X, small.triplets)
+    quick(alpha=0.0, max_steps=1).fit(small.X, small.triplets)
     with pytest.raises(GlocalError, match="needs a contrast set"):
         quick(alpha=0.25).fit(small.X, small.triplets)
     with pytest.raises(GlocalError, match="contrast has 3 features but X has 10"):
@@ -154,7 +186,7 @@ def test_alpha_zero_needs_no_contrast_and_alpha_positive_does(small):
         ({"lr": float("nan")}, r"lr must be a finite number in \(0, ∞\), got nan"),
         ({"lmbda": float("inf")}, "lmbda must be a finite number"),
         ({"init_scale": 0.0}, r"init_scale must be a finite number in \(0, ∞\)"),
-        ({"max_epochs": 2.5}, "max_epochs must be an integer >= 1"),
+        ({"max_steps": 2.5}, "max_steps must be an integer >= 1"),
         ({"bias": 1}, "bias must be True or False"),
     ],
 )
@@ -175,7 +207,7 @@ def test_bad_fit_input(small):
 
 
 def test_save_load_round_trip(small, tmp_path):
-    est = quick(alpha=0.25, max_epochs=2, lmbda=0.01).fit(
+    est = quick(alpha=0.25, max_steps=2, lmbda=0.01).fit(
         small.X, small.triplets, contrast=small.contrast
     )
     path = est.save(tmp_path / "t.npz", model="my-net", module="fc")
@@ -291,7 +323,7 @@ def test_load_refuses_bad_files_with_one_clear_error(tmp_path, content, names, f
 
 
 def test_save_does_not_carry_old_labels_into_a_new_file(small, tmp_path):
-    est = quick(alpha=0.0, max_epochs=1).fit(small.X, small.triplets)
+    est = quick(alpha=0.0, max_steps=1).fit(small.X, small.triplets)
     est.save(tmp_path / "a.npz", model="old-net", module="fc")
     loaded = GlocalTransform.load(tmp_path / "a.npz")
     loaded.metadata_["experiment"] = {"kind": "global"}  # other metadata is kept
@@ -340,3 +372,60 @@ def test_device_auto_resolves_to_cpu_here():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_divergence_is_an_error_naming_the_learning_rate(small):
+    from glocal.errors import FitDivergedError
+
+    est = quick(alpha=0.0, lr=1e4, max_steps=100, eval_every=2)
+    with pytest.raises(FitDivergedError, match=r"diverged.*lower lr \(now 10000"):
+        est.fit(small.X, small.triplets[:5000], val_triplets=small.triplets[5000:])
+    assert not hasattr(est, "weights_")  # nothing is kept from a diverged fit
+
+
+def test_warm_start_continues_from_the_current_weights(small):
+    cold = quick(alpha=0.0, max_steps=200).fit(small.X, small.triplets[:5000],
+                                               val_triplets=small.triplets[5000:])  # fmt: skip
+    warm = clone_with(cold, warm_start=True, lmbda=0.01)
+    warm.weights_, warm.bias_ = cold.weights_, cold.bias_
+    warm.fit(small.X, small.triplets[:5000], val_triplets=small.triplets[5000:])
+    start = warm.history_[0]["objective"]
+    # the warm fit starts where the cold one ended (same data, nearly the same objective)
+    assert start < cold.history_[0]["objective"]
+    assert warm.init_scale_ == pytest.approx(np.trace(cold.weights_) / 10)
+    assert warm.n_steps_ < cold.n_steps_
+
+
+def clone_with(est, **params):
+    from sklearn.base import clone
+
+    return clone(est).set_params(**params)
+
+
+def test_raw_student_feeds_unstandardised_contrast(small, monkeypatch):
+    seen = []
+    original = losses.local_loss
+
+    def spy(teacher, student, tau):
+        seen.append(student.detach().clone())
+        return original(teacher, student, tau)
+
+    monkeypatch.setattr(losses, "local_loss", spy)
+    X, C = small.X * 5 + 3, small.contrast * 5 + 3  # far from standardised
+    quick(alpha=0.5, max_steps=1, init_scale=1.0, student="raw", bias=False).fit(
+        X, small.triplets, contrast=C
+    )
+    rows = {tuple(np.round(r, 3)) for r in C.astype(np.float32)}
+    assert all(tuple(np.round(r, 3)) in rows for r in seen[0].numpy())  # W = I: raw rows
+
+
+def test_naive_penalty_is_the_unsquared_frobenius_norm(small):
+    est = quick(alpha=0.0, regularizer="fro", lmbda=1.0, max_steps=20).fit(
+        small.X, small.triplets[:5000], val_triplets=small.triplets[5000:]
+    )
+    record = est.history_[-1]
+    W = est.weights_
+    assert record["penalty"] > 0
+    assert np.linalg.norm(W) == pytest.approx(
+        float(losses.frobenius_penalty(torch.as_tensor(W))), rel=1e-6
+    )

@@ -113,9 +113,13 @@ def run(args: argparse.Namespace) -> int:
             f"the fit diverged: {err}; e.g. --lr {estimator.lr / 10:g} (now {estimator.lr:g})"
         ) from err
     estimator.save(args.out, model=args.model, module=args.module)
-    last = estimator.history_[estimator.best_epoch_ - 1] if estimator.best_epoch_ else {}
+    best = next(h for h in estimator.history_ if h["step"] == estimator.best_step_)
     summary = f"saved {args.out} (train acc {estimator.score(X, triplets):.4f}"
-    if "val_acc" in last:
-        summary += f", val acc {last['val_acc']:.4f} at epoch {estimator.best_epoch_}"
-    print(summary + ")")
+    if val is not None:
+        summary += f", val acc {best['val_acc']:.4f}"
+    summary += (
+        f"; kept step {estimator.best_step_} of {estimator.n_steps_}, "
+        f"{estimator.stop_reason_.replace('_', ' ')})"
+    )
+    print(summary)
     return 0
