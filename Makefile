@@ -22,7 +22,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check glocal tests benchmarks
+	$(VENV)/bin/ruff check glocal companion tests benchmarks
+	$(VENV)/bin/mypy glocal companion
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

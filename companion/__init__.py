@@ -20,6 +20,7 @@ _EXPORTS = {
     "fit_transform": "companion.fits",
     "fit_transforms": "companion.fits",
     "fit_summary": "companion.fits",
+    "select_settings": "companion.fits",
     "alignment_table": "companion.tables",
     "anomaly_table": "companion.tables",
     "evaluate": "companion.tables",

@@ -249,11 +249,15 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return table[known + [t for t in table.columns if t not in known]]
 
 
+def _value(table: pd.DataFrame, scenario: str, metric: str, transform: str) -> float:
+    return float(table.at[(scenario, metric), transform])  # type: ignore[arg-type]
+
+
 def _holds(prediction: Prediction, table: pd.DataFrame) -> tuple[float, float, bool]:
-    left = float(table.loc[(prediction.scenario, prediction.left[1]), prediction.left[0]])
-    right = float(table.loc[(prediction.scenario, prediction.right[1]), prediction.right[0]])
+    left = _value(table, prediction.scenario, prediction.left[1], prediction.left[0])
+    right = _value(table, prediction.scenario, prediction.right[1], prediction.right[0])
     if prediction.share is not None:
-        base = float(table.loc[(prediction.scenario, prediction.left[1]), prediction.base])
+        base = _value(table, prediction.scenario, prediction.left[1], prediction.base)
         return left, right, left - base >= prediction.share * (right - base)
     return left, right, left > right + prediction.margin
 

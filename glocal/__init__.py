@@ -14,6 +14,8 @@ from glocal.errors import DataUnavailableError, GlocalError
 _EXPORTS: dict[str, str] = {
     "GlocalTransform": "glocal.transform",
     "PRESETS": "glocal.transform",
+    "GlocalSearchCV": "glocal.search",
+    "Engine": "glocal.engine",
     "TripletSplit": "glocal.triplets",
     "load_things_csv": "glocal.triplets",
     "load_triplets": "glocal.triplets",
@@ -42,7 +44,17 @@ _EXPORTS: dict[str, str] = {
     "compare": "glocal.evaluation.comparison",
     "resolve_transform": "glocal.evaluation.comparison",
 }
-_SUBMODULES = {"data", "evaluation", "features", "losses", "planted", "released", "things"}
+_SUBMODULES = {
+    "data",
+    "engine",
+    "evaluation",
+    "features",
+    "losses",
+    "planted",
+    "released",
+    "search",
+    "things",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -84,6 +84,7 @@ class _Cycler:
             self.position = 0
         start = self.position * self.batch_size
         self.position += 1
+        assert self.order is not None  # drawn at the start of every pass
         return self.order[start : start + self.batch_size]
 
 

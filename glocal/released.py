@@ -177,7 +177,7 @@ def transform_table(transforms: list[ReleasedTransform]) -> pd.DataFrame:
     for t in transforms:
         row: dict[str, object] = {"model": t.model, "module": t.module, "available": t.available}
         row.update(dict.fromkeys(SUMMARY_COLUMNS, np.nan))
-        if t.available:
+        if t.path is not None:
             row.update(summarize_weights(load_arrays(t.path), _spectrum(str(t.path))))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -212,56 +212,79 @@ def fit_task(
 ) -> dict[str, Any]:
     """One (setting, fold) fit and its scores; read from / written to the cache when given.
 
-    ``init`` is the result of the warm-start neighbour (its weights start this fit).
+    ``init`` is the result of the warm-start neighbour (its weights start this fit; a diverged
+    neighbour gives none). A fit that diverges is a result too: NaN scores and its ``error``,
+    so one bad setting (e.g. a learning rate too large) does not stop the sweep. Under the
+    cache, the fit runs holding the key's lock: a second process asking for the same fit waits
+    and reads the result.
     """
+    if cache is None:
+        return _fit_and_score(data, fold_index, estimator, params, init, key, threads)
+    path = Path(cache) / f"{key}.npz"
+    with file_lock(path):
+        if path.is_file():
+            return _read_result(path)
+        result = _fit_and_score(data, fold_index, estimator, params, init, key, threads)
+        _write_result(path, result)
+    return result
+
+
+def _fit_and_score(
+    data: SearchData,
+    fold_index: int,
+    estimator: Any,
+    params: dict[str, Any],
+    init: dict[str, Any] | None,
+    key: str,
+    threads: int,
+) -> dict[str, Any]:
     import torch
 
-    path = Path(cache) / f"{key}.npz" if cache else None
-    if path is not None:
-        with file_lock(path):
-            if path.is_file():
-                return _read_result(path)
+    from glocal.errors import FitDivergedError
+
     fold = data.folds[fold_index]
     est = clone(estimator).set_params(**params, progress=False)
-    if init is not None:
+    if init is not None and init.get("weights") is not None:
         est.set_params(warm_start=True)
         est.weights_, est.bias_ = init["weights"], init["bias"]
+    contrast = None
+    if data.contrast is not None and fold.contrast_train is not None and est.alpha > 0:
+        contrast = data.contrast[fold.contrast_train]
+    # a seeded tenth of the fold's training triplets (same objects) drives early stopping;
+    # the fold's validation objects stay unseen until they are scored
+    order = np.random.default_rng(fold_index).permutation(len(fold.train))
+    stop = order[: max(1, len(order) // 10)]
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)  # results must not depend on where the task runs
     began = time.perf_counter()
+    base = {"key": key, "fold": fold_index, "params": params}
     try:
-        contrast = None
-        if data.contrast is not None and fold.contrast_train is not None and est.alpha > 0:
-            contrast = data.contrast[fold.contrast_train]
-        # a seeded tenth of the fold's training triplets (same objects) drives early stopping;
-        # the fold's validation objects stay unseen until they are scored
-        order = np.random.default_rng(fold_index).permutation(len(fold.train))
-        stop = order[: max(1, len(order) // 10)]
         est.fit(
             data.X[fold.train_objects], fold.train[order[len(stop) :]], contrast=contrast,
             val_triplets=fold.train[stop],
         )  # fmt: skip
+    except FitDivergedError as err:
+        return {**base, "weights": None, "bias": None, "n_steps": math.nan,
+                "seconds": time.perf_counter() - began, "error": str(err),
+                **dict.fromkeys(SCORES, math.nan)}  # fmt: skip
     finally:
         torch.set_num_threads(previous)
-    result = {
-        "key": key,
-        "fold": fold_index,
-        "params": params,
+    return {
+        **base,
         "weights": est.weights_,
         "bias": est.bias_,
         "n_steps": int(est.n_steps_),
         "seconds": time.perf_counter() - began,
+        "error": "",
         **_scores(est, data, fold),
     }
-    if path is not None:
-        with file_lock(path):
-            _write_result(path, result)
-    return result
 
 
 def _write_result(path: Path, result: dict[str, Any]) -> None:
     record = {k: v for k, v in result.items() if k not in ("weights", "bias")}
-    arrays = {"weights": result["weights"], "record": np.array(json.dumps(record, default=float))}
+    arrays: dict[str, Any] = {"record": np.array(json.dumps(record, default=float))}
+    if result["weights"] is not None:
+        arrays["weights"] = result["weights"]
     if result["bias"] is not None:
         arrays["bias"] = result["bias"]
     with atomic_path(path) as tmp:
@@ -272,7 +295,7 @@ def _write_result(path: Path, result: dict[str, Any]) -> None:
 def _read_result(path: Path) -> dict[str, Any]:
     with np.load(path, allow_pickle=False) as stored:
         record = json.loads(str(stored["record"]))
-        record["weights"] = stored["weights"]
+        record["weights"] = stored["weights"] if "weights" in stored.files else None
         record["bias"] = stored["bias"] if "bias" in stored.files else None
     record["cached"] = True
     return record
@@ -425,7 +448,10 @@ class GlocalSearchCV(BaseEstimator):
         data = SearchData(X, contrast, folds, self.k)
         results = self._run(base, settings, data)
         self.cv_results_ = self._table(settings, results)
-        self.best_index_ = int(self.cv_results_[f"rank_{self.scoring}"].idxmin())
+        if self.cv_results_["mean_val_accuracy"].isna().all():
+            first = next(r["error"] for per_fold in results for r in per_fold if r.get("error"))
+            raise GlocalError(f"every setting of the grid diverged on some fold; e.g. {first}")
+        self.best_index_ = int(self.cv_results_[f"rank_{self.scoring}"].to_numpy().argmin())
         self.best_params_ = dict(settings[self.best_index_])
         if self.refit:
             best = clone(base).set_params(**self.best_params_, progress=self.progress)
@@ -466,7 +492,7 @@ class GlocalSearchCV(BaseEstimator):
         with engine:
             self.engine_ = engine.describe()
             handle = engine.put(data, key=f"glocal-data-{common[:16]}")
-            futures = {}
+            futures: dict[tuple[int, int], Any] = {}
             for i, params in enumerate(settings):
                 for f in range(len(data.folds)):
                     source = chains[i]
@@ -504,6 +530,7 @@ class GlocalSearchCV(BaseEstimator):
                     row[f"split{f}_{score}"] = value
                 row[f"mean_{score}"] = float(np.mean(values))
                 row[f"std_{score}"] = float(np.std(values))
+            row["n_diverged"] = sum(bool(r.get("error")) for r in per_fold)
             rows.append(row)
         table = pd.DataFrame(rows)
         table["rank_alignment"] = _rank(-table["mean_val_accuracy"])

@@ -220,6 +220,12 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         self.seed = seed
         self.progress = progress
 
+    # fitted attributes (set by fit or load)
+    weights_: np.ndarray
+    bias_: np.ndarray | None
+    mean_: float
+    std_: float
+
     #: What each hyper-parameter may be (the names must be those of ``__init__``).
     _constraints: dict[str, Constraint] = {
         "alpha": interval(0, 1),
@@ -307,12 +313,13 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
             raise GlocalError("X is constant (std 0); it cannot be standardised")
         init = None
         if settings.warm_start and hasattr(self, "weights_"):
-            if self.weights_.shape != (X.shape[1], X.shape[1]):
+            current: np.ndarray = self.weights_
+            if current.shape != (X.shape[1], X.shape[1]):
                 raise GlocalError(
-                    f"warm_start: the current weights_ are {self.weights_.shape} but X has "
+                    f"warm_start: the current weights_ are {current.shape} but X has "
                     f"{X.shape[1]} features; refit without warm_start"
                 )
-            init = (self.weights_, self.bias_)
+            init = (current, getattr(self, "bias_", None))
 
         def standardise(A: np.ndarray) -> np.ndarray:
             return (A - A.dtype.type(mean)) / A.dtype.type(std)
@@ -320,6 +327,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         local = settings.alpha > 0
         student = None
         if local:
+            assert contrast is not None  # checked above
             student = contrast if settings.student == "raw" else standardise(contrast)
         result = fit_affine(
             standardise(X),
@@ -397,7 +405,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         previous = getattr(self, "metadata_", {})
         kept = {k: v for k, v in previous.items() if k not in _FILE_ONLY_METADATA}
         metadata = {**kept, **self._metadata(model=model, module=module)}
-        arrays = {
+        arrays: dict[str, Any] = {
             "weights": np.asarray(self.weights_, dtype=np.float32),
             "mean": np.float32(self.mean_),
             "std": np.float32(self.std_),

@@ -100,6 +100,16 @@ def test_serial_sweep_selects_and_refits(problem, serial):
     assert chosen["mean_val_overlap"] >= 0.6 or (table["mean_val_overlap"] < 0.6).all()
 
 
+def test_a_diverging_setting_is_a_result_not_a_crash(problem):
+    search = GlocalSearchCV({"lr": [1e-3, 1e4]}, estimator=GlocalTransform(alpha=0.0,
+                            max_steps=60, device="cpu"), cv=2, scheduler="serial", cache=False,
+                            progress=False)  # fmt: skip
+    search.fit(problem.X, problem.triplets)
+    table = search.cv_results_.set_index("param_lr")
+    assert table.loc[1e4, "n_diverged"] == 2 and np.isnan(table.loc[1e4, "mean_val_accuracy"])
+    assert table.loc[1e-3, "n_diverged"] == 0 and search.best_params_ == {"lr": 1e-3}
+
+
 def test_local_cluster_gives_the_same_results(problem, serial, tmp_path):
     search = _search(n_workers=2, cache=tmp_path)
     search.fit(problem.X, problem.triplets, contrast=problem.contrast)

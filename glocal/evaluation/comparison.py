@@ -7,23 +7,24 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy, rsa
 from glocal.evaluation.anomaly import anomaly_detection
 from glocal.evaluation.categories import (
+    Overlap,
     check_object_indices,
     things_anomaly_detection,
     things_few_shot,
 )
-from glocal.evaluation.few_shot import DEFAULT_CS, few_shot, summarize_few_shot
+from glocal.evaluation.few_shot import DEFAULT_CS, Classifier, few_shot, summarize_few_shot
 from glocal.evaluation.neighbours import neighbour_overlap, neighbourhood_correlation
-from glocal.evaluation.similarity import apply_transform, default_similarity
+from glocal.evaluation.similarity import Similarity, apply_transform, default_similarity
 from glocal.io import check_feature_matrix
 
 #: The columns of :func:`compare`'s table, before the ``setting_*`` columns.
@@ -49,26 +50,64 @@ COLUMNS = (
 class EvalSettings:
     """Settings of every measurement; :func:`compare` records them as ``setting_*`` columns.
 
-    ``similarity="auto"`` scores the original features with cosines and transformed ones with
-    dot products (the paper's convention) for odd-one-out accuracy and RSA.
+    Attributes
+    ----------
+    similarity : {"auto", "dot", "cosine"}
+        Similarity for odd-one-out accuracy and RSA; ``"auto"`` scores original features with
+        cosines and transformed ones with dot products (the paper's convention).
+    reference_similarity : {"dot", "cosine"}
+        Similarity of the human reference embedding in RSA (VICE: dot products).
+    n_bootstrap : int
+        Bootstrap replicates of the RSA interval (0: none).
+    confidence : float
+        Level of the RSA and few-shot intervals.
+    ks : tuple of int
+        Neighbourhood sizes of the k-NN overlap.
+    local_similarity : {"cosine", "dot"}
+        Similarity that defines neighbourhoods for the overlap and the correlation.
+    neighbourhood_k : int
+        Neighbours whose similarities the neighbourhood correlation compares.
+    shots : tuple of int
+        Training examples per class in the few-shot episodes.
+    n_test_per_class : int or None
+        Test items per class in each episode (None: all that remain).
+    n_repeats : int
+        Episodes per setting.
+    classifiers : tuple of {"logreg", "centroid"}
+        Few-shot classifiers.
+    Cs : tuple of float
+        Inverse L2 strengths the logistic regression chooses from by cross-validation.
+    cv_folds : int
+        Folds of that cross-validation.
+    anomaly_k : int
+        Nearest normal training items whose mean cosine distance scores an item.
+    things_n_test_per_class : int
+        Test concepts per category in the THINGS category tasks.
+    overlap : {"largest", "smallest", "drop"}
+        How THINGS concepts in several categories are labelled (see
+        :func:`glocal.evaluation.categories.category_labels`).
+    device : str
+        Torch device of the few-shot and anomaly computations.
+    seed : int
+        Seeds episodes and bootstrap.
     """
 
-    similarity: str = "auto"
-    reference_similarity: str = "dot"
+    similarity: Literal["auto", "dot", "cosine"] = "auto"
+    reference_similarity: Similarity = "dot"
     n_bootstrap: int = 200
     confidence: float = 0.95
     ks: tuple[int, ...] = (1, 5, 10, 50)
-    local_similarity: str = "cosine"
+    local_similarity: Similarity = "cosine"
     neighbourhood_k: int = 10
     shots: tuple[int, ...] = (1, 5, 10)
     n_test_per_class: int | None = None
     n_repeats: int = 10
-    classifiers: tuple[str, ...] = ("logreg", "centroid")
+    classifiers: tuple[Classifier, ...] = ("logreg", "centroid")
     Cs: tuple[float, ...] = field(default=DEFAULT_CS)
     cv_folds: int = 5
     anomaly_k: int = 5
     things_n_test_per_class: int = 5
-    overlap: str = "largest"
+    overlap: Overlap = "largest"
     device: str = "cpu"
     seed: int = 0
 
@@ -189,9 +228,11 @@ def compare(
     rows: list[dict[str, Any]] = []
     for name, (apply, source) in tqdm(named.items(), desc="transforms", disable=not progress):
         add = functools.partial(_add, rows, name, source)
-        sim = settings.similarity
-        if sim == "auto":
-            sim = default_similarity(transformed=apply is not None)
+        sim: Similarity = (
+            default_similarity(transformed=apply is not None)
+            if settings.similarity == "auto"
+            else settings.similarity
+        )
         if things is not None:
             (Z,) = apply_transform(apply, things)
             if triplets is not None:
@@ -226,6 +267,7 @@ def compare(
                     similarity=sim,
                 )
             if categories is not None:
+                assert heldout is not None  # checked above: the THINGS tasks need it
                 _things_tasks(add, Z, categories, heldout, settings, progress)
         if contrast is not None:
             _local_structure(add, contrast, apply_transform(apply, contrast)[0], settings)
