@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -17,12 +15,11 @@ from companion.inputs import Inputs
 from glocal import things
 from glocal.engine import ENV_SCHEDULER
 from glocal.errors import GlocalError
-from glocal.io import ENV_CACHE, check_writable, file_lock
+from glocal.io import ENV_CACHE, check_writable, digest, file_lock
+from glocal.search import fitter_digest
 from glocal.transform import PRESETS, GlocalTransform
 
 KINDS = ("naive", "global", "glocal")
-#: The modules whose code decides a fit's result; the fit cache key includes their source.
-FITTER_FILES = ("_fit.py", "losses.py", "transform.py")
 #: How each kind chooses the hyper-parameters its preset leaves open, when the notebook does
 #: not set them: a grid search with object-disjoint folds over the training objects
 #: (glocal.search). naive: the official protocol, lambda by validation cross-entropy;
@@ -47,25 +44,6 @@ def transform_settings(kind: str, params: Mapping[str, Any] | None = None) -> di
         fixed.pop("lmbda")  # the one setting the naive transform's protocol chooses
     given = {k: v for k, v in dict(params or {}).items() if v is not None}
     return {**PRESETS[kind], **given, **fixed, "progress": False}
-
-
-def _digest(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(str((part.dtype, part.shape)).encode())
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def _fitter_digest() -> str:
-    """sha256 of the code that turns settings into weights (a change there refits)."""
-    import glocal
-
-    root = Path(glocal.__file__).parent
-    return _digest(*[(root / name).read_text(encoding="utf-8") for name in FITTER_FILES])
 
 
 def fit_cache_dir() -> Path:
@@ -139,7 +117,7 @@ def fit_transform(
     triplets train, ``val`` triplets stop early), so held-out concepts stay unseen. With
     ``cache`` the fitted transform is kept under :func:`fit_cache_dir`, keyed by the features,
     triplets, contrast set, every hyper-parameter (defaults included), the glocal version and
-    the fitting code (:data:`FITTER_FILES`), and reused on the next call.
+    the fitting code (:func:`glocal.search.fitter_digest`), and reused on the next call.
     ``metadata_["experiment"]`` records the kind, steps, kept step, stop reason, seconds and
     the history of checks.
     """
@@ -157,10 +135,10 @@ def fit_transform(
     X, train, val = _training_problem(inputs)
     uses_contrast = settings["alpha"] > 0
     every = GlocalTransform(**settings).get_params()  # the defaults count too
-    key = _digest(
+    key = digest(
         X, train, val, inputs.contrast if uses_contrast else None,
         {k: v for k, v in every.items() if k not in ("device", "progress")},
-        __version__, _fitter_digest(),
+        __version__, fitter_digest(),
     )  # fmt: skip
     if not cache:
         return _fit(inputs, kind, settings, X, train, val, chosen)

@@ -64,7 +64,7 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int) -> Any:
     from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
     gpus = _gpu_count()
-    common = {"dashboard_address": None, "silence_logs": 40}
+    common = {"dashboard_address": ":0", "silence_logs": 40}  # any free port: no clashes
     if gpus and n_workers is None:
         workers = {
             f"gpu-{i}": {
@@ -76,7 +76,7 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int) -> Any:
             }
             for i in range(gpus)
         }
-        scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+        scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
         return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
     count = n_workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
     return LocalCluster(

@@ -7,7 +7,6 @@ lost node costs only the unfinished fits.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,7 +22,7 @@ from sklearn.base import BaseEstimator, clone
 
 from glocal.engine import Engine
 from glocal.errors import GlocalError
-from glocal.io import atomic_path, cache_dir, check_feature_matrix, file_lock
+from glocal.io import atomic_path, cache_dir, check_feature_matrix, digest, file_lock
 from glocal.triplets import validate_triplets
 
 GRIDS_FILE = Path(__file__).with_name("grids.json")
@@ -147,21 +146,10 @@ class SearchData:
     k: int
 
 
-def _digest(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(str((part.dtype, part.shape)).encode())
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
 def fitter_digest() -> str:
     """sha256 of the code that turns settings into weights and scores."""
     root = Path(__file__).parent
-    return _digest(*[(root / name).read_text(encoding="utf-8") for name in FITTER_FILES])
+    return digest(*[(root / name).read_text(encoding="utf-8") for name in FITTER_FILES])
 
 
 def _scores(estimator: Any, data: SearchData, fold: Fold) -> dict[str, float]:
@@ -481,7 +469,7 @@ class GlocalSearchCV(BaseEstimator):
         from tqdm.auto import tqdm
 
         cache = self._cache_folder()
-        common = _digest(
+        common = digest(
             data.X, data.contrast, [(f.train, f.val) for f in data.folds], self.k,
             base.get_params(), fitter_digest(),
         )  # fmt: skip
@@ -497,7 +485,7 @@ class GlocalSearchCV(BaseEstimator):
                 for f in range(len(data.folds)):
                     source = chains[i]
                     init = futures[(source, f)] if source is not None else None
-                    keys[i][f] = _digest(
+                    keys[i][f] = digest(
                         common, params, f, keys[source][f] if source is not None else None
                     )
                     futures[(i, f)] = engine.submit(

@@ -26,8 +26,17 @@ def validate_triplets(
 ) -> np.ndarray:
     """Check a triplet array and return it as a C-contiguous int64 (n, 3) array.
 
+    Parameters
+    ----------
+    triplets : array-like of shape (n, 3)
+        Rows (similar, similar, odd one out) of 0-based object indices.
+    n_objects : int or None
+        Number of objects; indices must lie in ``[0, n_objects)`` (None: only non-negative).
+    where : str
+        What to call the array in error messages (a file name, an argument).
+
     Raises :class:`GlocalError` for a wrong shape, a non-integer dtype, an empty set, indices
-    out of ``[0, n_objects)``, or an object repeated within a triplet.
+    out of range, or an object repeated within a triplet.
     """
     array = np.asarray(triplets)
     if array.ndim != 2 or array.shape[1] != 3:
@@ -68,8 +77,19 @@ def validate_triplets(
 def load_triplets(path: str | os.PathLike, n_objects: int | None = None) -> np.ndarray:
     """Load triplets from ``.npy``, whitespace-separated text, or the THINGS-data CSV.
 
-    The THINGS-data format is recognised by its header (``image1, image2, image3, choice``),
-    whatever the file's suffix; other text files hold three 0-based indices per line.
+    Parameters
+    ----------
+    path : str or path
+        ``.npy`` (an int array (n, 3)), ``.txt``/``.tsv``/``.dat`` (three 0-based integers
+        per line), or a file whose header is the THINGS-data one (``image1, image2, image3,
+        choice``: 1-based, whatever its suffix).
+    n_objects : int or None
+        Check the indices against this many objects (1854 for THINGS).
+
+    Returns
+    -------
+    ndarray of shape (n, 3)
+        int64 rows (similar, similar, odd one out), 0-based.
     """
     from glocal.io import load_npy
 
@@ -274,7 +294,17 @@ class TripletSplit:
 
 
 def random_split(triplets: np.ndarray, test_size: float = 0.1, seed: int = 0) -> TripletSplit:
-    """Split triplets at random into train and test sets (objects may be shared)."""
+    """Split triplets at random into train and test sets (objects may be shared).
+
+    Parameters
+    ----------
+    triplets : ndarray of shape (n, 3)
+        The triplets to split.
+    test_size : float
+        Share of triplets in the test set, in (0, 1).
+    seed : int
+        Seeds the permutation.
+    """
     triplets = validate_triplets(triplets)
     if not 0.0 < test_size < 1.0:
         raise GlocalError(f"test_size must lie in (0, 1), got {test_size}")
@@ -295,6 +325,22 @@ def object_disjoint_folds(
     Objects are dealt into ``n_folds`` groups at random. For fold f, ``test`` holds the triplets
     whose three objects all lie in group f, ``train`` those whose three objects all lie outside
     it; ``n_dropped`` counts the triplets that mix both and are used by neither.
+
+    Parameters
+    ----------
+    triplets : ndarray of shape (n, 3)
+        The triplets to split.
+    n_objects : int
+        Number of objects (1854 for THINGS); every object is dealt into a group.
+    n_folds : int
+        Number of folds (at least 2).
+    seed : int
+        Seeds the assignment of objects to groups (the groups do not depend on the triplets).
+
+    Returns
+    -------
+    list of TripletSplit
+        One split per fold, with ``test_objects`` the fold's group.
     """
     triplets = validate_triplets(triplets, n_objects)
     if n_folds < 2:
@@ -331,7 +377,25 @@ def simulate_triplets(
 
     Each triplet draws three distinct objects uniformly (from ``objects`` if given); the pair
     kept together is sampled from the softmax over the three pairwise dot products divided by
-    ``temperature`` (the SPoSE/VICE choice model). Returns (similar, similar, odd) rows.
+    ``temperature`` (the SPoSE/VICE choice model).
+
+    Parameters
+    ----------
+    embedding : ndarray of shape (n_objects, d)
+        Object embedding whose dot products model similarity (e.g. VICE).
+    n : int
+        Number of triplets.
+    objects : array-like of int or None
+        Draw only from these objects (default: all).
+    seed : int
+        Seeds the draws.
+    temperature : float
+        Softmax temperature of the choice (lower: more deterministic choices).
+
+    Returns
+    -------
+    ndarray of shape (n, 3)
+        Rows (similar, similar, odd one out).
     """
     embedding = np.asarray(embedding, dtype=np.float64)
     if embedding.ndim != 2:

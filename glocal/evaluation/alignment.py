@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glocal.errors import GlocalError
 from glocal.evaluation.similarity import Similarity, similarity_matrix, similarity_rows
@@ -127,6 +127,23 @@ def rsa(
     percentile bootstrap over objects: each replicate draws m objects with replacement and
     correlates all pairs of distinct draws (pairs of two copies of one object are left out),
     computed exactly with multiplicity weights instead of materialising the resampled matrix.
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, p)
+        The representation to test.
+    reference : ndarray of shape (m, q)
+        The reference of the same objects, in the same order.
+    similarity, reference_similarity : {"cosine", "dot"}
+        How the similarity matrices of ``X`` and of ``reference`` are formed.
+    n_bootstrap : int
+        Bootstrap replicates over objects (0: no interval).
+    confidence : float
+        Level of the percentile interval.
+    seed : int
+        Seeds the bootstrap.
+    progress : bool
+        Show a progress bar over replicates.
     """
     X = check_feature_matrix(X, "X")
     reference = check_feature_matrix(reference, "reference")

@@ -63,8 +63,25 @@ def neighbour_overlap(
     """Mean fraction of shared k-nearest neighbours between two representations of the same items.
 
     ``X`` holds the original and ``Y`` the transformed features of a held-out set; for each k
-    the result is mean_i |N_k^X(i) ∩ N_k^Y(i)| / k (an item is not its own neighbour).
-    ``similarity_y`` defaults to ``similarity``.
+    the result is ``mean_i |N_k^X(i) ∩ N_k^Y(i)| / k`` (an item is not its own neighbour).
+
+    Parameters
+    ----------
+    X, Y : ndarray of shape (n, p) and (n, q)
+        Two representations of the same n items, in the same order.
+    ks : sequence of int
+        Neighbourhood sizes.
+    similarity : {"cosine", "dot"}
+        Similarity that defines the neighbourhoods in ``X``.
+    similarity_y : {"cosine", "dot"} or None
+        The same for ``Y`` (default: ``similarity``).
+    chunk_size : int
+        Rows compared at a time (memory is O(chunk_size · n)).
+
+    Returns
+    -------
+    dict
+        ``{k: overlap}``, each in [0, 1]; random neighbourhoods give about ``k / (n - 1)``.
     """
     _check_pair(X, Y)
     ks = sorted({int(k) for k in ks})
