@@ -466,7 +466,7 @@ class GlocalSearchCV(BaseEstimator):
         return previous
 
     def _run(self, base: Any, settings: list[dict[str, Any]], data: SearchData) -> list[list]:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         cache = self._cache_folder()
         common = digest(
