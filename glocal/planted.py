@@ -35,8 +35,28 @@ def planted_problem(
     human_scale: float = 1.0,
     seed: int = 0,
 ) -> PlantedProblem:
-    """Draw X ~ N(0, I) (float32), a hidden map A with ``H = X A`` of per-dimension variance
-    ``human_scale² / n_dims``·p, simulate triplets from H, and contrast rows from the same law."""
+    """A problem whose answer is known: human similarity is a linear map of the features.
+
+    Draws ``X ~ N(0, I)`` (float32), a hidden map ``A`` with ``H = X A`` (each entry of A has
+    variance ``human_scale² / n_features``), triplets simulated from H
+    (:func:`glocal.simulate_triplets`) and contrast rows from the same law as X (pure noise: they
+    carry no structure a transform should keep).
+
+    Parameters
+    ----------
+    n_objects, n_features : int
+        Size of X (objects × features).
+    n_dims : int
+        Dimension of the hidden human embedding H.
+    n_triplets : int
+        Triplets simulated from H over all objects.
+    n_contrast : int
+        Rows of the contrast set.
+    human_scale : float
+        Scale of H: larger makes the simulated choices more deterministic.
+    seed : int
+        Seeds everything (the triplets use ``seed + 1``).
+    """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_objects, n_features)).astype(np.float32)
     A = rng.standard_normal((n_features, n_dims)) * (human_scale / np.sqrt(n_features))
