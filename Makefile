@@ -22,15 +22,20 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check glocal companion tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy glocal companion
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 	$(PY) benchmarks/collect.py
 
-# Run the notebooks of PROFILE (quick | paper | tiny) with papermill, re-running only those whose
-# cache key changed, then build the book into _build/html. JOBS=2 runs two notebooks at once.
+# Run the notebooks of PROFILE (quick | paper | smoke | tiny) with papermill, re-running only those
+# whose cache key changed, then build the book into _build/html. JOBS=2 runs two notebooks at once.
+# paper and smoke first prepare their inputs (notebooks/profiles/prepare.json): fetch data, extract
+# every missing feature store in shards on a Dask engine, run the searches and fits. PROFILE=smoke
+# does all of it offline on generated miniature data and random-weight models (minutes, CPU);
+# `.venv/bin/glocal reproduce --profile paper --plan` lists what the paper profile still needs.
 reproduce: setup
 	$(PY) -m companion --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
 

@@ -1,4 +1,5 @@
-"""``glocal reproduce``: run the result notebooks with papermill (cached) and build the book."""
+"""``glocal reproduce``: prepare a profile's inputs, run the result notebooks with papermill
+(cached) and build the book; ``--plan`` only lists the inputs."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Jupyter Book into BUILD_DIR/html. Run it from the repository root (or pass --root).",
     )
     parser.add_argument(
-        "--profile", default="quick", help="profile key in the profile files: quick, paper, tiny"
+        "--profile",
+        default="quick",
+        help="profile key in the profile files: quick, paper, smoke, tiny",
     )
     parser.add_argument(
         "--only", nargs="+", metavar="NN", help="run only these notebooks (05 or 05_few_shot)"
@@ -33,6 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stages.add_argument("--no-book", action="store_true", help="run the notebooks only")
     stages.add_argument(
         "--book-only", action="store_true", help="build the book from existing executed notebooks"
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print every input the profile needs (data files, image datasets, feature stores, "
+        "searches and fits), which are present, and the command or manual step that provides "
+        "each missing one; run nothing",
+    )
+    parser.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="run the notebooks without first fetching data, extracting feature stores and "
+        "running the fits (profiles with an entry in notebooks/profiles/prepare.json)",
     )
     parser.add_argument("--build-dir", help="book output folder; the site goes to BUILD_DIR/html")
     parser.add_argument("--root", help="repository root with _config.yml (default: the cwd)")
@@ -54,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         results_dir=args.results_dir,
         build_dir=args.build_dir,
     )
+    if args.plan:
+        from companion.plan import make_plan
+
+        plan = make_plan(args.profile, layout.notebooks_dir, layout.executed_dir, only=args.only)
+        print(plan.render())
+        return 0
     report = reproduce(
         args.profile,
         only=args.only,
@@ -62,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         run=not args.book_only,
         layout=layout,
         jobs=args.jobs,
+        prepare=not args.no_prepare,
     )
     if not args.book_only:
         print(

@@ -74,7 +74,7 @@ def select_settings(
     grid = resolve_grid(spec["grid"])
     open_names = sorted({name for setting in grid for name in setting})
     fixed = {k: v for k, v in dict(params or {}).items() if k not in open_names}
-    base = GlocalTransform(**{**transform_settings(kind, fixed), "device": "cpu"})
+    base = GlocalTransform(**transform_settings(kind, fixed))
     X, train, _ = _training_problem(inputs)
     search = GlocalSearchCV(
         spec["grid"], estimator=base, cv=spec.get("cv", 3), scoring=spec["scoring"],

@@ -6,10 +6,11 @@ import contextlib
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,14 +29,54 @@ TEXT_KINDS = ("words", "definitions")
 TEXT_LABELS = {"words": "MiniLM · word", "definitions": "MiniLM · word: definition"}
 #: Downstream tasks of the quick profile: held-out THINGS concepts labelled by their broadest
 #: (coarse) or most specific (fine) THINGS category (see glocal.evaluation.categories).
-THINGS_TASKS = {"things-coarse": "largest", "things-fine": "smallest"}
-#: Downstream image datasets of the paper profile: glocal dataset name → torchvision class.
-IMAGE_DATASETS = {
-    "cifar10": "CIFAR10",
-    "cifar100": "CIFAR100",
-    "dtd": "DTD",
-    "flowers102": "Flowers102",
+THINGS_TASKS: dict[str, Literal["largest", "smallest", "drop"]] = {
+    "things-coarse": "largest",
+    "things-fine": "smallest",
 }
+#: Downstream image tasks of the paper and smoke profiles. Each reads the feature stores
+#: (DATASET, train) and (DATASET, test) of glocal.data.downstream_dataset's datasets: DTD and
+#: SUN397 in their official partition 1, the BREEDS tasks with superclass labels (training
+#: images of the source subclasses, validation images of the target subclasses; the fixed test
+#: set is drawn per target subclass, ``groups``), ImageNet-30 from ImageNet train / val.
+#: ``cifar100-shift`` is an anomaly-detection protocol on CIFAR-100's superclasses that also
+#: reads the fine labels (``fine``).
+IMAGE_TASKS: dict[str, dict[str, str]] = {
+    "cifar10": {"dataset": "cifar10"},
+    "cifar100": {"dataset": "cifar100"},
+    "cifar100-coarse": {"dataset": "cifar100-coarse"},
+    "cifar100-shift": {"dataset": "cifar100-coarse", "fine": "cifar100", "protocol": "shift"},
+    "dtd": {"dataset": "dtd"},
+    "flowers102": {"dataset": "flowers102"},
+    "sun397": {"dataset": "sun397"},
+    "imagenet30": {"dataset": "imagenet30"},
+    "breeds-entity13": {"dataset": "breeds-entity13", "groups": "subclass"},
+    "breeds-entity30": {"dataset": "breeds-entity30", "groups": "subclass"},
+}
+IMAGE_DATASETS = tuple(IMAGE_TASKS)
+#: The feature store of the contrast set: a class-balanced subset of ImageNet's training
+#: images (its size per class is a setting of notebooks/profiles/prepare.json).
+CONTRAST_STORE = ("imagenet", "train-balanced")
+THINGS_STORE = ("things", "reference")
+#: Prefix of a feature source with random weights (seed 0): the smoke profile's models.
+RANDOM_PREFIX = "random:"
+#: What the smoke profile's pages say first: its numbers come from random weights.
+SMOKE_NOTE = (
+    "**Smoke profile: every number on this page comes from models with random weights on a "
+    "generated miniature of the datasets, and means nothing.** The page only shows that the "
+    "paper profile's code path runs end to end; run `make reproduce PROFILE=paper` for results."
+)
+SMOKE_NOTE_PLANTED = (
+    "**Smoke profile: this page runs the controlled simulation at its smallest sizes only to "
+    "show that it runs; its numbers are not results.** The `quick` and `paper` profiles run it "
+    "at full size."
+)
+SMOKE_NOTE_RELEASED = (
+    "**Smoke profile: the rest of this book's numbers come from random weights and mean "
+    "nothing.** This page alone reads the released transform files themselves, as every "
+    "profile does, so its numbers are the real ones."
+)
+SMOKE_NOTES = {"features": SMOKE_NOTE, "planted": SMOKE_NOTE_PLANTED,
+               "released": SMOKE_NOTE_RELEASED}  # fmt: skip
 
 
 # --- triplets and the object split ---------------------------------------------------------
@@ -74,7 +115,9 @@ def heldout_objects(n_folds: int = 5, fold: int = 0, seed: int = 0) -> np.ndarra
     if not 0 <= fold < n_folds:
         raise GlocalError(f"fold must lie in [0, {n_folds}), got {fold}")
     dummy = np.array([[0, 1, 2]])
-    return object_disjoint_folds(dummy, things.N_OBJECTS, n_folds, seed)[fold].test_objects
+    objects = object_disjoint_folds(dummy, things.N_OBJECTS, n_folds, seed)[fold].test_objects
+    assert objects is not None  # object-disjoint folds always name their test objects
+    return objects
 
 
 def _seed(seed: int, stream: int) -> int:
@@ -95,13 +138,14 @@ def _offline() -> Iterator[None]:
 
 
 def cached_things_triplets(download: bool = False) -> np.ndarray | None:
-    """All THINGS-data triplets if the mirror or cache holds them, else None.
+    """The THINGS-data triplets of the paper's modelling set (every triplet except the
+    noise-ceiling ones) if the mirror or cache holds the file, else None.
 
     Nothing is downloaded unless ``download`` (then a failed download also gives None).
     """
     with contextlib.nullcontext() if download else _offline():
-        try:
-            return things.triplets("all")
+        try:  # the paper's modelling set: without the noise-ceiling triplets
+            return things.triplets("all", exclude_noise_ceiling=True)
         except DataUnavailableError:
             return None
 
@@ -269,6 +313,11 @@ class Inputs:
     contrast: np.ndarray
     contrast_eval: np.ndarray
     triplets: TripletData
+    #: False for a random-weight source (``random:MODEL:MODULE``, the smoke profile).
+    pretrained: bool = True
+    #: The released official transform of this model (image sources), applied beside the fits.
+    reference: Any = None
+    reference_note: str = ""
 
     def with_train_size(self, n: int) -> Inputs:
         """The same inputs with only the first ``n`` training triplets."""
@@ -289,16 +338,39 @@ class Inputs:
         return pd.DataFrame(rows, columns=["input", "what", "size"])
 
 
-def _parse_source(source: str) -> tuple[str, str]:
+def parse_source(source: str) -> tuple[str, str, bool]:
+    """(model, module, pretrained) of a feature source; ``("text", KIND, True)`` for text.
+
+    Forms: ``text:words`` / ``text:definitions`` (quick), ``MODEL:MODULE`` (paper: pretrained
+    weights) and ``random:MODEL:MODULE`` (random weights, seed 0: the smoke profile).
+    """
     if source.startswith("text:"):
-        return "text", source[len("text:") :]
-    model, sep, module = source.rpartition(":")
+        return "text", source[len("text:") :], True
+    pretrained = not source.startswith(RANDOM_PREFIX)
+    rest = source if pretrained else source[len(RANDOM_PREFIX) :]
+    model, sep, module = rest.rpartition(":")
     if not sep or not model or not module:
         raise GlocalError(
-            f"source {source!r}: use 'text:words' or 'text:definitions' (quick profile) or "
-            "'MODEL:MODULE' of glocal/features/models.json, e.g. 'clip_ViT-L/14:visual' (paper)"
+            f"source {source!r}: use 'text:words' or 'text:definitions' (quick profile), "
+            "'MODEL:MODULE' of glocal/features/models.json, e.g. 'clip_ViT-L/14:visual' (paper), "
+            "or 'random:MODEL:MODULE' for random weights (smoke)"
         )
-    return model, module
+    return model, module, pretrained
+
+
+def model_config(model: str, module: str | None = None) -> Any:
+    """The registered config of ``model`` / ``module`` (the smoke profile's tiny models
+    included: :func:`companion.smoke.register_models`)."""
+    from companion.smoke import register_models
+    from glocal.features import get_config
+
+    register_models()
+    return get_config(model, module)
+
+
+def model_id(model: str, pretrained: bool) -> str:
+    """The feature-store folder of a model: its name, or ``NAME@random-seed0``."""
+    return model if pretrained else f"{model}@random-seed0"
 
 
 def load_inputs(
@@ -322,10 +394,14 @@ def load_inputs(
     for the local term, ``n_contrast_eval`` more for evaluation), and triplets from
     :func:`make_triplets` (``triplets="auto"``: THINGS-data if cached, else simulated).
     ``source="MODEL:MODULE"`` (paper): that model's THINGS image features and ImageNet contrast
-    features from the feature store and the real THINGS triplets; anything missing raises
-    :class:`DataUnavailableError` naming the input and the command that fetches it.
+    features from the feature store and the real THINGS triplets (the modelling set, without
+    the noise-ceiling triplets); anything missing raises :class:`DataUnavailableError` naming
+    the input and the command that provides it. ``source="random:MODEL:MODULE"`` (smoke): the
+    same with random weights, and ``triplets="auto"`` simulates the choices from VICE when the
+    THINGS-data file is not cached. Image sources carry the model's released transform
+    (:func:`reference_transform`) as ``reference``.
     """
-    model, what = _parse_source(source)
+    model, what, pretrained = parse_source(source)
     if model == "text":
         if what not in TEXT_KINDS:
             raise GlocalError(f"source {source!r}: the text kind must be one of {TEXT_KINDS}")
@@ -336,11 +412,18 @@ def load_inputs(
             source, TEXT_LABELS[what], TEXT_MODEL, TEXT_MODULE, features,
             pool[:n_contrast], pool[n_contrast:], split,
         )  # fmt: skip
-    features, contrast_pool = _image_features(model, what, n_contrast + n_contrast_eval, seed)
-    split = make_triplets(n_train, n_val, n_test, "things", n_folds, fold, seed)
+    if triplets == "auto":  # pretrained models need the real choices; random ones simulate
+        triplets = "things" if pretrained else "auto"
+    features, contrast_pool = _image_features(
+        model, what, n_contrast + n_contrast_eval, seed, pretrained, triplets == "things"
+    )
+    split = make_triplets(n_train, n_val, n_test, triplets, n_folds, fold, seed)
+    reference, note = reference_transform(model, what)
+    label = f"{model} / {what}" + ("" if pretrained else " (random weights)")
     return Inputs(
-        source, f"{model} / {what}", model, what, features,
+        source, label, model, what, features,
         contrast_pool[:n_contrast], contrast_pool[n_contrast:], split,
+        pretrained, reference, note,
     )  # fmt: skip
 
 
@@ -362,32 +445,54 @@ def _rows(store: Any, n: int, seed: int) -> np.ndarray:
     return rows.astype(np.float32)[rng.permutation(len(take))]
 
 
-def _image_features(model: str, module: str, n_contrast: int, seed: int):
-    """THINGS reference-image features and a sample of ImageNet features of model/module."""
-    from glocal.features import get_config
+PREPARE = "glocal reproduce --profile {profile}"
 
-    config = get_config(model, module)
-    things_store = _store(config.name, config.module, "things", "reference")
-    imagenet = _store(config.name, config.module, "imagenet", "train")
-    missing = []
-    if isinstance(things_store, Path):
-        missing.append(
-            f"THINGS image features of {config.key} ({things_store}): run "
-            f"`glocal data fetch things/images` then `glocal extract --model {config.name} "
-            f"--module {config.module} --source things`"
-        )
-    if isinstance(imagenet, Path):
-        missing.append(
-            f"ImageNet contrast features of {config.key} ({imagenet}): run `glocal extract "
-            f"--model {config.name} --module {config.module} --source /path/to/imagenet/train "
-            "--dataset imagenet --split train` (ImageNet needs a manual download from "
-            "image-net.org; any class-balanced subset of its training images will do)"
-        )
-    if cached_things_triplets(download=True) is None:
+
+def _missing_store(config: Any, pretrained: bool, dataset: str, split: str, path: Path) -> str:
+    """What to say about a missing feature store: the command that writes it."""
+    weights = "" if pretrained else " --random-weights"
+    if (dataset, split) == THINGS_STORE:
+        spec = "things"
+    elif (dataset, split) == CONTRAST_STORE:
+        spec = "dataset:imagenet:train:64 (64 images per ImageNet class)"
+    else:
+        spec = f"dataset:{dataset}:{split}"
+        if not dataset.startswith(("imagenet", "breeds-")):
+            weights += " --download"
+    profile = "paper" if pretrained else "smoke"
+    return (
+        f"{dataset} ({split}) features of {config.key}{'' if pretrained else ' (random weights)'}"
+        f" ({path}): run `{PREPARE.format(profile=profile)}`, which extracts every missing "
+        f"store, or `glocal extract --model {config.name} --module {config.module}{weights} "
+        f"--source {spec} --dataset {dataset} --split {split}` (see `glocal reproduce "
+        f"--profile {profile} --plan`)"
+    )
+
+
+def _image_features(
+    model: str,
+    module: str,
+    n_contrast: int,
+    seed: int,
+    pretrained: bool = True,
+    real_triplets: bool = True,
+):
+    """THINGS reference-image features and a sample of ImageNet features of model/module."""
+    config = model_config(model, module)
+    folder = model_id(config.name, pretrained)
+    things_store = _store(folder, config.module, *THINGS_STORE)
+    imagenet = _store(folder, config.module, *CONTRAST_STORE)
+    missing = [
+        _missing_store(config, pretrained, *key, store)
+        for key, store in ((THINGS_STORE, things_store), (CONTRAST_STORE, imagenet))
+        if isinstance(store, Path)
+    ]
+    if real_triplets and cached_things_triplets(download=True) is None:
         missing.append(TRIPLETS_MISSING)
     if missing:
         raise DataUnavailableError(
-            f"the paper profile needs inputs that are missing here: {'; '.join(missing)}"
+            f"the {'paper' if pretrained else 'smoke'} profile needs inputs that are missing "
+            f"here: {'; '.join(missing)}"
         )
     if things_store.ids() != [str(u) for u in things.concepts()["uniqueID"]]:
         raise GlocalError(
@@ -397,28 +502,113 @@ def _image_features(model: str, module: str, n_contrast: int, seed: int):
     return things_store.features(np.float32), _rows(imagenet, n_contrast, seed)
 
 
-def image_downstream(
-    model: str, module: str, dataset: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train_X, train_y, test_X, test_y) of a downstream image dataset from the feature store.
+def reference_transform(model: str, module: str) -> tuple[Any, str]:
+    """(the released official transform of ``model`` / ``module``, a note); (None, why) when
+    the model has no released transform or its file is not available."""
+    from glocal import data
+    from glocal.transform import GlocalTransform
 
-    ``dataset`` is a key of :data:`IMAGE_DATASETS`; a missing store raises
-    :class:`DataUnavailableError` with the ``glocal extract`` command that fills it.
+    config = model_config(model, module)
+    reference = config.reference_model
+    if reference is None:
+        return None, f"{config.key}: no released gLocal transform"
+    try:
+        name = data.transform_name(reference, config.module)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", data.UnpinnedDataWarning)
+            path = data.fetch(name)
+    except DataUnavailableError as err:
+        flag = " --allow-unpinned" if isinstance(err, data.UnpinnedDataError) else ""
+        fetch = f"`glocal data fetch {name}{flag}`"
+        return None, f"{reference}/{config.module}: not available ({fetch})"
+    except GlocalError as err:
+        return None, f"{reference}/{config.module}: {err}"
+    transform = GlocalTransform.load(path)
+    if transform.weights_.shape[0] != (config.dim or transform.weights_.shape[0]):
+        return None, f"{reference}/{config.module}: its dimension differs from {config.key}'s"
+    return transform, f"released transform of {reference}/{config.module}"
+
+
+def with_reference(inputs: Inputs, transforms: dict[str, Any]) -> dict[str, Any]:
+    """``transforms`` plus ``"official"``, the model's released transform, when it has one.
+
+    The paper's tables report the official transform beside glocal's own fits, on the same
+    features; text sources (quick, tiny) have none, and get ``transforms`` unchanged.
     """
-    from glocal.features import get_config
+    if inputs.reference is None or "official" in transforms:
+        return dict(transforms)
+    return {**transforms, "official": inputs.reference}
 
-    if dataset not in IMAGE_DATASETS:
-        raise GlocalError(f"unknown image dataset {dataset!r}; choose from {list(IMAGE_DATASETS)}")
-    config = get_config(model, module)
-    name = IMAGE_DATASETS[dataset]
-    parts = []
+
+def profile_note(profile: str, page: str = "features") -> None:
+    """Show the smoke profile's warning on a page; nothing in other profiles.
+
+    ``page``: ``features`` (its numbers come from random weights), ``planted`` (the controlled
+    simulation at its smallest sizes) or ``released`` (the released transforms themselves).
+    """
+    if page not in SMOKE_NOTES:
+        raise GlocalError(f"page must be one of {sorted(SMOKE_NOTES)}, got {page!r}")
+    if profile == "smoke":
+        from companion.plotting import say
+
+        say(SMOKE_NOTES[page])
+
+
+@dataclass(frozen=True)
+class DownstreamData:
+    """A downstream task's features and labels, read from the feature stores.
+
+    ``test_groups`` are the groups the fixed test set is drawn from (BREEDS: the target
+    subclass of each test image; None: the classes); ``train_fine``/``test_fine`` are fine
+    labels where the task also has them (CIFAR-100-shift).
+    """
+
+    train_X: np.ndarray
+    train_y: np.ndarray
+    test_X: np.ndarray
+    test_y: np.ndarray
+    test_groups: np.ndarray | None = None
+    train_fine: np.ndarray | None = None
+    test_fine: np.ndarray | None = None
+    protocol: str = "standard"
+
+
+def _task_stores(config: Any, pretrained: bool, dataset: str) -> tuple[Any, Any]:
+    folder = model_id(config.name, pretrained)
+    stores = []
     for split in ("train", "test"):
-        store = _store(config.name, config.module, f"torchvision-{name}", split)
+        store = _store(folder, config.module, dataset, split)
         if isinstance(store, Path):
             raise DataUnavailableError(
-                f"{dataset} ({split}) features of {config.key} are missing ({store}); run "
-                f"`glocal extract --model {config.name} --module {config.module} "
-                f"--source torchvision:{name}:{split} --download`"
+                f"missing input: {_missing_store(config, pretrained, dataset, split, store)}"
             )
-        parts += [store.features(np.float32), store.labels()]
-    return parts[0], parts[1], parts[2], parts[3]
+        stores.append(store)
+    return stores[0], stores[1]
+
+
+def image_downstream(model: str, module: str, task: str, pretrained: bool = True) -> DownstreamData:
+    """The features and labels of a downstream image task (:data:`IMAGE_TASKS`).
+
+    A missing store raises :class:`DataUnavailableError` with the command that writes it.
+    """
+    if task not in IMAGE_TASKS:
+        raise GlocalError(f"unknown image task {task!r}; choose from {list(IMAGE_TASKS)}")
+    spec = IMAGE_TASKS[task]
+    config = model_config(model, module)
+    train, test = _task_stores(config, pretrained, spec["dataset"])
+    result = DownstreamData(
+        train.features(np.float32), train.labels(), test.features(np.float32), test.labels()
+    )
+    if spec.get("groups") == "subclass":  # ids are ImageNet paths: split/WNID/FILE
+        groups = np.array([i.split("/")[-2] if "/" in i else i for i in test.ids()])
+        result = replace(result, test_groups=groups)
+    if "fine" in spec:
+        fine_train, fine_test = _task_stores(config, pretrained, spec["fine"])
+        if fine_train.ids() != train.ids() or fine_test.ids() != test.ids():
+            raise GlocalError(
+                f"{task}: the {spec['fine']} and {spec['dataset']} stores of {config.key} do not "
+                "hold the same images; re-extract them"
+            )
+        result = replace(result, train_fine=fine_train.labels(), test_fine=fine_test.labels(),
+                         protocol=spec.get("protocol", "standard"))  # fmt: skip
+    return result

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,12 +70,14 @@ class Layout:
 
 @dataclass
 class Report:
-    """What one reproduce run did: notebooks run or skipped, seconds each, the book's index."""
+    """What one reproduce run did: notebooks run or skipped, seconds each, the book's index,
+    and the preparation of the profile's inputs (``companion.plan.PrepareReport``)."""
 
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     index: Path | None = None
+    prepare: Any = None
 
 
 def key_path(output: Path) -> Path:
@@ -332,10 +336,29 @@ def reproduce(
     run: bool = True,
     layout: Layout | None = None,
     jobs: int = 1,
+    prepare: bool = True,
 ) -> Report:
-    """Run the notebooks of ``profile`` (cached) and build the book from their executed copies."""
+    """Prepare the inputs of ``profile``, run its notebooks (cached) and build the book from
+    their executed copies.
+
+    A profile with an entry in ``notebooks/profiles/prepare.json`` (paper, smoke) is prepared
+    first (:mod:`companion.plan`): data fetched, missing feature stores extracted in shards on
+    one Dask engine, notebook 01's searches and fits run; the notebooks then submit their own
+    searches to the same engine (``$GLOCAL_SCHEDULER`` is set to it while they run).
+    """
     layout = layout or Layout.create(profile)
-    report = run_notebooks(profile, layout, only, force, jobs) if run else Report()
+    if run and prepare:
+        from companion.plan import load_settings
+
+        settings = load_settings(layout.notebooks_dir, profile)
+        if settings is not None:
+            with _prepared(profile, layout, only, settings) as prep:
+                report = run_notebooks(profile, layout, only, force, jobs)
+                report.prepare = prep
+        else:
+            report = run_notebooks(profile, layout, only, force, jobs)
+    else:
+        report = run_notebooks(profile, layout, only, force, jobs) if run else Report()
     if book:
         from companion.book_build import build_book
 
@@ -343,6 +366,64 @@ def reproduce(
             layout.root, layout.executed_dir, layout.build_dir, profile=profile, force=force
         )
     return report
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    """Run this process, and the kernels and workers it starts, on ``threads`` CPU threads."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    before = torch.get_num_threads()
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _prepared(profile: str, layout: Layout, only: list[str] | None, settings: Any) -> Iterator[Any]:
+    """Start the engine, prepare the profile's inputs on it, and keep it (and
+    ``$GLOCAL_SCHEDULER`` pointing at it) for the notebooks; close it afterwards."""
+    from companion.plan import make_plan, prepare
+    from glocal.engine import ENV_SCHEDULER, Engine
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    began = time.perf_counter()
+    with _threads(settings.threads), Engine(settings.scheduler) as engine:
+        previous = os.environ.get(ENV_SCHEDULER)
+        if not engine.serial:
+            os.environ[ENV_SCHEDULER] = engine.client.scheduler.address
+        try:
+            print(f"prepare ({profile}): engine {engine.describe()}", file=sys.stderr)
+            plan = make_plan(profile, layout.notebooks_dir, layout.executed_dir, only=only)
+            prep = prepare(plan, engine)
+            parts = ", ".join(f"{k} {v:.1f} s" for k, v in prep.seconds.items())
+            print(
+                f"prepare ({profile}): {len(prep.fetched)} files fetched, "
+                f"{len(prep.extracted)} feature stores extracted ({prep.items} items); {parts}; "
+                f"{time.perf_counter() - began:.1f} s",
+                file=sys.stderr,
+            )
+            yield prep
+        finally:
+            if previous is None:
+                os.environ.pop(ENV_SCHEDULER, None)
+            else:
+                os.environ[ENV_SCHEDULER] = previous
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from companion.inputs import (
     CHANCE,
     IMAGE_DATASETS,
     THINGS_TASKS,
+    DownstreamData,
     Inputs,
     _seed,
     image_downstream,
@@ -19,7 +20,7 @@ from companion.inputs import (
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy
-from glocal.evaluation.anomaly import anomaly_detection
+from glocal.evaluation.anomaly import anomaly_detection, shifted_anomaly_detection
 from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
 from glocal.evaluation.few_shot import few_shot
 from glocal.evaluation.neighbours import neighbour_overlap
@@ -120,14 +121,14 @@ def nearest_concepts(
 
 
 def _task_data(inputs: Inputs, task: str) -> Any:
-    """THINGS categories (THINGS tasks) or (train_X, train_y, test_X, test_y) (image datasets)."""
+    """THINGS categories (THINGS tasks) or a :class:`DownstreamData` (image tasks)."""
     if task in THINGS_TASKS:
         return things.categories()
     if task in IMAGE_DATASETS:
-        return image_downstream(inputs.model, inputs.module, task)
+        return image_downstream(inputs.model, inputs.module, task, inputs.pretrained)
     raise GlocalError(
         f"unknown downstream task {task!r}; choose from {list(THINGS_TASKS)} (text, quick) or "
-        f"{list(IMAGE_DATASETS)} (image features, paper)"
+        f"{list(IMAGE_DATASETS)} (image features, paper and smoke)"
     )
 
 
@@ -144,27 +145,33 @@ def few_shot_table(
     """Few-shot accuracy per episode for every representation (original first) and task.
 
     THINGS tasks classify held-out concepts into categories (support and test concepts both
-    held out, ``n_test_per_class`` test concepts per class); image datasets train on their
-    training split and test on ``n_test_per_class`` test images per class. All representations
-    see the same episodes. Summarise with :func:`glocal.summarize_few_shot`.
+    held out, ``n_test_per_class`` test concepts per class). Image tasks follow the official
+    protocol: support images from the training split, one fixed test set of up to
+    ``n_test_per_class`` test images per class (BREEDS: per target subclass) for every episode,
+    logistic regression with C chosen by cross-validation on the support set, and no 1-shot
+    logistic regression (the official code cannot cross-validate one example per class). All
+    representations see the same episodes. Summarise with :func:`glocal.summarize_few_shot`.
     """
     frames = []
     for task in tasks:
         task_data = _task_data(inputs, task)
         for name in ("original", *transforms):
             t = transforms.get(name)
-            common = {"shots": shots, "n_test_per_class": n_test_per_class,
-                      "n_repeats": n_repeats, "classifier": classifiers, "seed": seed,
-                      "progress": False}  # fmt: skip
+            common: dict[str, Any] = {"shots": shots, "n_test_per_class": n_test_per_class,
+                                      "n_repeats": n_repeats, "classifier": classifiers,
+                                      "seed": seed, "progress": False}  # fmt: skip
             if task in THINGS_TASKS:
                 (Z,) = apply_transform(t, inputs.features)
                 result = things_few_shot(
                     Z, task_data, inputs.triplets.heldout, overlap=THINGS_TASKS[task], **common
                 )
             else:
-                tr_X, tr_y, te_X, te_y = task_data
-                tr_X, te_X = apply_transform(t, tr_X, te_X)
-                result = few_shot(tr_X, tr_y, te_X, te_y, **common)
+                data: DownstreamData = task_data
+                tr_X, te_X = apply_transform(t, data.train_X, data.test_X)
+                result = few_shot(
+                    tr_X, data.train_y, te_X, data.test_y, fixed_test=True,
+                    test_groups=data.test_groups, **common,
+                )  # fmt: skip
             frames.append(result.assign(representation=name, task=task))
     return pd.concat(frames, ignore_index=True)
 
@@ -180,7 +187,9 @@ def anomaly_table(
 
     Each class in turn is normal; test items are scored by their mean cosine distance to the
     k nearest normal training items. THINGS tasks use held-out concepts only
-    (:func:`glocal.things_anomaly_detection`); image datasets their train/test splits.
+    (:func:`glocal.things_anomaly_detection`); image tasks their train/test splits, and
+    ``cifar100-shift`` the official subclass-shift protocol
+    (:func:`glocal.evaluation.anomaly.shifted_anomaly_detection`).
     """
     frames = []
     for task in tasks:
@@ -194,9 +203,18 @@ def anomaly_table(
                     seed=seed,
                 )  # fmt: skip
             else:
-                tr_X, tr_y, te_X, te_y = task_data
-                tr_X, te_X = apply_transform(t, tr_X, te_X)
-                result = anomaly_detection(tr_X, tr_y, te_X, te_y, k=k, progress=False)
+                data: DownstreamData = task_data
+                tr_X, te_X = apply_transform(t, data.train_X, data.test_X)
+                if data.protocol == "shift":
+                    assert data.train_fine is not None and data.test_fine is not None
+                    result = shifted_anomaly_detection(
+                        tr_X, data.train_fine, data.train_y, te_X, data.test_fine, data.test_y,
+                        k=k, progress=False,
+                    )  # fmt: skip
+                else:
+                    result = anomaly_detection(
+                        tr_X, data.train_y, te_X, data.test_y, k=k, progress=False
+                    )
             frames.append(result.per_class.assign(representation=name, task=task))
     return pd.concat(frames, ignore_index=True)
 

@@ -79,8 +79,13 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int) -> Any:
     from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
     gpus = _gpu_count()
-    # the environment is read when the workers start, inside this block
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environment()}):
+    # read when the workers start, inside this block; non-daemonic workers may start processes
+    # of their own (the data loaders of a feature extraction)
+    settings = {
+        "distributed.nanny.pre-spawn-environ": worker_environment(),
+        "distributed.worker.daemon": False,
+    }
+    with dask.config.set(settings):
         if gpus and n_workers is None:
             workers = {
                 f"gpu-{i}": {

@@ -141,8 +141,36 @@ def human_embedding() -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def triplets(split: str, source: str | os.PathLike | None = None) -> np.ndarray:
+NOISE_CEILING_COLUMN = "noise_ceiling"
+
+
+def noise_ceiling_rows(path: str | os.PathLike) -> np.ndarray:
+    """Boolean mask of the rows of a THINGS-data triplet CSV that belong to the noise-ceiling
+    set (``noise_ceiling`` = 1): triplets shown to many participants to estimate the human
+    noise ceiling, which the paper leaves out of its 4.57M-triplet modelling set."""
+    path = Path(path)
+    with open(path, encoding="utf-8-sig") as fh:
+        header = fh.readline()
+    sep = "\t" if "\t" in header else ","
+    columns = [c.strip().strip('"') for c in header.strip().split(sep)]
+    if NOISE_CEILING_COLUMN not in columns:
+        raise GlocalError(
+            f"THINGS triplet file {path}: no column {NOISE_CEILING_COLUMN!r} (found {columns}); "
+            "the noise-ceiling rows cannot be told apart"
+        )
+    frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True,
+                        usecols=lambda c: c.strip().strip('"') == NOISE_CEILING_COLUMN)  # fmt: skip
+    values = pd.to_numeric(frame.iloc[:, 0], errors="coerce").fillna(0).to_numpy()
+    return values.astype(np.int64) == 1
+
+
+def triplets(
+    split: str, source: str | os.PathLike | None = None, exclude_noise_ceiling: bool = False
+) -> np.ndarray:
     """THINGS odd-one-out triplets, int64 (n, 3) of 0-based (similar, similar, odd) indices.
+
+    ``exclude_noise_ceiling`` drops the noise-ceiling rows (:func:`noise_ceiling_rows`) before
+    the split: the paper's modelling set.
 
     ``split``: ``train`` or ``test`` (a seeded random 90/10 split, ``glocal.triplets.random_split``
     with ``test_size=0.1, seed=0``; the paper's train_90/test_10 files are not public at a pinned
@@ -164,11 +192,15 @@ def triplets(split: str, source: str | os.PathLike | None = None) -> np.ndarray:
             raise GlocalError(f"THINGS triplet file {source} does not exist")
         sha = data.sha256sum(source)
     stem = f"things_triplets_{sha[:16] if sha else 'unpinned'}_seed{SPLIT_SEED}"
+    if exclude_noise_ceiling:
+        stem += "_modelling"
     cached = data.cache_dir() / "derived" / f"{stem}_{split}.npy"
     if sha and cached.is_file():
         return validate_triplets(np.load(cached), N_OBJECTS, where=str(cached))
     csv = data.fetch("things/triplets") if source is None else source
     every = load_things_csv(csv, n_objects=N_OBJECTS)
+    if exclude_noise_ceiling:
+        every = every[~noise_ceiling_rows(csv)]
     parts = random_split(every, test_size=TEST_SIZE, seed=SPLIT_SEED)
     chosen = {"all": every, "train": parts.train, "test": parts.test}
     if sha:

@@ -35,8 +35,11 @@ def validate_triplets(
     where : str
         What to call the array in error messages (a file name, an argument).
 
-    Raises :class:`GlocalError` for a wrong shape, a non-integer dtype, an empty set, indices
-    out of range, or an object repeated within a triplet.
+    Raises
+    ------
+    GlocalError
+        For a wrong shape, a non-integer dtype, an empty set, indices out of range, or an
+        object repeated within a triplet.
     """
     array = np.asarray(triplets)
     if array.ndim != 2 or array.shape[1] != 3:
@@ -212,6 +215,28 @@ def load_things_csv(path: str | os.PathLike, n_objects: int | None = None) -> np
     ``choice`` column holding the 1-based position (1, 2 or 3) of the image chosen as the odd
     one out; further columns are ignored. Comma- and tab-separated UTF-8 files are accepted,
     with or without a byte-order mark, quoted column names and spaces after the separators.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    n_objects : int or None, default=None
+        Number of objects; the 0-based indices must lie in ``[0, n_objects)`` (None: only
+        non-negative).
+
+    Returns
+    -------
+    ndarray of shape (n, 3)
+        int64 rows (similar, similar, odd one out), 0-based: the two images not chosen, in
+        file order, then the chosen one.
+
+    Raises
+    ------
+    GlocalError
+        For a missing, empty or non-UTF-8 file, a header without the columns ``image1``,
+        ``image2``, ``image3`` and ``choice``, values that are not whole numbers, a ``choice``
+        other than 1, 2 or 3, or triplets that fail :func:`validate_triplets` (indices out of
+        range, an object repeated within a triplet).
     """
     import pandas as pd
 
@@ -271,7 +296,26 @@ def load_things_csv(path: str | os.PathLike, n_objects: int | None = None) -> np
 
 
 def save_triplets(path: str | os.PathLike, triplets: np.ndarray) -> Path:
-    """Save triplets as ``.npy`` (atomically) or whitespace text, chosen by the suffix."""
+    """Save triplets as ``.npy`` (atomically) or whitespace text, chosen by the suffix.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file: ``.npy``, or ``.txt``, ``.tsv`` or ``.dat`` (in any case) for text with one
+        triplet per line, as space-separated integers. Either is written atomically.
+    triplets : array-like of shape (n, 3)
+        Rows (similar, similar, odd one out) of 0-based object indices.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    GlocalError
+        For an invalid triplet array (see :func:`validate_triplets`) or another suffix.
+    """
     from glocal.io import atomic_write, save_npy
 
     triplets = validate_triplets(triplets)
@@ -285,7 +329,22 @@ def save_triplets(path: str | os.PathLike, triplets: np.ndarray) -> Path:
 
 @dataclass(frozen=True)
 class TripletSplit:
-    """A train/test partition of a triplet set."""
+    """A train/test partition of a triplet set.
+
+    Returned by :func:`random_split` and :func:`object_disjoint_folds`.
+
+    Attributes
+    ----------
+    train : ndarray of shape (n_train, 3)
+        The training triplets.
+    test : ndarray of shape (n_test, 3)
+        The test triplets.
+    n_dropped : int
+        Triplets in neither set: in object-disjoint folds, those that mix test objects with
+        others (0 for a random split).
+    test_objects : ndarray or None
+        Indices of the objects of an object-disjoint fold's test set (None for a random split).
+    """
 
     train: np.ndarray
     test: np.ndarray

@@ -103,7 +103,7 @@ def output_noise(notebook: Path) -> list[str]:
                 text = "".join(text) if isinstance(text, list) else str(text)
                 hit = NOISE.search(text)
                 if hit or (out.get("output_type") == "stream" and out.get("name") == "stderr"):
-                    line = (text[max(0, hit.start() - 40) : hit.end() + 40] if hit else text[:80])
+                    line = text[max(0, hit.start() - 40) : hit.end() + 40] if hit else text[:80]
                     found.append(f"cell {index}: {line.strip()!r}")
     return found
 

@@ -129,7 +129,7 @@ def test_paper_inputs_name_what_is_missing_and_how_to_fetch_it(no_network):
     assert "glocal extract --model clip_ViT-L/14 --module visual --source things" in message
     assert "--dataset imagenet --split train" in message
     assert "glocal data fetch things/triplets" in message
-    with pytest.raises(DataUnavailableError, match="torchvision:CIFAR100:train"):
+    with pytest.raises(DataUnavailableError, match="--source dataset:cifar100:train"):
         ci.image_downstream("clip_ViT-L/14", "visual", "cifar100")
 
 

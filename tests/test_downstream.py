@@ -156,9 +156,10 @@ def test_euclidean_centroid(rng):
 def test_softmax_solver_matches_sklearn(rng, C):
     X, y = planted(rng, 3, 20, 4, spread=1.0)
     weights = torch.full((1, len(X)), 1.0 / len(X), dtype=torch.float64)
-    W, b = _fit_softmax(
+    W, b, converged = _fit_softmax(
         torch.as_tensor(X), torch.as_tensor(y), weights, C, 3, None, max_iter=500, tol=1e-10
     )
+    assert converged
     reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
     np.testing.assert_allclose(W.numpy(), reference.coef_.T, atol=1e-4)
     np.testing.assert_allclose(b.numpy()[0], reference.intercept_, atol=1e-4)
@@ -232,4 +233,83 @@ def test_few_shot_rejects_bad_inputs(rng):
     with pytest.raises(GlocalError, match="device"):
         if torch.cuda.is_available():
             raise GlocalError("device: skip, CUDA is present")
-        few_shot(X, y, shots=(1,), device="cuda", progress=False)
+        few_shot(X, y, shots=(2,), device="cuda", progress=False)
+
+
+# --- the official protocol: fixed test set, 1-shot logistic regression, convergence ----------
+
+
+def test_fixed_test_set_is_shared_by_every_episode_and_capped_per_class(rng):
+    X, y = planted(rng, 4, 12, 8, spread=0.5)
+    X_test, y_test = planted(rng, 4, 9, 8, spread=0.5)
+    table = few_shot(
+        X, y, X_test, y_test, shots=(2, 3), n_test_per_class=5, n_repeats=3,
+        classifier="centroid", fixed_test=True, progress=False,
+    )  # fmt: skip
+    assert set(table["n_test"]) == {20}  # 5 of each of the 4 classes, in every episode
+    # more than a class holds: all of it (the official code would fail; glocal takes all)
+    every = few_shot(X, y, X_test, y_test, shots=(2,), n_test_per_class=100, n_repeats=2,
+                     classifier="centroid", fixed_test=True, progress=False)  # fmt: skip
+    assert set(every["n_test"]) == {len(y_test)}
+    from glocal.evaluation.few_shot import fixed_test_set
+
+    groups = np.arange(len(y_test)) % 3  # e.g. the subclasses of a superclass
+    chosen = fixed_test_set(y_test, 2, seed=0, groups=groups)
+    assert len(chosen) == 6 and np.bincount(groups[chosen]).tolist() == [2, 2, 2]
+    with pytest.raises(GlocalError, match="separate test pool"):
+        few_shot(X, y, shots=(2,), fixed_test=True, progress=False)
+
+
+def test_one_shot_logistic_regression_is_skipped_or_labelled(rng):
+    X, y = planted(rng, 3, 8, 6, spread=0.3)
+    skipped = few_shot(X, y, shots=(1, 2), n_test_per_class=3, n_repeats=2, Cs=FEW_CS,
+                       classifier=("logreg", "centroid"), progress=False)  # fmt: skip
+    logreg = skipped[skipped["classifier"] == "logreg"]
+    assert sorted(set(logreg["shots"])) == [2]  # the official code runs no 1-shot logreg
+    assert set(skipped[skipped["classifier"] == "centroid"]["shots"]) == {1, 2}
+    assert (logreg["protocol"] == "official").all() and logreg["converged"].all()
+    added = few_shot(X, y, shots=(1,), n_test_per_class=3, n_repeats=2, Cs=FEW_CS,
+                     one_shot="fixed_C", progress=False)  # fmt: skip
+    assert len(added) == 2 and added["protocol"].str.startswith("addition").all()
+    assert (added["C"] == 1.0).all()
+    with pytest.raises(GlocalError, match="one_shot"):
+        few_shot(X, y, shots=(1,), one_shot="maybe", progress=False)
+
+
+def test_logistic_regression_converges_on_the_whole_c_grid(rng):
+    """Every C of the official grid meets the gradient tolerance well within MAX_ITER."""
+    from glocal.evaluation.few_shot import DEFAULT_CS
+
+    X, y = planted(rng, 20, 5, 64, spread=1.0)
+    weights = torch.full((1, len(X)), 1.0 / len(X), dtype=torch.float64)
+    for C in DEFAULT_CS:
+        *_, converged = _fit_softmax(
+            torch.as_tensor(X), torch.as_tensor(y), weights, C, 20, None, max_iter=100, tol=1e-6
+        )
+        assert converged, f"C={C:g} did not converge in 100 L-BFGS iterations"
+
+
+def test_shifted_anomaly_detection_tests_on_unseen_subclasses(rng):
+    from glocal.evaluation.anomaly import shifted_anomaly_detection
+
+    # 4 superclasses x 5 fine classes; features follow the superclass (fine = coarse + noise)
+    fine_train = np.repeat(np.arange(20), 6)
+    fine_test = np.repeat(np.arange(20), 4)
+    coarse_of = np.arange(20) % 4
+    centres = np.random.default_rng(3).normal(size=(4, 12))
+    train_X = centres[coarse_of[fine_train]] + 0.1 * rng.normal(size=(len(fine_train), 12))
+    test_X = centres[coarse_of[fine_test]] + 0.1 * rng.normal(size=(len(fine_test), 12))
+    result = shifted_anomaly_detection(
+        train_X, fine_train, coarse_of[fine_train], test_X, fine_test, coarse_of[fine_test],
+        k=3, progress=False,
+    )  # fmt: skip
+    table = result.per_class
+    assert list(table["class"]) == [0, 1, 2, 3] and (table["auroc"] > 0.99).all()
+    # normals: the 3 seen fine classes' training items; normal test items: the 2 unseen ones
+    assert (table["n_normal_train"] == 18).all() and (table["n_test_normal"] == 8).all()
+    assert (table["n_test_anomalous"] == 60).all()
+    with pytest.raises(GlocalError, match="seen"):
+        shifted_anomaly_detection(
+            train_X, fine_train, coarse_of[fine_train], test_X, fine_test,
+            coarse_of[fine_test], seen=(0, 1, 2, 3, 4), progress=False,
+        )  # fmt: skip

@@ -280,3 +280,23 @@ def test_cli_unwritable_outputs_fail_before_the_work(
     err = capsys.readouterr().err.strip()
     assert "feature store (in the cache; set GLOCAL_CACHE_DIR" in err and "\n" not in err
     assert not (tmp_path / "f.h5").exists()
+
+
+def test_downstream_dataset_source_keeps_the_dataset_ids(tmp_path: Path) -> None:
+    from glocal.data.datasets import FileListDataset
+    from glocal.features import DatasetSource, resolve_source
+
+    folder = make_image_folder(tmp_path / "imgs", classes=2, per_class=2, seed=4)
+    files = sorted(folder.rglob("*.png"))
+    ids = [f.relative_to(folder).as_posix() for f in files]
+    data = FileListDataset(files, [0, 0, 1, 1], ["a", "b"], ids=ids, description="four images")
+    source = DatasetSource(data, name="four", split="train")
+    assert source.ids() == ids and source.describe().startswith("four images")
+    # the same files elsewhere give the same item ids, so a store of them still matches
+    moved = FileListDataset([tmp_path / "x" / i for i in ids], [0, 0, 1, 1], ["a", "b"], ids=ids,
+                            description="four images")  # fmt: skip
+    assert DatasetSource(moved, name="four", split="train").fingerprint() == source.fingerprint()
+    with pytest.raises(GlocalError, match="dataset:NAME:SPLIT"):
+        resolve_source("dataset:cifar10")
+    with pytest.raises(DataUnavailableError, match="ImageNet"):
+        resolve_source("dataset:imagenet:val", root=tmp_path / "no-imagenet")

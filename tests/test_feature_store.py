@@ -295,6 +295,18 @@ def test_changed_model_config_makes_the_store_stale(tiny, folder: Path, tmp_path
     )
 
 
+def test_descriptive_config_fields_keep_the_store(tiny, folder: Path, tmp_path: Path) -> None:
+    store = _extract(tiny, folder, tmp_path)
+    described = replace(TINY_TIMM, notes="a note", variant_of="vgg16")
+    again = extract_features(
+        described, image_folder(folder, name="toy"), cache_dir=tmp_path, pretrained=False,
+        progress=False,
+    )  # fmt: skip
+    assert again.path == store.path
+    assert again.metadata == store.metadata  # reused, not re-extracted
+    assert os.stat(again.path).st_mtime_ns == os.stat(store.path).st_mtime_ns
+
+
 def _write_store(path: Path, features: np.ndarray, fmt: str = FORMAT) -> Path:
     """A finished store written by the store's own writer functions (no model)."""
     n = len(features)

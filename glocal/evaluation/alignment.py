@@ -42,6 +42,28 @@ def odd_one_out_accuracy(
 
     Ties count as wrong. Use ``similarity="cosine"`` for zero-shot accuracy of raw network
     features (as in the paper) and ``"dot"`` for transformed features.
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, p)
+        Features of the m objects.
+    triplets : ndarray of shape (n, 3)
+        Rows (i, j, k) of 0-based object indices: the pair (i, j) people kept together and the
+        odd one out k.
+    similarity : {"dot", "cosine"}, default="dot"
+        How object pairs are compared in ``X``.
+
+    Returns
+    -------
+    float
+        The accuracy, in [0, 1].
+
+    Raises
+    ------
+    GlocalError
+        For an ``X`` that is not a finite, real 2-D array, an invalid triplet array (see
+        :func:`glocal.validate_triplets`), an unknown ``similarity``, or all-zero rows with
+        ``"cosine"``.
     """
     sims = triplet_similarities(X, triplets, similarity)
     correct = (sims[:, 0] > sims[:, 1]) & (sims[:, 0] > sims[:, 2])
@@ -50,7 +72,26 @@ def odd_one_out_accuracy(
 
 @dataclass(frozen=True)
 class RSAResult:
-    """Spearman RSA between two representations, with a percentile bootstrap interval."""
+    """Spearman RSA between two representations, with a percentile bootstrap interval.
+
+    Returned by :func:`rsa`.
+
+    Attributes
+    ----------
+    rho : float
+        Spearman correlation between the upper triangles of the two similarity matrices
+        (NaN when either is constant).
+    ci_low : float
+        Lower bound of the percentile bootstrap interval (NaN without replicates).
+    ci_high : float
+        Upper bound of that interval (NaN without replicates).
+    n_objects : int
+        Number of objects m.
+    confidence : float
+        Level of the interval.
+    bootstrap : ndarray of shape (n_bootstrap,)
+        The correlation of every bootstrap replicate.
+    """
 
     rho: float
     ci_low: float

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glocal._device import resolve_device, single_thread_if
 from glocal.errors import GlocalError
@@ -21,7 +21,23 @@ _SMALL_PROBLEM = 1 << 22  # multiply-adds per similarity block below which one C
 
 @dataclass(frozen=True)
 class AnomalyDetectionResult:
-    """One-vs-rest anomaly detection: AUROC per class, and the raw scores."""
+    """One-vs-rest anomaly detection: AUROC per class, and the raw scores.
+
+    Returned by :func:`anomaly_detection` and :func:`glocal.things_anomaly_detection`.
+
+    Attributes
+    ----------
+    per_class : pandas.DataFrame
+        One row per normal class, in the order of the columns of ``scores``, with columns
+        ``class``, ``auroc``, ``n_normal_train`` (normal training items), ``n_test_normal`` and
+        ``n_test_anomalous`` (test items of the class and of the other classes).
+    scores : ndarray of shape (n_test, n_classes)
+        Anomaly score of every test item with each class as the normal one: its mean cosine
+        distance to the ``k`` nearest normal training items (higher = odder).
+        :func:`shifted_anomaly_detection` leaves NaN for the test items it leaves out.
+    k : int
+        Nearest normal training items behind each score.
+    """
 
     per_class: pd.DataFrame  # class, auroc, n_normal_train, n_test_normal, n_test_anomalous
     scores: np.ndarray  # (n_test, n_classes): mean cosine distance to the k nearest normals
@@ -67,6 +83,7 @@ def _fill_top_k_cosine(
             sims = block @ normal[n0 : n0 + normal_chunk].T
             top = torch.topk(sims, min(k, sims.shape[1]), dim=1, sorted=False).values
             best = top if best is None else torch.topk(torch.cat([best, top], 1), k, dim=1).values
+        assert best is not None  # normal has at least one row
         out[q0 : q0 + query_chunk] = best.mean(dim=1)
 
 
@@ -82,6 +99,37 @@ def knn_anomaly_scores(
     """Mean cosine distance of each query to its ``k`` nearest ``normal`` rows (higher = odder).
 
     Memory is O(query_chunk · normal_chunk): the full distance matrix is never built.
+
+    Parameters
+    ----------
+    normal : ndarray of shape (n_normal, p)
+        Features of the normal (reference) items.
+    queries : ndarray of shape (n_queries, p)
+        Features of the items to score.
+    k : int, default=5
+        Nearest normal rows averaged per query, in [1, n_normal].
+    device : str, default="cpu"
+        Torch device of the computation: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``
+        (CUDA when present).
+    query_chunk : int, default=2048
+        Query rows compared at a time.
+    normal_chunk : int, default=8192
+        Normal rows compared at a time.
+    dtype : torch.dtype, default=torch.float32
+        Precision of the computation.
+
+    Returns
+    -------
+    ndarray of shape (n_queries,)
+        float64 scores: 1 minus the mean of each query's ``k`` largest cosine similarities to
+        the normal rows.
+
+    Raises
+    ------
+    GlocalError
+        For a feature matrix that is not a finite, real 2-D array, feature dimensions that
+        differ, ``k`` outside [1, n_normal], all-zero rows (they have no cosine) or a device that
+        is not available.
     """
     normal = check_feature_matrix(normal, "normal")
     queries = check_feature_matrix(queries, "queries")
@@ -116,6 +164,45 @@ def anomaly_detection(
     its mean cosine distance to its ``k`` nearest normal training features, and the AUROC
     separates the test items of other classes (anomalies) from those of c. Runs in torch on
     ``device`` ("cpu", "cuda", "auto") in chunks, so 50k × 10k × 768 fits in little memory.
+
+    Parameters
+    ----------
+    train_X : ndarray of shape (n_train, p)
+        Training features; the rows of class c are its normal set.
+    train_y : ndarray of shape (n_train,)
+        Class label of each training row.
+    test_X : ndarray of shape (n_test, p)
+        Test features, scored with every class in turn as the normal one.
+    test_y : ndarray of shape (n_test,)
+        Class label of each test row.
+    k : int, default=5
+        Nearest normal training items averaged per score; every class needs at least ``k``
+        training items.
+    classes : sequence or None, default=None
+        The classes taken in turn as normal, in this order (None: every class of ``train_y``,
+        sorted). Each needs test items of its own and of other classes.
+    device : str, default="cpu"
+        Torch device of the computation: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``
+        (CUDA when present). Features are compared in float32.
+    query_chunk : int, default=2048
+        Test rows compared at a time.
+    normal_chunk : int, default=8192
+        Normal training rows compared at a time.
+    progress : bool, default=True
+        Show a progress bar over classes.
+
+    Returns
+    -------
+    AnomalyDetectionResult
+        One row of ``per_class`` and one column of ``scores`` per class of ``classes``.
+
+    Raises
+    ------
+    GlocalError
+        For a feature matrix that is not a finite, real 2-D array, feature dimensions that
+        differ, label vectors that are not 1-D or do not match their rows, a class with fewer
+        than ``k`` training items or without test items of its own or of other classes,
+        all-zero rows (they have no cosine) or a device that is not available.
     """
     train_X = check_feature_matrix(train_X, "train_X")
     test_X = check_feature_matrix(test_X, "test_X")
@@ -162,3 +249,62 @@ def anomaly_detection(
             }
         )
     return AnomalyDetectionResult(per_class=pd.DataFrame(per_class), scores=scores, k=k)
+
+
+def shifted_anomaly_detection(
+    train_X: np.ndarray,
+    train_fine: np.ndarray,
+    train_coarse: np.ndarray,
+    test_X: np.ndarray,
+    test_fine: np.ndarray,
+    test_coarse: np.ndarray,
+    k: int = 5,
+    seen: Sequence[int] = (0, 1, 2),
+    device: str = "cpu",
+    progress: bool = True,
+) -> AnomalyDetectionResult:
+    """Anomaly detection under subclass shift (the official CIFAR-100-shift protocol).
+
+    Each superclass c in turn is normal. Its fine classes, sorted, are split: the ``seen``
+    positions (default the first three of CIFAR-100's five) give the normal training items,
+    and the test set holds every test item of every *other* fine class, so the normal test
+    items all come from unseen subclasses of c; items of other superclasses are anomalies.
+    Scores are :func:`knn_anomaly_scores` (mean cosine distance to the k nearest normals).
+    """
+    train_X = check_feature_matrix(train_X, "train_X")
+    test_X = check_feature_matrix(test_X, "test_X")
+    train_fine = check_labels(train_fine, len(train_X), "train_fine")
+    train_coarse = check_labels(train_coarse, len(train_X), "train_coarse")
+    test_fine = check_labels(test_fine, len(test_X), "test_fine")
+    test_coarse = check_labels(test_coarse, len(test_X), "test_coarse")
+    dev = resolve_device(device)
+    per_class, columns = [], []
+    classes = list(np.unique(train_coarse))
+    for c in tqdm(classes, desc="anomaly detection (shift)", disable=not progress):
+        fine = np.unique(train_fine[train_coarse == c])
+        positions = [p for p in seen if p < len(fine)]
+        if not positions or len(positions) == len(fine):
+            raise GlocalError(
+                f"superclass {show_label(c)!r} has {len(fine)} fine classes; `seen` positions "
+                f"{list(seen)} must pick some of them and leave others unseen"
+            )
+        normal_fine = fine[positions]
+        normal = train_X[np.isin(train_fine, normal_fine)]
+        if len(normal) < k:
+            raise GlocalError(f"superclass {show_label(c)!r}: {len(normal)} normal rows < k={k}")
+        keep = ~np.isin(test_fine, normal_fine)
+        anomalous = test_coarse[keep] != c
+        if anomalous.all() or not anomalous.any():
+            raise GlocalError(f"superclass {show_label(c)!r}: the shifted test set is one-sided")
+        n_t = _unit(torch.as_tensor(normal, dtype=torch.float32, device=dev), "train_X")
+        q_t = _unit(torch.as_tensor(test_X[keep], dtype=torch.float32, device=dev), "test_X")
+        sims = _mean_top_k_cosine(n_t, q_t, k, 2048, 8192)
+        score = np.full(len(test_X), np.nan)
+        score[keep] = (1.0 - sims).double().cpu().numpy()
+        columns.append(score)
+        per_class.append({
+            "class": c, "auroc": float(roc_auc_score(anomalous, score[keep])),
+            "n_normal_train": int(len(normal)), "n_test_normal": int((~anomalous).sum()),
+            "n_test_anomalous": int(anomalous.sum()),
+        })  # fmt: skip
+    return AnomalyDetectionResult(pd.DataFrame(per_class), np.stack(columns, axis=1), k)

@@ -76,6 +76,33 @@ def category_labels(
 
     Returns a Series indexed by object index (position in ``categories``), named "category";
     objects without a usable category are absent from it.
+
+    Parameters
+    ----------
+    categories : pandas.DataFrame of shape (n_objects, n_categories)
+        Category membership, 0/1, one row per object and one column per category, as from
+        ``glocal.things.categories()``.
+    objects : array-like of int or None, default=None
+        Distinct 0-based indices (positions in ``categories``) of the objects to label (None:
+        all); ``min_members`` counts members among them.
+    min_members : int, default=1
+        Fewest labelled objects a category needs to be kept; the objects of a short category
+        move to their next category.
+    overlap : {"largest", "smallest", "drop"}, default="largest"
+        How objects in several categories are resolved: their broadest category, their most
+        specific one, or left out.
+
+    Returns
+    -------
+    pandas.Series
+        The category name of each labelled object, indexed by object index in increasing
+        order.
+
+    Raises
+    ------
+    GlocalError
+        For ``categories`` that is not a DataFrame of 0/1 cells with at least one column,
+        invalid ``objects``, an unknown ``overlap`` or ``min_members`` below 1.
     """
     member = _membership(categories)
     names = np.asarray(categories.columns)
@@ -137,8 +164,49 @@ def things_few_shot(
     Support and test concepts both come from ``heldout`` (disjoint in every episode): for n
     shots, n concepts per category train the classifier and ``n_test_per_class`` others are
     classified. ``min_members`` defaults to max(shots) + n_test_per_class, so every category
-    serves every n. Returns :func:`glocal.downstream.few_shot`'s table (one row per episode
-    and classifier) with the number of categories in ``n_classes``.
+    serves every n.
+
+    Parameters
+    ----------
+    X : ndarray of shape (1854, p)
+        Features of all THINGS objects, in the order of the rows of ``categories``.
+    categories : pandas.DataFrame
+        Category membership of the same objects (see :func:`glocal.category_labels`).
+    heldout : array-like of int
+        Distinct 0-based indices of the held-out objects.
+    shots : sequence of int, default=(1, 5, 10)
+        Support concepts per category; each value gets ``n_repeats`` episodes.
+    n_test_per_class : int, default=5
+        Test concepts per category in each episode.
+    n_repeats : int, default=10
+        Episodes per value of ``shots``.
+    classifier : {"logreg", "centroid"} or sequence of them, default=("logreg", "centroid")
+        The classifiers run on every episode.
+    overlap : {"largest", "smallest", "drop"}, default="largest"
+        How concepts in several categories are labelled (see :func:`glocal.category_labels`).
+    min_members : int or None, default=None
+        Fewest labelled held-out concepts a category needs to be kept (None: the default
+        above).
+    seed : int, default=0
+        Seeds the episodes (see :func:`glocal.few_shot`).
+    progress : bool, default=True
+        Show a progress bar over episodes.
+    **few_shot_kwargs
+        Further keyword arguments of :func:`glocal.few_shot` (e.g. ``Cs``, ``cv_folds``,
+        ``device``, ``one_shot``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`glocal.few_shot`'s table (one row per episode and classifier) with the number
+        of categories in ``n_classes``.
+
+    Raises
+    ------
+    GlocalError
+        For an ``X`` that is not a finite, real 2-D array with one row per row of
+        ``categories``, invalid ``categories`` or ``heldout``, fewer than 2 categories with
+        enough held-out concepts, and the errors of :func:`glocal.few_shot`.
     """
     X = _check_inputs(X, categories)
     heldout = check_object_indices(heldout, len(X), "heldout")
@@ -209,6 +277,45 @@ def things_anomaly_detection(
     the normal set; every test concept is scored by its mean cosine distance to its k nearest
     normal concepts, and the AUROC separates the other categories' test concepts from the
     category's own. ``min_members`` defaults to 2k.
+
+    Parameters
+    ----------
+    X : ndarray of shape (1854, p)
+        Features of all THINGS objects, in the order of the rows of ``categories``.
+    categories : pandas.DataFrame
+        Category membership of the same objects (see :func:`glocal.category_labels`).
+    heldout : array-like of int
+        Distinct 0-based indices of the held-out objects.
+    k : int, default=5
+        Nearest normal concepts averaged per score.
+    train_fraction : float, default=0.5
+        Share of each category's concepts in the reference set, in (0, 1).
+    overlap : {"largest", "smallest", "drop"}, default="largest"
+        How concepts in several categories are labelled (see :func:`glocal.category_labels`).
+    min_members : int or None, default=None
+        Fewest labelled held-out concepts a category needs to be kept, at least ``k + 1``
+        (None: 2k).
+    seed : int, default=0
+        Seeds the split into reference and test concepts.
+    device : str, default="cpu"
+        Torch device of the computation (see :func:`glocal.anomaly_detection`).
+    progress : bool, default=False
+        Show a progress bar over categories.
+
+    Returns
+    -------
+    AnomalyDetectionResult
+        One row of ``per_class`` and one column of ``scores`` per kept category (``class``
+        holds its name).
+
+    Raises
+    ------
+    GlocalError
+        For an ``X`` that is not a finite, real 2-D array with one row per row of
+        ``categories``, invalid ``categories`` or ``heldout``, ``min_members`` below ``k + 1``,
+        fewer than 2 categories with enough held-out concepts, ``train_fraction`` outside
+        (0, 1) or a category too small for its reference and test concepts, and the errors of
+        :func:`glocal.anomaly_detection`.
     """
     X = _check_inputs(X, categories)
     heldout = check_object_indices(heldout, len(X), "heldout")

@@ -50,46 +50,49 @@ COLUMNS = (
 class EvalSettings:
     """Settings of every measurement; :func:`compare` records them as ``setting_*`` columns.
 
-    Attributes
+    Parameters
     ----------
-    similarity : {"auto", "dot", "cosine"}
+    similarity : {"auto", "dot", "cosine"}, default="auto"
         Similarity for odd-one-out accuracy and RSA; ``"auto"`` scores original features with
         cosines and transformed ones with dot products (the paper's convention).
-    reference_similarity : {"dot", "cosine"}
+    reference_similarity : {"dot", "cosine"}, default="dot"
         Similarity of the human reference embedding in RSA (VICE: dot products).
-    n_bootstrap : int
+    n_bootstrap : int, default=200
         Bootstrap replicates of the RSA interval (0: none).
-    confidence : float
+    confidence : float, default=0.95
         Level of the RSA and few-shot intervals.
-    ks : tuple of int
+    ks : tuple of int, default=(1, 5, 10, 50)
         Neighbourhood sizes of the k-NN overlap.
-    local_similarity : {"cosine", "dot"}
+    local_similarity : {"cosine", "dot"}, default="cosine"
         Similarity that defines neighbourhoods for the overlap and the correlation.
-    neighbourhood_k : int
+    neighbourhood_k : int, default=10
         Neighbours whose similarities the neighbourhood correlation compares.
-    shots : tuple of int
+    shots : tuple of int, default=(1, 5, 10)
         Training examples per class in the few-shot episodes.
-    n_test_per_class : int or None
-        Test items per class in each episode (None: all that remain).
-    n_repeats : int
-        Episodes per setting.
-    classifiers : tuple of {"logreg", "centroid"}
+    n_test_per_class : int or None, default=None
+        Test items per class in each episode of the ``downstream`` datasets (None: all test
+        items of the class).
+    n_repeats : int, default=10
+        Episodes per setting (per number of shots).
+    classifiers : tuple of {"logreg", "centroid"}, default=("logreg", "centroid")
         Few-shot classifiers.
-    Cs : tuple of float
-        Inverse L2 strengths the logistic regression chooses from by cross-validation.
-    cv_folds : int
+    Cs : tuple of float, default=DEFAULT_CS
+        Inverse L2 strengths the logistic regression chooses from by cross-validation
+        (default: the 11 powers of ten from 1e-4 to 1e6).
+    cv_folds : int, default=5
         Folds of that cross-validation.
-    anomaly_k : int
+    anomaly_k : int, default=5
         Nearest normal training items whose mean cosine distance scores an item.
-    things_n_test_per_class : int
-        Test concepts per category in the THINGS category tasks.
-    overlap : {"largest", "smallest", "drop"}
+    things_n_test_per_class : int, default=5
+        Test concepts per category in the THINGS category few-shot task.
+    overlap : {"largest", "smallest", "drop"}, default="largest"
         How THINGS concepts in several categories are labelled (see
         :func:`glocal.evaluation.categories.category_labels`).
-    device : str
+    device : str, default="cpu"
         Torch device of the few-shot and anomaly computations.
-    seed : int
-        Seeds episodes and bootstrap.
+    seed : int, default=0
+        Seeds episodes and bootstrap (and the THINGS anomaly-detection split into reference
+        and test concepts).
     """
 
     similarity: Literal["auto", "dot", "cosine"] = "auto"
@@ -119,6 +122,28 @@ def resolve_transform(spec: Any, name: str = "transform") -> tuple[Apply | None,
     """Turn ``"original"``, a fitted object with ``.transform`` or an npz path into a map.
 
     Returns (function or None for the identity, a description of the source).
+
+    Parameters
+    ----------
+    spec : str, path-like or object
+        ``"original"`` (the identity), a fitted object with a callable ``.transform`` (e.g. a
+        :class:`~glocal.GlocalTransform`), or the path of a saved transform (a name ending in
+        ``.npz`` or an existing file), read with :meth:`glocal.GlocalTransform.load`.
+    name : str, default="transform"
+        The transform's name in ``compare``'s ``transforms``, for the error message.
+
+    Returns
+    -------
+    apply : callable or None
+        The map (the object's ``transform`` method), or None for the identity.
+    source : str
+        ``"original"``, the npz path, or for an object the ``"path"`` entry of its
+        ``metadata_`` when it has one, else its class name.
+
+    Raises
+    ------
+    GlocalError
+        For any other ``spec``, or an npz file that cannot be read as a transform.
     """
     from glocal.transform import GlocalTransform
 
@@ -194,20 +219,59 @@ def compare(
 ) -> pd.DataFrame:
     """Measure every named transform on every given feature set; one tidy row per number.
 
-    transforms: {name: spec}, spec = ``"original"`` (the features as they are), a fitted
-        object with ``.transform`` (e.g. a :class:`~glocal.GlocalTransform`) or an npz path.
-    things: THINGS object features (1854, p), the transforms' input space. With
-        ``triplets`` (held-out triplets) → odd-one-out accuracy; with ``reference`` (e.g. the
-        VICE human embedding) → RSA with a bootstrap interval over objects, on
-        ``heldout_objects`` if given, else on all objects; with ``categories`` and
-        ``heldout_objects`` → the THINGS category few-shot and anomaly-detection tasks.
-    contrast: held-out generic features → neighbour overlap (per k) and neighbourhood
-        correlation between the original and the transformed features.
-    downstream: {dataset: (train_X, train_y, test_X, test_y)} → few-shot accuracy (mean and
-        interval over repeats, per classifier and shots) and one-vs-rest anomaly AUROC.
-
     Missing inputs skip their measurements. Settings come from ``settings`` and are recorded
     in ``setting_*`` columns.
+
+    Parameters
+    ----------
+    transforms : mapping of str to spec, or sequence of spec
+        {name: spec}, spec = ``"original"`` (the features as they are), a fitted object with
+        ``.transform`` (e.g. a :class:`~glocal.GlocalTransform`) or an npz path (see
+        :func:`resolve_transform`). A sequence of specs names each one ``str(spec)``.
+    things : ndarray of shape (1854, p) or None, default=None
+        THINGS object features, the transforms' input space. With ``triplets`` → odd-one-out
+        accuracy; with ``reference`` → RSA; with ``categories`` and ``heldout_objects`` → the
+        THINGS category few-shot and anomaly-detection tasks.
+    triplets : ndarray of shape (n, 3) or None, default=None
+        Held-out triplets of the THINGS objects → odd-one-out accuracy (needs ``things``).
+    reference : ndarray of shape (1854, q) or None, default=None
+        A reference embedding of the same objects (e.g. the VICE human embedding) → RSA with a
+        bootstrap interval over objects, on ``heldout_objects`` if given, else on all objects
+        (needs ``things``).
+    heldout_objects : array-like of int or None, default=None
+        Distinct 0-based indices of the held-out THINGS objects (needs ``things``): the
+        objects of RSA and of the THINGS category tasks.
+    categories : pandas.DataFrame or None, default=None
+        THINGS category membership, 0/1, one row per object and one column per category
+        (``glocal.things.categories()``) → the THINGS category tasks (needs ``things`` and
+        ``heldout_objects``).
+    contrast : ndarray of shape (n_c, p) or None, default=None
+        Held-out generic features → neighbour overlap (per k) and neighbourhood correlation
+        between the original and the transformed features.
+    downstream : mapping or None, default=None
+        {dataset: (train_X, train_y, test_X, test_y)} → few-shot accuracy (mean and interval
+        over repeats, per classifier and shots) and one-vs-rest anomaly AUROC.
+    settings : EvalSettings or None, default=None
+        Settings of every measurement (None: ``EvalSettings()``).
+    progress : bool, default=True
+        Show progress bars.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per number, with the columns ``COLUMNS`` (transform, source, measurement,
+        dataset, metric, value, ci_low, ci_high, n, k, shots, classifier, category,
+        similarity; missing where they do not apply), one ``setting_*`` column per field of
+        ``settings`` and ``glocal_version``.
+
+    Raises
+    ------
+    GlocalError
+        For ``transforms`` that are neither a mapping nor a sequence, are empty or hold an
+        unknown spec; ``downstream`` that is not a mapping of 4-tuples; ``triplets``,
+        ``reference``, ``heldout_objects`` or ``categories`` without the inputs they need;
+        invalid features, object indices, triplets or labels; and the errors of the
+        measurements themselves.
     """
     settings = settings or EvalSettings()
     named = {name: resolve_transform(spec, name) for name, spec in _named(transforms).items()}

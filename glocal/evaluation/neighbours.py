@@ -23,6 +23,28 @@ def nearest_neighbours(
     """Indices (n, k) of each row's k most similar other rows, most similar first.
 
     Works through ``chunk_size`` rows at a time, so memory is O(chunk_size · n).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        The features.
+    k : int
+        Neighbours per row, in [1, n - 1]; a row is not its own neighbour.
+    similarity : {"cosine", "dot"}, default="cosine"
+        Similarity that defines the neighbours.
+    chunk_size : int, default=2048
+        Rows compared at a time.
+
+    Returns
+    -------
+    ndarray of shape (n, k)
+        int64 row indices of each row's neighbours, most similar first.
+
+    Raises
+    ------
+    GlocalError
+        For an ``X`` that is not a finite, real 2-D array, an unknown ``similarity``, all-zero
+        rows with ``"cosine"``, or ``k`` outside [1, n - 1].
     """
     Xs = _prepare(X, similarity, "X")
     n = len(Xs)
@@ -120,6 +142,36 @@ def neighbourhood_correlation(
     Each item's neighbourhood is its k nearest neighbours in ``X`` (the original features);
     the item's similarities to them in ``X`` and in ``Y`` are correlated (Spearman by default)
     and the correlations are averaged over items (items with constant similarities are skipped).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        The original features; they define each item's neighbourhood.
+    Y : ndarray of shape (n, q)
+        The transformed features of the same n items, in the same order.
+    k : int, default=10
+        Neighbourhood size, in [2, n - 1].
+    similarity : {"cosine", "dot"}, default="cosine"
+        Similarity that defines the neighbourhoods and the similarities in ``X``.
+    similarity_y : {"cosine", "dot"} or None, default=None
+        The similarity in ``Y`` (default: ``similarity``).
+    method : {"spearman", "pearson"}, default="spearman"
+        The correlation.
+    chunk_size : int, default=2048
+        Rows compared at a time (memory is O(chunk_size · n)).
+
+    Returns
+    -------
+    float
+        The mean correlation over items, skipping those whose similarities are constant in
+        ``X`` or in ``Y``.
+
+    Raises
+    ------
+    GlocalError
+        For ``X`` and ``Y`` that are not finite, real 2-D arrays with the same number of rows,
+        ``k`` outside [2, n - 1], an unknown ``method`` or ``similarity``, all-zero rows with
+        ``"cosine"``, or when every neighbourhood has constant similarities.
     """
     _check_pair(X, Y)
     if k < 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from glocal._device import resolve_device
 from glocal.features.encoder import FeatureModel, load_model
-from glocal.features.extract import extract_features
+from glocal.features.extract import ExtractionPlan, extract_features, plan_extraction
 from glocal.features.models import (
     ModelConfig,
     get_config,
@@ -12,11 +12,13 @@ from glocal.features.models import (
     read_model_configs,
     register_model,
 )
+from glocal.features.shards import ShardSource, extract_sharded
 from glocal.features.sources import (
     DatasetSource,
     ImagePaths,
     Source,
     TextSource,
+    downstream_source,
     image_folder,
     image_list,
     resolve_source,
@@ -34,21 +36,26 @@ from glocal.features.store import (
 
 __all__ = [
     "DatasetSource",
+    "ExtractionPlan",
     "FeatureModel",
     "FeatureStore",
     "ImagePaths",
     "ModelConfig",
+    "ShardSource",
     "Source",
     "TextSource",
     "cache_root",
     "check_compatible",
     "extract_features",
+    "extract_sharded",
     "get_config",
+    "downstream_source",
     "image_folder",
     "image_list",
     "list_models",
     "load_features",
     "load_model",
+    "plan_extraction",
     "read_model_configs",
     "register_model",
     "resolve_device",

@@ -12,10 +12,12 @@ import contextlib
 import datetime
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import time
 import warnings
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,94 @@ def _auto_workers(source: Source, batch_size: int) -> int:
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
+@dataclass(frozen=True)
+class ExtractionPlan:
+    """What one extraction writes: the model config and weights, the source, the store path
+    and the provenance fields every store of these items must agree on (``record``)."""
+
+    config: ModelConfig
+    source: Source
+    pretrained: bool
+    seed: int
+    final: Path
+    record: dict[str, Any]
+    ids: list[str]
+    loaded: FeatureModel | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The store's model folder: the name, plus ``@random-seedN`` for random weights."""
+        return _model_id(self.config.name, self.pretrained, self.seed)
+
+
+def _model_id(name: str, pretrained: bool, seed: int) -> str:
+    return name if pretrained else f"{name}@random-seed{seed}"
+
+
+def plan_extraction(
+    model: str | ModelConfig | FeatureModel,
+    source: str | os.PathLike | Source,
+    *,
+    out: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    module: str | None = None,
+    pretrained: bool = True,
+    seed: int = 0,
+    split: str | None = None,
+    dataset: str | None = None,
+    dtype: str = "float32",
+) -> ExtractionPlan:
+    """Resolve the model, source and store path of an extraction without running it."""
+    if dtype not in DTYPES:
+        raise GlocalError(f"dtype {dtype!r} is not one of {DTYPES}")
+    src = resolve_source(source, split=split)
+    loaded = model if isinstance(model, FeatureModel) else None
+    if loaded is not None:
+        config, pretrained, seed = loaded.config, loaded.pretrained, loaded.seed
+    else:
+        config = model if isinstance(model, ModelConfig) else get_config(str(model), module)
+    if config.input != src.kind:
+        raise GlocalError(
+            f"model {config.key!r} takes {config.input} input but source {src.name!r} holds "
+            f"{src.kind}s; pick a {src.kind} model"
+        )
+    model_id = _model_id(config.name, pretrained, seed)
+    dataset_name = dataset or src.name
+    split_name = split or src.split
+    final = (
+        Path(out)
+        if out is not None
+        else store_path(model_id, config.module, dataset_name, split_name, root=cache_dir)
+    )
+    ids = src.ids()
+    record: dict[str, Any] = {
+        "model": config.name,
+        "module": config.module,
+        "weights": "pretrained" if pretrained else "random",
+        "seed": None if pretrained else seed,
+        "config": _config_json(config),
+        "config_sha256": hashlib.sha256(_config_json(config).encode()).hexdigest(),
+        "dtype": dtype,
+        "dataset": dataset_name,
+        "split": split_name,
+        "n_items": len(ids),
+        "source": src.describe(),
+        "source_sha256": src.fingerprint(),
+        "source_digest": src.content_digest(),
+    }
+    return ExtractionPlan(config, src, pretrained, seed, final, record, ids, loaded)
+
+
+def finished_store(plan: ExtractionPlan) -> FeatureStore | None:
+    """The finished store of ``plan`` when it exists and matches; None when absent.
+
+    A store made from other items or settings raises :class:`GlocalError` saying what changed.
+    """
+    if not plan.final.exists():
+        return None
+    return _reuse_or_refuse(plan.final, plan.record)
+
+
 def extract_features(
     model: str | ModelConfig | FeatureModel,
     source: str | os.PathLike | Source,
@@ -181,57 +271,77 @@ def extract_features(
 ) -> FeatureStore:
     """Extract features of ``model`` for every item of ``source`` into a feature store.
 
-    model: a registered name (with ``module``), a ``ModelConfig`` or a loaded ``FeatureModel``.
-    source: a :class:`Source` or a spec string (see ``glocal.features.sources.SOURCE_FORMS``).
-    out: the ``.h5`` file to write; default ``CACHE/features/MODEL/MODULE/DATASET/SPLIT.h5``
-        under ``cache_dir`` (default ``$GLOCAL_CACHE_DIR`` or the user cache).
-    pretrained, seed: weights to load (``False``: random weights initialised from ``seed``).
-    dtype: ``float32`` or ``float16`` storage. amp: fp16 autocast on CUDA (default: on there).
-    chunk_size: rows written per commit; an interruption loses at most the current chunk,
-        and a rerun resumes. A finished store is returned as is unless ``overwrite=True``.
-    Returns the finished :class:`FeatureStore`.
+    Items are written in chunks: an interruption loses at most the current chunk, and a rerun
+    resumes. A finished store is returned as is unless ``overwrite=True``. Large sources can be
+    split into shards that run as tasks of the execution engine:
+    :func:`glocal.features.extract_sharded`.
+
+    Parameters
+    ----------
+    model : str, ModelConfig or FeatureModel
+        A registered name (with ``module``), a ``ModelConfig`` or a loaded ``FeatureModel``.
+    source : str, path-like or Source
+        A :class:`Source` or a spec string (see ``glocal.features.sources.SOURCE_FORMS``).
+    out : str, path-like or None, default=None
+        The ``.h5`` file to write; default ``MODEL/MODULE/DATASET/SPLIT.h5`` under
+        ``cache_dir``, or under ``CACHE/features`` without it (CACHE: ``$GLOCAL_CACHE_DIR`` or
+        the user cache).
+    cache_dir : str, path-like or None, default=None
+        The folder of the default ``out``.
+    module : str or None, default=None
+        The module of a model given by name (None: its first registered module).
+    pretrained : bool, default=True
+        Load the pretrained weights; ``False``: random weights initialised from ``seed`` (the
+        store's model folder is then ``NAME@random-seedN``). A loaded ``FeatureModel`` keeps
+        its own weights, ``pretrained`` and ``seed``.
+    seed : int, default=0
+        Seed of the random weights.
+    split : str or None, default=None
+        Split name of the store (None: the source's); passed on to
+        :func:`glocal.features.resolve_source` for a spec string.
+    dataset : str or None, default=None
+        Dataset name of the store (None: the source's name).
+    batch_size : int, default=64
+        Items per forward pass.
+    num_workers : int or None, default=None
+        Data-loader worker processes (None: none for text sources and sources of at most one
+        batch, else one fewer than the CPU cores, at most 8); a daemonic process uses none.
+    device : str or torch.device, default="auto"
+        Torch device the model is loaded on (``"auto"``: CUDA when present).
+    amp : bool or None, default=None
+        fp16 autocast on CUDA (None: on there); never used on other devices.
+    dtype : {"float32", "float16"}, default="float32"
+        Storage dtype of the features.
+    chunk_size : int, default=1024
+        Rows written per commit, rounded down to a multiple of ``batch_size`` (at least one
+        batch).
+    overwrite : bool, default=False
+        Extract again even when a finished store exists (an unfinished one starts over).
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    FeatureStore
+        The finished :class:`FeatureStore`.
+
+    Raises
+    ------
+    GlocalError
+        For ``batch_size`` or ``chunk_size`` below 1, an unknown ``dtype``, model or module,
+        a source spec that is not understood, a model whose input (image or text) is not the
+        source's, a finished store at the path made from other items or settings (without
+        ``overwrite``), a store path that cannot be written, or a device that is not available.
     """
-    if dtype not in DTYPES:
-        raise GlocalError(f"dtype {dtype!r} is not one of {DTYPES}")
     if batch_size < 1 or chunk_size < 1:
         raise GlocalError("batch_size and chunk_size must be positive")
-    src = resolve_source(source, split=split)
-    loaded = model if isinstance(model, FeatureModel) else None
-    if loaded is not None:
-        config, pretrained, seed = loaded.config, loaded.pretrained, loaded.seed
-    else:
-        config = model if isinstance(model, ModelConfig) else get_config(str(model), module)
-    if config.input != src.kind:
-        raise GlocalError(
-            f"model {config.key!r} takes {config.input} input but source {src.name!r} holds "
-            f"{src.kind}s; pick a {src.kind} model"
-        )
-    model_id = config.name if pretrained else f"{config.name}@random-seed{seed}"
-    dataset_name = dataset or src.name
-    split_name = split or src.split
-    final = (
-        Path(out)
-        if out is not None
-        else store_path(model_id, config.module, dataset_name, split_name, root=cache_dir)
-    )
-    ids = src.ids()
-    plan: dict[str, Any] = {
-        "model": config.name,
-        "module": config.module,
-        "weights": "pretrained" if pretrained else "random",
-        "seed": None if pretrained else seed,
-        "config": _config_json(config),
-        "config_sha256": hashlib.sha256(_config_json(config).encode()).hexdigest(),
-        "dtype": dtype,
-        "dataset": dataset_name,
-        "split": split_name,
-        "n_items": len(ids),
-        "source": src.describe(),
-        "source_sha256": src.fingerprint(),
-        "source_digest": src.content_digest(),
-    }
+    plan = plan_extraction(
+        model, source, out=out, cache_dir=cache_dir, module=module, pretrained=pretrained,
+        seed=seed, split=split, dataset=dataset, dtype=dtype,
+    )  # fmt: skip
+    final, record, src, config = plan.final, plan.record, plan.source, plan.config
     if final.exists() and not overwrite:
-        return _reuse_or_refuse(final, plan)  # finished stores are read without the lock
+        return _reuse_or_refuse(final, record)  # finished stores are read without the lock
 
     seen = _signature(final)
     if out is not None:
@@ -245,22 +355,22 @@ def extract_features(
         # someone else may have finished this store while we waited for the lock
         if final.exists() and (not overwrite or _signature(final) != seen):
             if not overwrite:
-                return _reuse_or_refuse(final, plan)
+                return _reuse_or_refuse(final, record)
             # overwrite=True, but another process rewrote the store while we waited: a match
             # is as fresh as ours would be
             with contextlib.suppress(GlocalError):
-                store, changes = _reusable(final, plan)
+                store, changes = _reusable(final, record)
                 if not changes:
                     return store
-        fmodel = loaded or load_model(
-            config, pretrained=pretrained, device=resolve_device(device), seed=seed
+        fmodel = plan.loaded or load_model(
+            config, pretrained=plan.pretrained, device=resolve_device(device), seed=plan.seed
         )
         _extract_locked(
             fmodel,
             src,
             final,
-            plan,
-            ids,
+            record,
+            plan.ids,
             overwrite=overwrite,
             batch_size=batch_size,
             chunk_size=chunk_size,
@@ -306,6 +416,8 @@ def _extract_locked(
     rows = max(batch_size, chunk_size // batch_size * batch_size)
     n = len(ids)
     workers = _auto_workers(src, batch_size) if num_workers is None else num_workers
+    if workers and multiprocessing.current_process().daemon:
+        workers = 0  # a daemonic process (e.g. a Dask worker) cannot start loader processes
     loader = torch.utils.data.DataLoader(
         _Items(src, fmodel.preprocess, start),
         batch_size=batch_size,
@@ -355,8 +467,14 @@ def _extract_locked(
     )
 
 
+#: ModelConfig fields that document a model but do not change its features: editing them must
+#: not make the stores already extracted with it stale.
+DESCRIPTIVE_FIELDS = ("notes", "variant_of")
+
+
 def _config_json(config: ModelConfig) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)
+    fields = {k: v for k, v in config.to_dict().items() if k not in DESCRIPTIVE_FIELDS}
+    return json.dumps(fields, sort_keys=True)
 
 
 def _device_name(device: torch.device) -> str:
@@ -389,7 +507,7 @@ def _resume_point(partial: Path, record: dict[str, Any]) -> int:
 
 
 def _progress_bar(n: int, start: int, label: str, kind: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     unit = "img" if kind == "image" else "text"
     return tqdm(total=n, initial=start, desc=label, unit=unit, disable=not enabled, smoothing=0.1)

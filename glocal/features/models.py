@@ -25,6 +25,8 @@ class ModelConfig:
     ``module`` names the sub-module whose output is read (for open_clip, ``visual`` is the
     image embedding and ``text`` the text embedding); ``take`` reduces that output to one
     vector per input; ``dim`` is the resulting feature dimension (``None``: not checked).
+    ``variant_of`` names the registered model that a shrunk variant stands for (the smoke
+    profile's ``tiny-*`` models): its released transform is the variant's reference transform.
     """
 
     name: str
@@ -38,6 +40,7 @@ class ModelConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     preprocess: dict[str, Any] = field(default_factory=dict)
     official_transform: bool = False
+    variant_of: str | None = None
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -52,6 +55,13 @@ class ModelConfig:
             raise GlocalError(f"{where}: input {self.input!r} is not one of {INPUTS}")
         if self.dim is not None and (not isinstance(self.dim, int) or self.dim <= 0):
             raise GlocalError(f"{where}: dim must be a positive integer or null, got {self.dim!r}")
+
+    @property
+    def reference_model(self) -> str | None:
+        """The model whose released gLocal transform applies to these features, if any."""
+        if self.variant_of:
+            return self.variant_of
+        return self.name if self.official_transform else None
 
     @property
     def key(self) -> str:

@@ -323,20 +323,33 @@ def things_texts(kind: str = "words", concepts: Any = None) -> TextSource:
     )
 
 
+def _class_name(value: Any) -> str:
+    """A class name: the first of several synonyms (ImageNet), else the value as text."""
+    if isinstance(value, (tuple, list)) and value:
+        return str(value[0])
+    return str(value)
+
+
 class DatasetSource(Source):
     """Any map-style dataset whose items are (PIL image, label), e.g. a torchvision dataset."""
 
     def __init__(self, dataset: Any, *, name: str, split: str = "all", description: str = ""):
         self.dataset = dataset
         self.name, self.split = name, split
-        self.description = description or repr(dataset).splitlines()[0]
+        self.description = (
+            description or getattr(dataset, "description", "") or repr(dataset).splitlines()[0]
+        )
         classes = getattr(dataset, "classes", None)
-        self.classes = [str(c) for c in classes] if classes is not None else None
+        self.classes = [_class_name(c) for c in classes] if classes is not None else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def ids(self) -> list[str]:
+        """The dataset's own item ids (``dataset.ids``, e.g. relative file paths), else indices."""
+        own = getattr(self.dataset, "ids", None)
+        if own is not None and len(own) == len(self):
+            return [str(i) for i in own]
         return [str(i) for i in range(len(self))]
 
     def get(self, index: int) -> tuple[Any, int]:
@@ -354,6 +367,8 @@ class DatasetSource(Source):
         return f"{self.description} (split={self.split!r}, n={len(self)})"
 
     def fingerprint(self) -> str:
+        if getattr(self.dataset, "ids", None) is not None:
+            return super().fingerprint()  # the item ids say which files these are
         return hashlib.sha256(f"{self.description}|{self.split}|{len(self)}".encode()).hexdigest()
 
     def content_digest(self) -> str:
@@ -414,8 +429,38 @@ def torchvision_dataset(
     )
 
 
+def downstream_source(
+    name: str,
+    split: str,
+    *,
+    store_split: str | None = None,
+    download: bool = False,
+    **options: Any,
+) -> DatasetSource:
+    """A downstream dataset of :func:`glocal.data.downstream_dataset` as a source.
+
+    Its items keep the dataset's own ids (file paths relative to the dataset's root, or
+    indices), so a store of the same files matches wherever the folder lives. ``store_split``
+    names the store's split when it differs from the dataset's (e.g. ``train-balanced`` for a
+    class-balanced ImageNet subset); ``options`` go to ``downstream_dataset`` (root, partition,
+    per_class, seed, checksums, hierarchy, partitions).
+    """
+    from glocal.data.datasets import downstream_dataset
+
+    dataset = downstream_dataset(name, split, download=download, **options)
+    shown = {k: v for k, v in options.items() if k in ("partition", "per_class", "seed")}
+    extra = "".join(f", {k}={v!r}" for k, v in sorted(shown.items()))
+    return DatasetSource(
+        dataset,
+        name=name,
+        split=store_split or split,
+        description=f"glocal.data.downstream_dataset({name!r}, {split!r}{extra})",
+    )
+
+
 SOURCE_FORMS = (
     "things[:IMAGES_ROOT]",
+    "dataset:NAME:SPLIT[:PER_CLASS] (glocal.data.downstream_dataset)",
     "text:things-words",
     "text:things-definitions",
     "text:FILE (one text per line)",
@@ -447,6 +492,14 @@ def resolve_source(
             raise GlocalError(f"source {text!r}: {listing} is not a file of texts")
         lines = [ln for ln in listing.read_text().splitlines() if ln.strip()]
         return TextSource(lines, name=_default_name(listing.with_suffix(""), "texts"))
+    if text.startswith("dataset:"):
+        _, name, ds_split, per_class = (text.split(":", 3) + ["", ""])[:4]
+        if not name or not ds_split:
+            raise GlocalError(f"source {text!r}: use dataset:NAME:SPLIT[:PER_CLASS]")
+        options: dict[str, Any] = {"per_class": int(per_class)} if per_class else {}
+        if root is not None:
+            options["root"] = root
+        return downstream_source(name, ds_split, store_split=split, download=download, **options)
     if text.startswith("torchvision:"):
         _, name, tv_split = (text.split(":", 2) + [""])[:3]
         return torchvision_dataset(name, split or tv_split or None, root=root, download=download)
