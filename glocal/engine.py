@@ -11,6 +11,7 @@ every task in this process, in submission order, without Dask.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -192,7 +193,10 @@ class Engine:
         be lost with it)."""
         if self.serial:
             return value
-        return self.client.submit(_identity, value, key=key, pure=False)
+        with warnings.catch_warnings():
+            # Dask warns about any graph over 10 MB; sending the data once is the point here
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            return self.client.submit(_identity, value, key=key, pure=False)
 
     def submit(self, fn: Callable[..., Any], *args: Any, key: str, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` as a task named ``key``; futures among the arguments are
