@@ -22,11 +22,13 @@ from glocal.transform import PRESETS, GlocalTransform
 KINDS = ("naive", "global", "glocal")
 #: How each kind chooses the hyper-parameters its preset leaves open, when the notebook does
 #: not set them: a grid search with object-disjoint folds over the training objects
-#: (glocal.search). naive: the official protocol, lambda by validation cross-entropy;
-#: gLocal: alpha and lambda by the best alignment among settings that keep at least
-#: ``min_overlap`` of the held-out contrast set's 10 nearest neighbours.
+#: (glocal.search). naive: the official protocol, lambda by validation cross-entropy; global:
+#: lambda by the best validation alignment; gLocal: alpha and lambda by the best alignment among
+#: settings that keep at least ``min_overlap`` of the held-out contrast set's 10 nearest
+#: neighbours.
 SELECTION: dict[str, dict[str, Any]] = {
     "naive": {"grid": "naive", "scoring": "cross_entropy"},
+    "global": {"grid": "global", "scoring": "alignment"},
     "glocal": {"grid": "small", "scoring": "tradeoff", "min_overlap": 0.75},
 }
 
