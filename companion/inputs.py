@@ -370,7 +370,9 @@ def model_config(model: str, module: str | None = None) -> Any:
 
 def model_id(model: str, pretrained: bool) -> str:
     """The feature-store folder of a model: its name, or ``NAME@random-seed0``."""
-    return model if pretrained else f"{model}@random-seed0"
+    from glocal.features import model_folder
+
+    return model_folder(model, pretrained, seed=0)
 
 
 def load_inputs(

@@ -31,6 +31,7 @@ from glocal.features.store import (
     cache_root,
     check_compatible,
     load_features,
+    model_folder,
     store_path,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "image_list",
     "list_models",
     "load_features",
+    "model_folder",
     "load_model",
     "plan_extraction",
     "read_model_configs",

@@ -13,6 +13,7 @@ from glocal._device import resolve_device
 from glocal.errors import GlocalError
 from glocal.features.backends import BACKENDS, Built
 from glocal.features.models import ModelConfig, get_config
+from glocal.features.store import model_folder
 
 
 def reduce_output(output: torch.Tensor, take: str, where: str) -> torch.Tensor:
@@ -71,7 +72,7 @@ class FeatureModel:
     @property
     def model_id(self) -> str:
         """The store's folder name: the model name, plus ``@random-seedN`` for random weights."""
-        return self.config.name if self.pretrained else f"{self.config.name}@random-seed{self.seed}"
+        return model_folder(self.config.name, self.pretrained, self.seed)
 
     @property
     def input(self) -> str:

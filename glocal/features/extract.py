@@ -36,6 +36,7 @@ from glocal.features.store import (
     FeatureStore,
     create_partial,
     finish_partial,
+    model_folder,
     partial_path,
     read_provenance,
     store_path,
@@ -178,11 +179,7 @@ class ExtractionPlan:
     @property
     def model_id(self) -> str:
         """The store's model folder: the name, plus ``@random-seedN`` for random weights."""
-        return _model_id(self.config.name, self.pretrained, self.seed)
-
-
-def _model_id(name: str, pretrained: bool, seed: int) -> str:
-    return name if pretrained else f"{name}@random-seed{seed}"
+        return model_folder(self.config.name, self.pretrained, self.seed)
 
 
 def plan_extraction(
@@ -212,7 +209,7 @@ def plan_extraction(
             f"model {config.key!r} takes {config.input} input but source {src.name!r} holds "
             f"{src.kind}s; pick a {src.kind} model"
         )
-    model_id = _model_id(config.name, pretrained, seed)
+    model_id = model_folder(config.name, pretrained, seed)
     dataset_name = dataset or src.name
     split_name = split or src.split
     final = (

@@ -48,6 +48,12 @@ def cache_root() -> Path:
     return cache_dir() / "features"
 
 
+def model_folder(name: str, pretrained: bool = True, seed: int = 0) -> str:
+    """A model's folder in the feature store: its name, or ``NAME@random-seedN`` for the random
+    weights drawn with ``seed``."""
+    return name if pretrained else f"{name}@random-seed{seed}"
+
+
 def store_path(
     model_id: str,
     module: str,
