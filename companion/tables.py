@@ -219,6 +219,10 @@ def anomaly_table(
     return pd.concat(frames, ignore_index=True)
 
 
+#: The measures of :func:`evaluate`, one column each.
+MEASURES = ("alignment", "overlap_things", "overlap_contrast", "few_shot", "auroc")
+
+
 def evaluate(
     inputs: Inputs,
     transforms: Mapping[str, GlocalTransform],
@@ -236,24 +240,12 @@ def evaluate(
     odd-one-out accuracy, ``overlap_things``/``overlap_contrast`` the k-NN overlap with the
     original features on held-out concepts / contrast items, ``few_shot`` the mean accuracy of
     ``shots``-shot ``classifier`` ("logreg" or "centroid") over ``n_repeats`` episodes and
-    ``auroc`` the mean anomaly AUROC on ``task``.
+    ``auroc`` the mean anomaly AUROC on ``task``. The means of
+    :func:`companion.plotting.evaluate_with_intervals`, which also gives their intervals.
     """
-    align = alignment_table(inputs, transforms).set_index("representation")["accuracy"]
-    local = local_structure_table(inputs, transforms, (k,))
-    fs = few_shot_table(
-        inputs, transforms, (task,), (shots,), n_repeats, classifiers=(classifier,), seed=seed
+    from companion.plotting import evaluate_with_intervals
+
+    table = evaluate_with_intervals(
+        inputs, transforms, k, shots, n_repeats, anomaly_k, task, classifier, seed
     )
-    fs_mean = fs.groupby("representation")["accuracy"].mean()
-    ad = anomaly_table(inputs, transforms, (task,), anomaly_k, seed)
-    auroc = ad.groupby("representation")["auroc"].mean()
-    rows = []
-    for name in ("original", *transforms):
-        overlap = local[local["transform"] == name].set_index("items")["overlap"]
-        rows.append({
-            "representation": name,
-            "alignment": align["zero-shot" if name == "original" else name],
-            "overlap_things": overlap.get("held-out THINGS concepts", 1.0),
-            "overlap_contrast": overlap.get("held-out contrast items", 1.0),
-            "few_shot": fs_mean[name], "auroc": auroc[name],
-        })  # fmt: skip
-    return pd.DataFrame(rows)
+    return table[["representation", *MEASURES]]
