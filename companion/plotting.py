@@ -3,8 +3,7 @@
 Besides writing files, this module holds what the result pages share for *showing* results:
 the colours and names of the representations, tables without index columns
 (:func:`show`), figures glued into the book with a numbered caption (:func:`glue_figure`),
-intervals for error bars (:func:`wilson`, :func:`mean_interval`, :func:`paired_interval`),
-the verdict of a claim (:func:`verdict`) and the fits' loss curves
+and the fits' loss curves
 (:func:`fit_histories`, :func:`stopping_table`, :func:`plot_fit_histories`).
 """
 
@@ -20,6 +19,14 @@ import numpy as np
 import pandas as pd
 
 from glocal.errors import GlocalError
+from glocal.evaluation.intervals import (  # noqa: F401 (re-exported)
+    mean_interval,
+    paired_interval,
+    sign_of,
+    verdict,
+    wilson_interval,
+)
+from glocal.evaluation.neighbours import per_item_overlap  # noqa: F401 (re-exported)
 from glocal.io import atomic_path
 
 #: One colour per representation, the same in every notebook.
@@ -243,85 +250,7 @@ def glue_figure(fig: Any, results_dir: str | os.PathLike, name: str) -> None:
     plt.close(fig)
 
 
-# --- intervals and verdicts ----------------------------------------------------------------------
-
-
-def wilson(p: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson interval of a proportion ``p`` observed in ``n`` trials."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
-def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple:
-    """(mean, low, high, n): the mean and its t-interval (NaN bounds for fewer than 2 values)."""
-    from scipy import stats
-
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    n = len(x)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    mean = float(x.mean())
-    if n < 2:
-        return mean, float("nan"), float("nan"), n
-    sd = float(x.std(ddof=1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half, n
-
-
-def paired_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple:
-    """(mean, low, high, n) of the paired differences ``a − b`` (same episodes, classes, items)."""
-    return mean_interval(np.asarray(a, float) - np.asarray(b, float), confidence)
-
-
-def verdict(low: float, high: float, expected: str = "positive") -> str:
-    """Whether an interval of a difference supports the expected sign.
-
-    ``"holds"`` when the whole interval has the expected sign, ``"opposite"`` when the whole
-    interval has the other sign, ``"not resolved"`` when it contains 0 and ``"n/a"`` without
-    an interval (a single episode or seed).
-    """
-    if expected not in ("positive", "negative"):
-        raise GlocalError(f"expected must be 'positive' or 'negative', got {expected!r}")
-    if any(map(math.isnan, (low, high))):
-        return "n/a"
-    sign = 1 if expected == "positive" else -1
-    if sign * low > 0 and sign * high > 0:
-        return "holds"
-    if sign * low < 0 and sign * high < 0:
-        return "opposite"
-    return "not resolved"
-
-
-def sign_of(low: float, high: float) -> str:
-    """Where an interval of a difference lies: ``"> 0"``, ``"< 0"``, ``"contains 0"`` or ``"n/a"``.
-
-    A neutral reading for tables that list differences with different expected signs (the
-    paper expects gLocal above the original and the naive transform below it).
-    """
-    if any(map(math.isnan, (low, high))):
-        return "n/a"
-    if low > 0:
-        return "> 0"
-    if high < 0:
-        return "< 0"
-    return "contains 0"
-
-
-def per_item_overlap(X: np.ndarray, Y: np.ndarray, k: int) -> np.ndarray:
-    """Each item's fraction of shared k nearest neighbours (cosine) between ``X`` and ``Y``.
-
-    Its mean is :func:`glocal.evaluation.neighbours.neighbour_overlap`; the values themselves
-    give the interval of that mean over items.
-    """
-    from glocal.evaluation.neighbours import nearest_neighbours
-
-    nx, ny = nearest_neighbours(X, k, "cosine"), nearest_neighbours(Y, k, "cosine")
-    both = np.sort(np.concatenate([nx, ny], axis=1), axis=1)
-    return (both[:, 1:] == both[:, :-1]).sum(axis=1) / k
+# --- intervals and verdicts: glocal.evaluation.intervals (re-exported for the notebooks) ----
 
 
 # --- the fits: loss curves and how each fit stopped -------------------------------------------

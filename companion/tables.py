@@ -23,6 +23,7 @@ from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.evaluation.anomaly import anomaly_detection, shifted_anomaly_detection
 from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
 from glocal.evaluation.few_shot import few_shot
+from glocal.evaluation.intervals import wilson_interval
 from glocal.evaluation.neighbours import neighbour_overlap
 from glocal.evaluation.similarity import apply_transform, default_similarity
 from glocal.transform import GlocalTransform
@@ -33,14 +34,6 @@ def representations(
 ) -> dict[str, np.ndarray]:
     """``{"original": features, name: transform(features), ...}``."""
     return {"original": features, **{k: t.transform(features) for k, t in transforms.items()}}
-
-
-def _interval(p: float, n: int) -> tuple[float, float]:
-    """95% Wilson interval of a proportion ``p`` of ``n`` trials."""
-    z = 1.959964
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
@@ -54,7 +47,7 @@ def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -
     for name, Z in representations(inputs.features, transforms).items():
         similarity = default_similarity(transformed=name != "original")
         acc = odd_one_out_accuracy(Z, test, similarity=similarity)
-        low, high = _interval(acc, len(test))
+        low, high = wilson_interval(acc, len(test))
         rows.append({
             "source": inputs.label, "representation": "zero-shot" if name == "original" else name,
             "accuracy": acc, "ci_low": low, "ci_high": high, "n_test": len(test),

@@ -96,29 +96,12 @@ def test_show_drops_the_index_and_keeps_integers(capsys):
     assert 'class="num"' in html and "glocal-table" in html
 
 
-def test_intervals_and_verdicts():
-    low, high = plotting.wilson(0.5, 100)
-    assert low < 0.5 < high and high - low == pytest.approx(0.192, abs=0.005)
-    mean, low, high, n = plotting.mean_interval([1.0, 2.0, 3.0])
-    assert (mean, n) == (2.0, 3) and low < 2 < high
-    assert plotting.mean_interval([1.0])[1] != plotting.mean_interval([1.0])[1]  # NaN bound
-    d, low, high, n = plotting.paired_interval([1.0, 2.0, 3.5], [0.5, 1.0, 2.0])
-    assert d == pytest.approx(1.0) and n == 3
-    assert plotting.verdict(0.1, 0.3) == "holds"
-    assert plotting.verdict(-0.1, 0.3) == "not resolved"
-    assert plotting.verdict(-0.3, -0.1) == "opposite"
-    assert plotting.verdict(-0.3, -0.1, expected="negative") == "holds"
-    assert plotting.verdict(float("nan"), float("nan")) == "n/a"
-    with pytest.raises(GlocalError, match="expected"):
-        plotting.verdict(0, 1, expected="up")
-
-
 def test_per_item_overlap_averages_to_neighbour_overlap(rng):
-    from glocal.evaluation.neighbours import neighbour_overlap
+    from glocal.evaluation.neighbours import neighbour_overlap, per_item_overlap
 
     X = rng.normal(size=(60, 5))
     Y = X @ rng.normal(size=(5, 5)) + 0.3 * rng.normal(size=(60, 5))
-    per_item = plotting.per_item_overlap(X, Y, 7)
+    per_item = per_item_overlap(X, Y, 7)
     assert per_item.shape == (60,) and per_item.min() >= 0 and per_item.max() <= 1
     assert per_item.mean() == pytest.approx(neighbour_overlap(X, Y, [7])[7])
 
@@ -175,10 +158,3 @@ def test_glue_figure_saves_and_closes(tmp_path):
     assert plotting.glue_figure(fig, tmp_path, "curve") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "curve.svg"]
     assert not plt.fignum_exists(fig.number)
-
-
-def test_sign_of_is_neutral():
-    assert plotting.sign_of(0.1, 0.2) == "> 0"
-    assert plotting.sign_of(-0.2, -0.1) == "< 0"
-    assert plotting.sign_of(-0.1, 0.1) == "contains 0"
-    assert plotting.sign_of(float("nan"), 0.1) == "n/a"

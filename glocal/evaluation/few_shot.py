@@ -8,12 +8,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from tqdm import tqdm
 
 from glocal._device import resolve_device, single_thread_if
 from glocal.errors import GlocalError
 from glocal.evaluation._checks import check_labels, show_label
+from glocal.evaluation.intervals import mean_interval
 from glocal.io import check_feature_matrix
 
 #: The inverse L2 strengths searched by cross-validation (the official code's 1e-4 … 1e6).
@@ -535,9 +535,7 @@ def summarize_few_shot(
     by = list(by or [c for c in ("transform", "task", "classifier", "shots") if c in results])
     grouped = results.groupby(by, sort=False)["accuracy"]
     summary = grouped.agg(mean="mean", sd="std", n_repeats="count").reset_index()
-    n = summary["n_repeats"].to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = stats.t.ppf((1.0 + confidence) / 2.0, n - 1) * summary["sd"] / np.sqrt(n)
-    summary["ci_low"] = summary["mean"] - half
-    summary["ci_high"] = summary["mean"] + half
+    bounds = [mean_interval(values, confidence)[1:3] for _, values in grouped]
+    summary["ci_low"] = [low for low, _ in bounds]
+    summary["ci_high"] = [high for _, high in bounds]
     return summary

@@ -112,12 +112,48 @@ def neighbour_overlap(
     k_max = ks[-1]
     nx = nearest_neighbours(X, k_max, similarity, chunk_size)
     ny = nearest_neighbours(Y, k_max, similarity_y or similarity, chunk_size)
-    result = {}
-    for k in ks:
-        both = np.sort(np.concatenate([nx[:, :k], ny[:, :k]], axis=1), axis=1)
-        shared = (both[:, 1:] == both[:, :-1]).sum(axis=1)
-        result[k] = float(shared.mean() / k)
-    return result
+    return {k: float(_shared(nx[:, :k], ny[:, :k]).mean()) for k in ks}
+
+
+def _shared(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
+    """Each row's fraction of neighbour indices that ``nx`` and ``ny`` share."""
+    both = np.sort(np.concatenate([nx, ny], axis=1), axis=1)
+    return (both[:, 1:] == both[:, :-1]).sum(axis=1) / nx.shape[1]
+
+
+def per_item_overlap(
+    X: np.ndarray,
+    Y: np.ndarray,
+    k: int = 10,
+    similarity: Similarity = "cosine",
+    similarity_y: Similarity | None = None,
+    chunk_size: int = 2048,
+) -> np.ndarray:
+    """Each item's fraction of shared k nearest neighbours between two representations.
+
+    Its mean is :func:`neighbour_overlap`; the per-item values give that mean's interval over
+    items (:func:`glocal.evaluation.intervals.mean_interval`) and allow paired comparisons.
+
+    Parameters
+    ----------
+    X, Y : ndarray of shape (n, p) and (n, q)
+        Two representations of the same n items, in the same order.
+    k : int, default=10
+        Neighbourhood size.
+    similarity, similarity_y : {"cosine", "dot"}
+        As in :func:`neighbour_overlap`.
+    chunk_size : int, default=2048
+        Rows compared at a time.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Values in [0, 1].
+    """
+    _check_pair(X, Y)
+    nx = nearest_neighbours(X, k, similarity, chunk_size)
+    ny = nearest_neighbours(Y, k, similarity_y or similarity, chunk_size)
+    return _shared(nx, ny)
 
 
 def _neighbour_similarities(Z: np.ndarray, neighbours: np.ndarray, chunk_size: int) -> np.ndarray:
