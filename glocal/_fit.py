@@ -4,6 +4,10 @@ Speed comes from the structure of the global loss: it depends only on the m × m
 matrix of the transformed THINGS objects. Each step transforms the m objects once, forms
 ``S = Z Zᵀ`` and gathers the three logits of every triplet in the batch by flat index.
 
+The loop in named parts: :class:`FitSettings` (what it reads), :func:`_prepare` (tensors,
+batching and the monitoring data), :func:`_start` (the starting map), :func:`_check` (the
+monitored objective) and :class:`StoppingRule` (what a check decides).
+
 Schedule, independent of how steps group into passes over the triplets: every ``eval_every``
 steps the monitored objective is measured (a "check"); a check that fails to beat the last
 improving check by the relative ``tol`` halves the step size, and ``patience`` such checks in
@@ -19,9 +23,11 @@ geometry at the right scale instead of swamping a tiny ``W``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,18 +38,49 @@ from tqdm import tqdm
 from glocal import losses
 from glocal._device import resolve_device
 from glocal.errors import FitDivergedError
+from glocal.evaluation.alignment import answered_correctly
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _EVAL_CHUNK = 1 << 20
 #: Triplets the initial scale search looks at (a seeded subset of the training triplets).
 _SCALE_SEARCH_TRIPLETS = 1 << 18
 #: Whether the local term's gradient reaches the bias (the official code: yes). Off: the bias
-#: learns from the triplets only (see the comment in the loop).
+#: learns from the triplets only (see the comment in :func:`_objective`).
 BIAS_LEARNS_FROM_LOCAL = False
 #: Share of the contrast rows held out to monitor the local term (at most one contrast batch).
 VAL_CONTRAST_SHARE = 0.2
 #: A monitored objective this many times its starting value means the fit diverged.
 DIVERGENCE_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The hyper-parameters the loop reads (validated by the estimator)."""
+
+    alpha: float
+    lmbda: float
+    tau: float
+    bias: bool
+    regularizer: str
+    init_scale: float | None
+    optimizer: str
+    lr: float
+    max_steps: int
+    triplet_batch_size: int | None
+    contrast_batch_size: int
+    early_stopping: bool
+    patience: int
+    tol: float
+    min_steps: int
+    eval_every: int
+    device: str
+    seed: int
+    progress: bool
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> FitSettings:
+        """The settings among an estimator's ``get_params()`` (other names are ignored)."""
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclass
@@ -88,6 +125,112 @@ class _Cycler:
         return self.order[start : start + self.batch_size]
 
 
+@dataclass
+class _Contrast:
+    """The local term's contrast rows: those it trains on and those it is monitored on."""
+
+    student: torch.Tensor  # training rows as the student sees them
+    teacher: torch.Tensor  # the same rows, original features, unit length
+    monitor_student: torch.Tensor
+    monitor_teacher: torch.Tensor
+    cycler: _Cycler
+
+
+@dataclass
+class _Data:
+    """Everything the loop reads, on the fit's device."""
+
+    objects: torch.Tensor  # standardised THINGS features (m × p)
+    train_pairs: torch.Tensor  # flat pair indices of the training triplets
+    monitor_pairs: torch.Tensor  # ... of the validation triplets (else the training ones)
+    triplets: _Cycler
+    contrast: _Contrast | None
+
+
+def _prepare(
+    objects: np.ndarray,
+    triplets: np.ndarray,
+    settings: FitSettings,
+    contrast: np.ndarray | None,
+    contrast_teacher: np.ndarray | None,
+    val_triplets: np.ndarray | None,
+    device: torch.device,
+    generator: torch.Generator,
+) -> _Data:
+    """Tensors, batching, and the data the objective is monitored on.
+
+    With ``val_triplets`` a seeded slice of the contrast rows (:data:`VAL_CONTRAST_SHARE`, at
+    most one batch) is held out of training; without them the objective is monitored on all
+    training triplets and a fixed slice of the training contrast rows.
+    """
+    dtype = torch.float32
+    m = objects.shape[0]
+    x = torch.as_tensor(objects, dtype=dtype, device=device)
+    train_pairs = losses.pair_indices(torch.as_tensor(triplets), m).to(device)
+    monitor_pairs = (
+        losses.pair_indices(torch.as_tensor(val_triplets), m).to(device)
+        if val_triplets is not None
+        else train_pairs
+    )
+    local = None
+    if settings.alpha > 0:
+        student_all = torch.as_tensor(contrast, dtype=dtype, device=device)
+        teacher_all = torch.nn.functional.normalize(
+            torch.as_tensor(contrast_teacher, dtype=dtype, device=device), dim=1
+        )
+        n_c = len(student_all)
+        n_monitor = min(settings.contrast_batch_size, int(VAL_CONTRAST_SHARE * n_c))
+        order = torch.randperm(n_c, generator=generator).to(device)
+        if n_monitor < 2:  # too few rows to spare: monitor on training rows
+            monitor_rows, train_rows = order[: min(n_c, settings.contrast_batch_size)], order
+        elif val_triplets is not None:
+            monitor_rows, train_rows = order[:n_monitor], order[n_monitor:]
+        else:
+            monitor_rows, train_rows = order[:n_monitor], order
+        local = _Contrast(
+            student_all[train_rows], teacher_all[train_rows],
+            student_all[monitor_rows], teacher_all[monitor_rows],
+            _Cycler(len(train_rows), settings.contrast_batch_size, generator, device),
+        )  # fmt: skip
+    cycler = _Cycler(len(train_pairs), settings.triplet_batch_size, generator, device)
+    return _Data(x, train_pairs, monitor_pairs, cycler, local)
+
+
+def _start(
+    data: _Data,
+    settings: FitSettings,
+    init: tuple[np.ndarray, np.ndarray | None] | None,
+    device: torch.device,
+    generator: torch.Generator,
+) -> tuple[torch.nn.Parameter, torch.nn.Parameter | None, float]:
+    """The starting map: ``init`` (a warm start), or ``β I`` and ``b = 0``.
+
+    β is ``init_scale``, or by default the scale of lowest training global loss
+    (:func:`identity_scale`, on a seeded subset of the training triplets).
+    """
+    dtype = torch.float32
+    p = data.objects.shape[1]
+    if init is not None:
+        scale = float(np.trace(init[0]) / p)
+    elif settings.init_scale is None:
+        sample = torch.randperm(len(data.train_pairs), generator=generator)
+        sample = sample[:_SCALE_SEARCH_TRIPLETS].to(device)
+        scale = identity_scale(data.objects, data.train_pairs[sample])
+    else:
+        scale = settings.init_scale
+    start_w = torch.eye(p, dtype=dtype) * scale if init is None else torch.as_tensor(init[0])
+    weights = torch.nn.Parameter(start_w.to(device=device, dtype=dtype).clone())
+    bias = None
+    if settings.bias:
+        start_b = (
+            torch.as_tensor(init[1])
+            if init is not None and init[1] is not None
+            else torch.zeros(p, dtype=dtype)
+        )
+        bias = torch.nn.Parameter(start_b.to(device=device, dtype=dtype).clone())
+    return weights, bias, scale
+
+
 def _affine(x: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``x W + b``: the map applied to standardised rows (objects and contrast alike)."""
     return x @ weights if bias is None else x @ weights + bias
@@ -101,12 +244,8 @@ def _evaluate(objects, weights, bias, pairs) -> tuple[float, float]:
         for start in range(0, len(pairs), _EVAL_CHUNK):
             logits = losses.triplet_logits(similarity, pairs[start : start + _EVAL_CHUNK])
             total_loss += float(losses.triplet_cross_entropy(logits).sum())
-            total_correct += int(_correct(logits).sum())
+            total_correct += int(answered_correctly(logits).sum())
     return total_loss / len(pairs), total_correct / len(pairs)
-
-
-def _correct(logits: torch.Tensor) -> torch.Tensor:
-    return (logits[:, 0] > logits[:, 1]) & (logits[:, 0] > logits[:, 2])
 
 
 def identity_scale(objects: torch.Tensor, pairs: torch.Tensor) -> float:
@@ -136,10 +275,106 @@ def identity_scale(objects: torch.Tensor, pairs: torch.Tensor) -> float:
         return math.sqrt(math.exp(0.5 * (low + high)))
 
 
+def _check(
+    data: _Data, weights: torch.Tensor, bias: torch.Tensor | None, settings: FitSettings
+) -> dict[str, float]:
+    """The fitted objective on the monitoring data (held out when given), and its parts."""
+    record = {}
+    record["val_loss"], record["val_acc"] = _evaluate(
+        data.objects, weights, bias, data.monitor_pairs
+    )
+    objective = (1 - settings.alpha) * record["val_loss"]
+    with torch.no_grad():
+        if data.contrast is not None:
+            student = _affine(data.contrast.monitor_student, weights, bias)
+            record["val_local"] = float(
+                losses.local_divergence(data.contrast.monitor_teacher, student, settings.tau)
+            )
+            objective += settings.alpha * record["val_local"]
+        objective += settings.lmbda * float(losses.PENALTIES[settings.regularizer](weights))
+    record["objective"] = objective
+    return record
+
+
+def _objective(
+    data: _Data, weights: torch.Tensor, bias: torch.Tensor | None, settings: FitSettings
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training objective on the next batches, and its parts for the record."""
+    batch = data.triplets.next()
+    pairs = data.train_pairs if batch is None else data.train_pairs[batch]
+    logits = losses.triplet_logits(losses.gram(_affine(data.objects, weights, bias)), pairs)
+    global_term = losses.triplet_cross_entropy(logits).mean()
+    local_term = None
+    if data.contrast is not None:
+        c = data.contrast
+        rows = c.cycler.next()
+        # The bias learns from the triplets only: through the local term a large common
+        # offset would flatten the student's neighbour softmax (all cosines → 1), which
+        # lowers the local loss without keeping any neighbourhood.
+        student = _affine(
+            c.student if rows is None else c.student[rows],
+            weights,
+            bias if bias is None or BIAS_LEARNS_FROM_LOCAL else bias.detach(),
+        )
+        teacher = c.teacher if rows is None else c.teacher[rows]
+        local_term = losses.local_loss(teacher, student, settings.tau)
+    penalty = losses.PENALTIES[settings.regularizer](weights)
+    loss = losses.glocal_loss(global_term, local_term, penalty, settings.alpha, settings.lmbda)
+    parts = {
+        "triplets": len(pairs),
+        "loss": float(loss.detach()),
+        "global_loss": float(global_term.detach()),
+        "local_loss": float(local_term.detach()) if local_term is not None else 0.0,
+        "penalty": float(penalty.detach()),
+        "correct": int(answered_correctly(logits.detach()).sum()),
+    }
+    return loss, parts
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a check decided: whether its parameters are the new best, and whether to stop."""
+
+    new_best: bool
+    stop: bool
+
+
+class StoppingRule:
+    """Early stopping on the monitored objective, with the step size halved on failing checks.
+
+    A check passes when it beats the reference (the last passing check, the start at first) by
+    the relative ``tol``; a failing check after ``min_steps`` halves the step size
+    (:attr:`lr_scale`), and ``patience`` failing checks in a row end the fit ("converged").
+    """
+
+    def __init__(self, start: float, settings: FitSettings):
+        self.settings = settings
+        self.best, self.best_step = start, 0
+        self.reference, self.stale = start, 0
+        self.lr_scale = 1.0
+        self.stop_reason = "max_steps"
+
+    def update(self, objective: float, step: int) -> Decision:
+        """Record the check at ``step`` and decide."""
+        s = self.settings
+        new_best = objective < self.best
+        if new_best:
+            self.best, self.best_step = objective, step
+        if objective < self.reference * (1 - s.tol):
+            self.reference, self.stale = objective, 0
+        elif step >= s.min_steps:
+            self.stale += 1
+            self.lr_scale *= 0.5
+        stop = s.early_stopping and self.stale >= s.patience
+        if stop:
+            self.stop_reason = "converged"
+        return Decision(new_best, stop)
+
+
 def fit_affine(
     objects: np.ndarray,
     triplets: np.ndarray,
-    settings: Any,
+    settings: FitSettings,
     contrast: np.ndarray | None = None,
     contrast_teacher: np.ndarray | None = None,
     val_triplets: np.ndarray | None = None,
@@ -147,183 +382,85 @@ def fit_affine(
 ) -> FitResult:
     """Minimise ``(1 − α) L_global + α L_local + λ penalty`` over an affine map.
 
-    ``settings`` holds the estimator's validated hyper-parameters as attributes.
     ``objects`` are the standardised THINGS features (m × p); ``contrast`` the contrast
     features the student sees (standardised, or raw with ``student="raw"``),
-    ``contrast_teacher`` the original contrast features
-    whose cosine neighbourhoods are the target. With ``val_triplets`` a seeded slice of the
-    contrast rows (:data:`VAL_CONTRAST_SHARE`, at most one batch) is held out of training and
-    the objective is monitored on held-out data; without them it is monitored on all training
-    triplets and a fixed slice of the training contrast rows. ``init`` = (W, b) starts the fit
-    from those parameters (a warm start) instead of ``β I`` and 0.
+    ``contrast_teacher`` the original contrast features whose cosine neighbourhoods are the
+    target; ``val_triplets`` (same objects) the held-out triplets the objective is monitored
+    on. ``init`` = (W, b) starts the fit from those parameters (a warm start) instead of
+    ``β I`` and 0.
     """
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
-    dtype = torch.float32
-    m, p = objects.shape
-    x = torch.as_tensor(objects, dtype=dtype, device=device)
-    train_pairs = losses.pair_indices(torch.as_tensor(triplets), m).to(device)
-    held_out = val_triplets is not None
-    monitor_pairs = (
-        losses.pair_indices(torch.as_tensor(val_triplets), m).to(device)
-        if held_out
-        else train_pairs
+    data = _prepare(
+        objects, triplets, settings, contrast, contrast_teacher, val_triplets, device, generator
     )
-    use_local = settings.alpha > 0
-    if use_local:
-        student_all = torch.as_tensor(contrast, dtype=dtype, device=device)
-        teacher_all = torch.nn.functional.normalize(
-            torch.as_tensor(contrast_teacher, dtype=dtype, device=device), dim=1
-        )
-        n_c = len(student_all)
-        n_monitor = min(settings.contrast_batch_size, int(VAL_CONTRAST_SHARE * n_c))
-        order = torch.randperm(n_c, generator=generator).to(device)
-        if n_monitor < 2:  # too few rows to spare: monitor on training rows
-            monitor_rows, train_rows = order[: min(n_c, settings.contrast_batch_size)], order
-        elif held_out:
-            monitor_rows, train_rows = order[:n_monitor], order[n_monitor:]
-        else:
-            monitor_rows, train_rows = order[:n_monitor], order
-        student_in, teacher_unit = student_all[train_rows], teacher_all[train_rows]
-        monitor_student, monitor_teacher = student_all[monitor_rows], teacher_all[monitor_rows]
-        contrast_cycler = _Cycler(len(train_rows), settings.contrast_batch_size, generator, device)
-
-    if init is not None:
-        scale = float(np.trace(init[0]) / p)
-    elif settings.init_scale is None:
-        sample = train_pairs[
-            torch.randperm(len(train_pairs), generator=generator)[:_SCALE_SEARCH_TRIPLETS].to(
-                device
-            )
-        ]
-        scale = identity_scale(x, sample)
-    else:
-        scale = settings.init_scale
-    start_w = torch.eye(p, dtype=dtype) * scale if init is None else torch.as_tensor(init[0])
-    weights = torch.nn.Parameter(start_w.to(device=device, dtype=dtype).clone())
-    params = [weights]
-    bias = None
-    if settings.bias:
-        start_b = (
-            torch.as_tensor(init[1])
-            if init is not None and init[1] is not None
-            else torch.zeros(p, dtype=dtype)
-        )
-        bias = torch.nn.Parameter(start_b.to(device=device, dtype=dtype).clone())
-        params.append(bias)
-    opt_kwargs = {"lr": settings.lr}
+    weights, bias, scale = _start(data, settings, init, device, generator)
+    params = [weights] if bias is None else [weights, bias]
+    options: dict[str, Any] = {"lr": settings.lr}
     if settings.optimizer == "sgd":
-        opt_kwargs["momentum"] = 0.9
-    optimizer = OPTIMIZERS[settings.optimizer](params, **opt_kwargs)
-    penalty_fn = losses.PENALTIES[settings.regularizer]
+        options["momentum"] = 0.9
+    optimizer = OPTIMIZERS[settings.optimizer](params, **options)
 
-    def monitor() -> dict:
-        """The fitted objective on the monitoring data (held out when given)."""
-        record = {}
-        record["val_loss"], record["val_acc"] = _evaluate(x, weights, bias, monitor_pairs)
-        objective = (1 - settings.alpha) * record["val_loss"]
-        if use_local:
-            with torch.no_grad():
-                student = _affine(monitor_student, weights, bias)
-                record["val_local"] = float(
-                    losses.local_divergence(monitor_teacher, student, settings.tau)
-                )
-            objective += settings.alpha * record["val_local"]
-        with torch.no_grad():
-            objective += settings.lmbda * float(penalty_fn(weights))
-        record["objective"] = objective
-        return record
-
-    triplet_cycler = _Cycler(len(train_pairs), settings.triplet_batch_size, generator, device)
-    first = {"step": 0, "epoch": 0.0, "lr": 0.0, **monitor(), "seconds": 0.0}
+    first = {"step": 0, "epoch": 0.0, "lr": 0.0, **_check(data, weights, bias, settings),
+             "seconds": 0.0}  # fmt: skip
     history: list[dict] = [first]
-    # best: the check whose parameters are kept; reference: the objective a check must beat
-    # by the relative tol (the last check that did), so slow steady progress still counts.
-    best = (first["objective"], 0, _snapshot(weights, bias))
-    reference, stale, step, stop_reason = first["objective"], 0, 0, "max_steps"
+    rule = StoppingRule(first["objective"], settings)
+    kept = _snapshot(weights, bias)
     sums = _window()
     bar = tqdm(total=settings.max_steps, desc="fit", unit="step", disable=not settings.progress,
                leave=False, file=sys.stderr)  # fmt: skip
     start_time = time.perf_counter()
-    lr_scale = 1.0  # halved at every check that fails to improve
+    step = 0
     while step < settings.max_steps:
         for group in optimizer.param_groups:
-            group["lr"] = settings.lr * lr_scale
-        batch = triplet_cycler.next()
-        pairs = train_pairs if batch is None else train_pairs[batch]
-        logits = losses.triplet_logits(losses.gram(_affine(x, weights, bias)), pairs)
-        global_term = losses.triplet_cross_entropy(logits).mean()
-        local_term = None
-        if use_local:
-            rows = contrast_cycler.next()
-            # The bias learns from the triplets only: through the local term a large common
-            # offset would flatten the student's neighbour softmax (all cosines → 1), which
-            # lowers the local loss without keeping any neighbourhood.
-            student = _affine(
-                student_in if rows is None else student_in[rows],
-                weights,
-                bias if bias is None or BIAS_LEARNS_FROM_LOCAL else bias.detach(),
-            )
-            teacher = teacher_unit if rows is None else teacher_unit[rows]
-            local_term = losses.local_loss(teacher, student, settings.tau)
-        penalty = penalty_fn(weights)
-        loss = losses.glocal_loss(global_term, local_term, penalty, settings.alpha, settings.lmbda)
+            group["lr"] = settings.lr * rule.lr_scale
+        loss, parts = _objective(data, weights, bias, settings)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
         bar.update(1)
         sums["steps"] += 1
-        sums["triplets"] += len(pairs)
-        sums["loss"] += float(loss.detach())
-        sums["global_loss"] += float(global_term.detach())
-        sums["local_loss"] += float(local_term.detach()) if local_term is not None else 0.0
-        sums["penalty"] += float(penalty.detach())
-        sums["correct"] += int(_correct(logits.detach()).sum())
+        for name, value in parts.items():
+            sums[name] += value
         if step % settings.eval_every and step < settings.max_steps:
             continue
         k = sums["steps"]
         record = {
             "step": step,
-            "epoch": step / triplet_cycler.per_pass,  # passes over the training triplets
+            "epoch": step / data.triplets.per_pass,  # passes over the training triplets
             "lr": optimizer.param_groups[0]["lr"],
             **{name: sums[name] / k for name in ("loss", "global_loss", "local_loss", "penalty")},
             "train_acc": sums["correct"] / sums["triplets"],
-            **monitor(),
+            **_check(data, weights, bias, settings),
             "bias_norm": float(bias.detach().norm()) if bias is not None else 0.0,
         }
         sums = _window()
         _check_divergence(record, first["objective"], step, settings)
         record["seconds"] = time.perf_counter() - start_time
         history.append(record)
-        monitored = record["objective"]
-        if monitored < best[0]:
-            best = (monitored, step, _snapshot(weights, bias))
-        if monitored < reference * (1 - settings.tol):
-            reference, stale = monitored, 0
-        elif step >= settings.min_steps:
-            stale += 1
-            lr_scale *= 0.5
-        bar.set_postfix({"objective": f"{monitored:.4f}", "val_acc": f"{record['val_acc']:.4f}"})
-        if settings.early_stopping and stale >= settings.patience:
-            stop_reason = "converged"
+        decision = rule.update(record["objective"], step)
+        if decision.new_best:
+            kept = _snapshot(weights, bias)
+        bar.set_postfix({"objective": f"{record['objective']:.4f}",
+                         "val_acc": f"{record['val_acc']:.4f}"})  # fmt: skip
+        if decision.stop:
             break
     bar.close()
-    best_weights, best_bias = best[2]
     return FitResult(
-        weights=best_weights,
-        bias=best_bias,
+        weights=kept[0],
+        bias=kept[1],
         history=history,
-        best_step=best[1],
+        best_step=rule.best_step,
         n_steps=step,
-        stop_reason=stop_reason,
+        stop_reason=rule.stop_reason,
         init_scale=float(scale),
         device=str(device),
     )
 
 
-def _check_divergence(record: dict, start: float, step: int, settings: Any) -> None:
+def _check_divergence(record: dict, start: float, step: int, settings: FitSettings) -> None:
     """Stop a fit whose objective is not finite or far above where it started."""
     value = record["objective"]
     finite = math.isfinite(record["loss"]) and math.isfinite(value)

@@ -12,14 +12,13 @@ import json
 import math
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from glocal._fit import OPTIMIZERS, fit_affine
+from glocal._fit import OPTIMIZERS, FitSettings, fit_affine
 from glocal._params import (
     BOOLEAN,
     TEXT,
@@ -256,12 +255,12 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         """One line of help per hyper-parameter, from the class docstring (for the CLI)."""
         return parameter_docs(cls.__doc__)
 
-    def _validated(self) -> SimpleNamespace:
+    def _validated(self) -> dict[str, Any]:
         """The hyper-parameters after checking each against its constraint."""
         params = self.get_params()
         for name, value in params.items():
             self._constraints[name].validate(name, value)
-        return SimpleNamespace(**params)
+        return params
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GlocalTransform:
@@ -284,7 +283,8 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         term; it is required when ``alpha > 0``. ``val_triplets`` (on the same objects) make the
         stopping rule and the kept parameters depend on held-out data; pass them.
         """
-        settings = self._validated()
+        params = self._validated()
+        settings = FitSettings.from_params(params)
         X = check_feature_matrix(X, "X")
         if len(X) < 3:
             raise GlocalError(
@@ -312,7 +312,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         if std == 0:
             raise GlocalError("X is constant (std 0); it cannot be standardised")
         init = None
-        if settings.warm_start and hasattr(self, "weights_"):
+        if params["warm_start"] and hasattr(self, "weights_"):
             current: np.ndarray = self.weights_
             if current.shape != (X.shape[1], X.shape[1]):
                 raise GlocalError(
@@ -320,17 +320,14 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
                     f"{X.shape[1]} features; refit without warm_start"
                 )
             init = (current, getattr(self, "bias_", None))
-
-        def standardise(A: np.ndarray) -> np.ndarray:
-            return (A - A.dtype.type(mean)) / A.dtype.type(std)
-
         local = settings.alpha > 0
         student = None
         if local:
             assert contrast is not None  # checked above
-            student = contrast if settings.student == "raw" else standardise(contrast)
+            raw = params["student"] == "raw"
+            student = contrast if raw else _standardised(contrast, mean, std)
         result = fit_affine(
-            standardise(X),
+            _standardised(X, mean, std),
             triplets,
             settings,
             contrast=student,
@@ -355,9 +352,6 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         check_is_fitted(self, "weights_", msg=_NOT_FITTED)
 
-    def _standardise(self, X: np.ndarray) -> np.ndarray:
-        return (X - X.dtype.type(self.mean_)) / X.dtype.type(self.std_)
-
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Apply ``((X − mean_) / std_) @ weights_ + bias_`` (float32 in, float32 out)."""
         self._check_fitted()
@@ -369,7 +363,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
                 f"{_source_hint(getattr(self, 'metadata_', {}))}"
             )
         weights = self.weights_.astype(X.dtype, copy=False)
-        Z = self._standardise(X) @ weights
+        Z = _standardised(X, self.mean_, self.std_) @ weights
         if self.bias_ is not None:
             Z += self.bias_.astype(X.dtype, copy=False)
         return Z
@@ -475,6 +469,11 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         estimator.n_features_in_ = int(weights.shape[0])
         estimator.metadata_ = {**metadata, "path": str(path)}
         return estimator
+
+
+def _standardised(X: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """``(X − mean) / std`` in the dtype of ``X`` (the scalars of the THINGS matrix)."""
+    return (X - X.dtype.type(mean)) / X.dtype.type(std)
 
 
 #: Metadata that describes one file, not the fitted map: dropped when saving to another file.

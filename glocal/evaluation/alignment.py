@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -65,9 +66,17 @@ def odd_one_out_accuracy(
         :func:`glocal.validate_triplets`), an unknown ``similarity``, or all-zero rows with
         ``"cosine"``.
     """
-    sims = triplet_similarities(X, triplets, similarity)
-    correct = (sims[:, 0] > sims[:, 1]) & (sims[:, 0] > sims[:, 2])
-    return float(correct.mean())
+    return float(answered_correctly(triplet_similarities(X, triplets, similarity)).mean())
+
+
+def answered_correctly(similarities: Any) -> Any:
+    """Whether each triplet's human pair is strictly the most similar pair (ties are wrong).
+
+    ``similarities`` holds (s_ij, s_ik, s_jk) per row, as a NumPy array or a torch tensor;
+    the result is a boolean array (or tensor) of one value per row.
+    """
+    s = similarities
+    return (s[:, 0] > s[:, 1]) & (s[:, 0] > s[:, 2])
 
 
 @dataclass(frozen=True)

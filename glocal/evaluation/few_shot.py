@@ -535,7 +535,7 @@ def summarize_few_shot(
     by = list(by or [c for c in ("transform", "task", "classifier", "shots") if c in results])
     grouped = results.groupby(by, sort=False)["accuracy"]
     summary = grouped.agg(mean="mean", sd="std", n_repeats="count").reset_index()
-    bounds = [mean_interval(values, confidence)[1:3] for _, values in grouped]
+    bounds = [mean_interval(values.to_numpy(), confidence)[1:3] for _, values in grouped]
     summary["ci_low"] = [low for low, _ in bounds]
     summary["ci_high"] = [high for _, high in bounds]
     return summary
