@@ -52,7 +52,7 @@ def _row(label: str, alpha: float, n: int | None, settings: dict, warm: dict | N
     X, train, val = fits._training_problem(inputs)
     contrast = inputs.contrast if alpha > 0 else None
     began = time.perf_counter()
-    est = GlocalTransform(alpha=alpha, device="cpu", progress=False)
+    est = GlocalTransform(alpha=alpha, device="cpu")
     try:
         if warm is not None:
             est.set_params(**warm).fit(X, train, contrast=contrast, val_triplets=val)

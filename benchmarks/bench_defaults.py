@@ -44,7 +44,7 @@ def _fit_row(
     name: str, alpha: float, params: dict, X, train, val, contrast, test_X, test, probe
 ) -> str:
     start = time.perf_counter()
-    est = GlocalTransform(alpha=alpha, device="cpu", progress=False, **params)
+    est = GlocalTransform(alpha=alpha, device="cpu", **params)
     try:
         est.fit(X, train, contrast=contrast if alpha else None, val_triplets=val)
     except FitDivergedError as err:

@@ -59,7 +59,7 @@ def _ours(path: Path, device: str, queue) -> None:
 
     data = _load(path)
     start = time.perf_counter()
-    est = GlocalTransform(alpha=0.25, device=device, progress=False)
+    est = GlocalTransform(alpha=0.25, device=device)
     est.fit(data["X"], data["train"], contrast=data["contrast"], val_triplets=data["test"])
     total = time.perf_counter() - start
     history = est.history_

@@ -45,7 +45,7 @@ def transform_settings(kind: str, params: Mapping[str, Any] | None = None) -> di
     if kind == "naive":
         fixed.pop("lmbda")  # the one setting the naive transform's protocol chooses
     given = {k: v for k, v in dict(params or {}).items() if v is not None}
-    return {**PRESETS[kind], **given, **fixed, "progress": False}
+    return {**PRESETS[kind], **given, **fixed}
 
 
 def fit_cache_dir() -> Path:
@@ -79,14 +79,13 @@ def select_settings(
     base = GlocalTransform(**transform_settings(kind, fixed))
     X, train, _ = _training_problem(inputs)
     search = GlocalSearchCV(
-        spec["grid"], estimator=base, cv=spec.get("cv", 3), scoring=spec["scoring"],
+        base, spec["grid"], cv=spec.get("cv", 3), scoring=spec["scoring"],
         min_overlap=spec.get("min_overlap", 0.5), refit=False,
         scheduler=spec.get("scheduler", os.environ.get(ENV_SCHEDULER) or "serial"),
-        progress=False,
     )  # fmt: skip
     uses_contrast = any({**base.get_params(), **s}["alpha"] > 0 for s in grid)
     search.fit(X, train, contrast=inputs.contrast if uses_contrast else None)
-    return dict(search.best_params_), search.cv_results_
+    return dict(search.best_params_), pd.DataFrame(search.cv_results_)
 
 
 def _training_problem(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,7 +138,7 @@ def fit_transform(
     every = GlocalTransform(**settings).get_params()  # the defaults count too
     key = digest(
         X, train, val, inputs.contrast if uses_contrast else None,
-        {k: v for k, v in every.items() if k not in ("device", "progress")},
+        {k: v for k, v in every.items() if k not in ("device", "verbose")},
         __version__, fitter_digest(),
     )  # fmt: skip
     if not cache:

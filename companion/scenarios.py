@@ -49,7 +49,7 @@ def fit_transforms(
         raise GlocalError(f"names: unknown transform(s) {unknown}; choose from {TRANSFORMS[1:]}")
     fit = fit or FitConfig()
     common = {k: v for k, v in asdict(fit).items() if k != "alpha"}
-    common.update(progress=False, device="cpu", seed=seed)
+    common.update(device="cpu", seed=seed)
     fitted: dict[str, Any] = {"original": None}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # problems this small run fastest (and reproducibly) on one thread

@@ -24,6 +24,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise GlocalError(
             f"device {device!r}: CUDA is not available here; use device='auto' or 'cpu'"
         )
+    if resolved.type == "cuda" and resolved.index is not None:
+        count = torch.cuda.device_count()
+        if resolved.index >= count:
+            raise GlocalError(
+                f"device {device!r}: this machine has {count} CUDA device(s), numbered from 0; "
+                "use device='cuda' or an index below that"
+            )
     return resolved
 
 

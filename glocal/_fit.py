@@ -49,8 +49,10 @@ _SCALE_SEARCH_TRIPLETS = 1 << 18
 BIAS_LEARNS_FROM_LOCAL = False
 #: Share of the contrast rows held out to monitor the local term (at most one contrast batch).
 VAL_CONTRAST_SHARE = 0.2
-#: A monitored objective this many times its starting value means the fit diverged.
-DIVERGENCE_FACTOR = 10.0
+#: Halvings of the step size without a passing check after which a fit keeps its start.
+MAX_HALVINGS_AT_START = 10
+#: The stop reasons: the rule ended a fit that moved, the start was kept, the step limit.
+STOP_REASONS = ("converged", "no_improvement", "max_steps")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class FitSettings:
     eval_every: int
     device: str
     seed: int
-    progress: bool
+    verbose: int
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> FitSettings:
@@ -333,42 +335,61 @@ def _objective(
 
 @dataclass(frozen=True)
 class Decision:
-    """What a check decided: whether its parameters are the new best, and whether to stop."""
+    """What a check decided: keep its parameters as the best, go back to the best, stop."""
 
     new_best: bool
+    restore: bool
     stop: bool
 
 
 class StoppingRule:
-    """Early stopping on the monitored objective, with the step size halved on failing checks.
+    """Early stopping on the monitored objective, backtracking when a step size is too large.
 
-    A check passes when it beats the reference (the last passing check, the start at first) by
-    the relative ``tol``; a failing check after ``min_steps`` halves the step size
-    (:attr:`lr_scale`), and ``patience`` failing checks in a row end the fit ("converged").
+    A check passes when it beats the reference (the last passing check; the start at first)
+    by the relative ``tol``. A failing check (after ``min_steps``) halves the step size, and
+    when it is worse than the best check so far the fit goes back to the best parameters
+    (with a fresh optimiser state) before it goes on: a step size that overshoots is retried
+    smaller from where the fit was best, never continued from where it overshot.
+
+    Until a check improves on the start at all, failing checks are not counted as stale:
+    smaller steps are tried first, and only when :data:`MAX_HALVINGS_AT_START` halvings have
+    not improved on the start does the fit end there (``"no_improvement"``: it returns its
+    start, which no step size tried could improve). After that, ``patience`` failing checks in
+    a row end the fit (``"converged"``). A check whose objective is not finite is a failing
+    check.
     """
 
     def __init__(self, start: float, settings: FitSettings):
         self.settings = settings
         self.best, self.best_step = start, 0
         self.reference, self.stale = start, 0
+        self.halvings_at_start = 0
         self.lr_scale = 1.0
         self.stop_reason = "max_steps"
 
     def update(self, objective: float, step: int) -> Decision:
         """Record the check at ``step`` and decide."""
         s = self.settings
-        new_best = objective < self.best
+        finite = math.isfinite(objective)
+        new_best = finite and objective < self.best
         if new_best:
             self.best, self.best_step = objective, step
-        if objective < self.reference * (1 - s.tol):
+        if finite and objective < self.reference * (1 - s.tol):
             self.reference, self.stale = objective, 0
-        elif step >= s.min_steps:
+            return Decision(new_best, restore=False, stop=False)
+        if step < s.min_steps:
+            return Decision(new_best, restore=False, stop=False)
+        self.lr_scale *= 0.5
+        if self.best_step > 0:
             self.stale += 1
-            self.lr_scale *= 0.5
-        stop = s.early_stopping and self.stale >= s.patience
+            done, reason = self.stale >= s.patience, "converged"
+        else:
+            self.halvings_at_start += 1
+            done, reason = self.halvings_at_start >= MAX_HALVINGS_AT_START, "no_improvement"
+        stop = s.early_stopping and done
         if stop:
-            self.stop_reason = "converged"
-        return Decision(new_best, stop)
+            self.stop_reason = reason
+        return Decision(new_best, restore=not new_best and not stop, stop=stop)
 
 
 def fit_affine(
@@ -404,11 +425,12 @@ def fit_affine(
 
     first = {"step": 0, "epoch": 0.0, "lr": 0.0, **_check(data, weights, bias, settings),
              "seconds": 0.0}  # fmt: skip
+    _check_start(first["objective"], settings)
     history: list[dict] = [first]
     rule = StoppingRule(first["objective"], settings)
     kept = _snapshot(weights, bias)
     sums = _window()
-    bar = tqdm(total=settings.max_steps, desc="fit", unit="step", disable=not settings.progress,
+    bar = tqdm(total=settings.max_steps, desc="fit", unit="step", disable=not settings.verbose,
                leave=False, file=sys.stderr)  # fmt: skip
     start_time = time.perf_counter()
     step = 0
@@ -437,12 +459,15 @@ def fit_affine(
             "bias_norm": float(bias.detach().norm()) if bias is not None else 0.0,
         }
         sums = _window()
-        _check_divergence(record, first["objective"], step, settings)
+        decision = rule.update(record["objective"], step)
+        record["restored"] = decision.restore
         record["seconds"] = time.perf_counter() - start_time
         history.append(record)
-        decision = rule.update(record["objective"], step)
         if decision.new_best:
             kept = _snapshot(weights, bias)
+        elif decision.restore:
+            _restore(weights, bias, kept)
+            optimizer.state.clear()  # Adam's moments belong to the path that overshot
         bar.set_postfix({"objective": f"{record['objective']:.4f}",
                          "val_acc": f"{record['val_acc']:.4f}"})  # fmt: skip
         if decision.stop:
@@ -460,18 +485,15 @@ def fit_affine(
     )
 
 
-def _check_divergence(record: dict, start: float, step: int, settings: FitSettings) -> None:
-    """Stop a fit whose objective is not finite or far above where it started."""
-    value = record["objective"]
-    finite = math.isfinite(record["loss"]) and math.isfinite(value)
-    if finite and value <= DIVERGENCE_FACTOR * max(start, 1e-12):
+def _check_start(objective: float, settings: FitSettings) -> None:
+    """A fit cannot start from a non-finite objective: no step size can repair that."""
+    if math.isfinite(objective):
         return
-    what = f"became {value}" if not finite else f"rose from {start:.4g} to {value:.4g}"
     raise FitDivergedError(
-        f"the fit diverged: the monitored objective {what} at step {step}; the likely cause is "
-        f"a learning rate too large for these features: lower lr (now {settings.lr:g}, e.g. "
-        f"lr={settings.lr / 10:g}); also check that lmbda ({settings.lmbda:g}) and tau "
-        f"({settings.tau:g}) are of a sensible size"
+        f"the monitored objective is {objective} at the start (W = β I, b = 0), before any "
+        "step: the features, the contrast set or the hyper-parameters give non-finite values; "
+        f"check the inputs for huge values and that tau ({settings.tau:g}) and lmbda "
+        f"({settings.lmbda:g}) are of a sensible size"
     )
 
 
@@ -479,6 +501,13 @@ def _window() -> dict:
     return dict.fromkeys(
         ("steps", "triplets", "loss", "global_loss", "local_loss", "penalty", "correct"), 0
     )
+
+
+def _restore(weights, bias, kept: tuple[np.ndarray, np.ndarray | None]) -> None:
+    with torch.no_grad():
+        weights.copy_(torch.as_tensor(kept[0]))
+        if bias is not None and kept[1] is not None:
+            bias.copy_(torch.as_tensor(kept[1]))
 
 
 def _snapshot(weights, bias) -> tuple[np.ndarray, np.ndarray | None]:

@@ -10,15 +10,81 @@ every task in this process, in submission order, without Dask.
 
 from __future__ import annotations
 
+import ast
+import logging
 import os
+import re
+import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from glocal.errors import GlocalError
 
 ENV_SCHEDULER = "GLOCAL_SCHEDULER"
 SERIAL = "serial"
+#: A log level above every record: Dask's own logs stay off the terminal.
+_SILENT = logging.CRITICAL + 1
+#: What a scheduler address looks like: ``PROTOCOL://HOST:PORT`` or ``HOST:PORT``.
+_ADDRESS = re.compile(
+    r"^(?:(?:tcp|tls|ucx|ws|wss)://)?\[?[A-Za-z0-9_.:-]+\]?:\d{1,5}$|^inproc://\S+$"
+)
+
+
+def check_scheduler(address: str, where: str = "scheduler") -> str:
+    """``address`` if it is ``"serial"`` or looks like a Dask scheduler address, else a
+    :class:`GlocalError` naming ``where`` the value came from and the accepted forms."""
+    if address == SERIAL or _ADDRESS.match(address):
+        return address
+    raise GlocalError(
+        f"{where} {address!r} is not a scheduler address: give 'serial', "
+        "'tcp://HOST:PORT' (e.g. tcp://127.0.0.1:8786, as `dask scheduler` prints it) or "
+        f"HOST:PORT, or leave it unset for a local cluster"
+    )
+
+
+class UnguardedScriptWarning(UserWarning):
+    """The default engine runs serially: the calling script has no ``__main__`` guard."""
+
+
+def unguarded_main_line() -> int | None:
+    """The line of the running script that called us from module level outside an
+    ``if __name__ == "__main__":`` block, or None.
+
+    A local cluster starts worker processes that import the main script again; a call at
+    the script's module level would then run again in every worker (and fail there).
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return None  # interactive sessions and notebooks are not re-imported by workers
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__":
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_main_guard(node.test):
+            if node.lineno <= line <= (node.end_lineno or node.lineno):
+                return None
+    return line
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    texts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return isinstance(test.ops[0], ast.Eq) and len(names) == 1 and len(texts) == 1
 
 
 class _Done:
@@ -99,11 +165,11 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int) -> Any:
                 for i in range(gpus)
             }
             scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
-            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
+            return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=_SILENT)
         count = n_workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
         return LocalCluster(
             n_workers=count, threads_per_worker=threads_per_worker, processes=True,
-            dashboard_address=":0", silence_logs=40,
+            dashboard_address=":0", silence_logs=_SILENT,
         )  # fmt: skip
 
 
@@ -128,8 +194,10 @@ class Engine:
         n_workers: int | None = None,
         threads_per_worker: int = 1,
     ):
-        if scheduler is None:
-            scheduler = os.environ.get(ENV_SCHEDULER) or None
+        if scheduler is None and os.environ.get(ENV_SCHEDULER):
+            scheduler = check_scheduler(os.environ[ENV_SCHEDULER], f"${ENV_SCHEDULER}")
+        elif scheduler is not None:
+            check_scheduler(scheduler)
         if n_workers is not None and n_workers < 1:
             raise GlocalError(f"n_workers must be at least 1, got {n_workers}")
         if threads_per_worker < 1:
@@ -139,6 +207,7 @@ class Engine:
         self.threads_per_worker = threads_per_worker
         self.client: Any = None
         self._cluster: Any = None
+        self._quiet = ExitStack()
 
     @property
     def serial(self) -> bool:
@@ -146,8 +215,23 @@ class Engine:
         return self.scheduler == SERIAL
 
     def __enter__(self) -> Engine:
+        if self.scheduler is None:
+            line = unguarded_main_line()
+            if line is not None:
+                script = str(sys.modules["__main__"].__file__)
+                warnings.warn_explicit(
+                    f"glocal runs these tasks serially: line {line} of {script} starts them at "
+                    "the script's top level, and a local cluster's workers would run the "
+                    "script again; put that code under `if __name__ == '__main__':` to use "
+                    "a local cluster",
+                    UnguardedScriptWarning,
+                    filename=script,
+                    lineno=line,
+                )
+                self.scheduler = SERIAL
         if self.serial:
             return self
+        self._quiet.enter_context(_QuietDaskLogs())
         try:
             from distributed import Client
         except ImportError as err:  # pragma: no cover - distributed is a dependency
@@ -162,6 +246,7 @@ class Engine:
                 self.client = Client(self.scheduler, timeout="20s")
                 self.client.wait_for_workers(1, timeout=120)
             except (OSError, TimeoutError) as err:
+                self._quiet.close()
                 raise GlocalError(
                     f"cannot use the Dask scheduler at {self.scheduler!r} ({err}); start it "
                     f"(`dask scheduler`) and at least one worker (`dask worker ADDRESS`), check "
@@ -170,12 +255,17 @@ class Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+        try:
+            if self.client is not None:
+                self.client.close()
+                self.client = None
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+        except Exception:  # noqa: BLE001 - a lost cluster cannot be closed cleanly
+            self.client = self._cluster = None
+        finally:
+            self._quiet.close()
 
     def describe(self) -> str:
         """One line: where the tasks run."""
@@ -205,6 +295,31 @@ class Engine:
             return _Done(fn, args, kwargs, key)
         return self.client.submit(fn, *args, key=key, pure=False, **kwargs)
 
+    def results(self, futures: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+        """``(name, result)`` of each of ``futures`` (by name) as it finishes.
+
+        A task's own exception is raised as it is; a failure of the cluster (a lost
+        scheduler, workers that keep dying) becomes one :class:`GlocalError` that names the
+        scheduler, how many tasks had finished, and what to do.
+        """
+        name_of = {id(future): name for name, future in futures.items()}
+        finished = 0
+        try:
+            for future in self.as_completed(futures.values()):
+                result = future.result()
+                finished += 1
+                yield name_of[id(future)], result
+        except Exception as err:
+            if self.serial or not _is_cluster_failure(err):
+                raise
+            where = self.scheduler or "the local cluster"
+            raise GlocalError(
+                f"the Dask cluster ({where}) failed after {finished} of {len(futures)} tasks "
+                f"({type(err).__name__}: {' '.join(str(err).split())[:200]}); the finished "
+                "tasks' results are cached: check that the scheduler and its workers are "
+                "running (`dask scheduler`, `dask worker ADDRESS`) and run again"
+            ) from None
+
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         """The futures in the order they finish (submission order when serial)."""
         if self.serial:
@@ -213,3 +328,35 @@ class Engine:
         from distributed import as_completed
 
         yield from as_completed(list(futures))
+
+
+def _is_cluster_failure(err: BaseException) -> bool:
+    """True for Dask's errors about the cluster itself (not a task's own exception)."""
+    import asyncio
+    import concurrent.futures
+
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    kinds = (FutureCancelledError, CommClosedError, KilledWorker, asyncio.CancelledError,
+             concurrent.futures.CancelledError, OSError, TimeoutError)  # fmt: skip
+    return isinstance(err, kinds)
+
+
+class _QuietDaskLogs:
+    """Keep Dask's own log records (worker restarts, lost connections: tracebacks of dozens
+    of lines) off the terminal while the engine runs; failures reach the user as one line."""
+
+    NAMES = ("distributed", "tornado")
+
+    def __enter__(self) -> None:
+        self.levels = {}
+        for name in self.NAMES:
+            logger = logging.getLogger(name)
+            self.levels[name] = logger.level
+            logger.setLevel(_SILENT)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)

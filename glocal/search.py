@@ -2,7 +2,8 @@
 
 Every (setting, fold) fit is one task of the execution engine (:mod:`glocal.engine`), cached on
 disk under a key of its settings, fold, data and fitting code, so a rerun, a killed worker or a
-lost node costs only the unfinished fits.
+lost node costs only the unfinished fits. A cache entry carries what it answers and is checked
+against the request before it is used.
 """
 
 from __future__ import annotations
@@ -11,22 +12,23 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
-from glocal.engine import Engine
+from glocal._params import Constraint, integer, interval
+from glocal.engine import Engine, check_scheduler
 from glocal.errors import GlocalError
 from glocal.io import atomic_path, cache_dir, check_feature_matrix, digest, file_lock
-from glocal.triplets import validate_triplets
+from glocal.triplets import deal_into_groups, triplets_within, validate_triplets
 
 GRIDS_FILE = Path(__file__).with_name("grids.json")
-#: The selection rules (``scoring``): what the best setting maximises.
+#: The selection rules: what the best setting maximises.
 SCORINGS = {
     "alignment": "highest mean validation odd-one-out accuracy",
     "cross_entropy": "lowest mean validation cross-entropy of the human choices (the official "
@@ -36,13 +38,19 @@ SCORINGS = {
     "tradeoff": "highest mean validation accuracy among settings whose mean 10-NN overlap on "
     "the held-out contrast slice is at least min_overlap (all settings if none is)",
 }
-SCORES = ("val_accuracy", "val_cross_entropy", "val_local_loss", "val_overlap", "val_objective")
+#: The scores of every fit, greater is better as in scikit-learn (``neg_``: a loss negated).
+SCORES = ("accuracy", "neg_cross_entropy", "neg_local_loss", "overlap", "neg_objective")
+#: The score each rule ranks by (``tradeoff`` among the settings that keep ``min_overlap``).
+RULE_SCORE = {"alignment": "accuracy", "cross_entropy": "neg_cross_entropy",
+              "objective": "neg_objective", "tradeoff": "accuracy"}  # fmt: skip
 #: The modules whose code decides a fit's result (part of every cache key).
 FITTER_FILES = ("_fit.py", "losses.py", "transform.py", "search.py")
+#: Version of the cache entries' layout (part of every key).
+ENTRY_FORMAT = "glocal-search-entry/2"
 
 
 def grids() -> dict[str, dict[str, Any]]:
-    """The named grids of ``grids.json`` (``paper``: the official sweep; ``small``)."""
+    """The named grids of ``grids.json`` (``paper``: the official sweep; ``small``; ...)."""
     return json.loads(GRIDS_FILE.read_text(encoding="utf-8"))
 
 
@@ -73,9 +81,15 @@ def resolve_grid(param_grid: str | os.PathLike | Mapping | Sequence) -> list[dic
         raise GlocalError(
             f"param_grid: {err}; give {{name: [values, ...]}} or a list of such dicts"
         ) from err
-    if not settings:
-        raise GlocalError("param_grid: the grid has no settings")
+    if not settings or all(not s for s in settings):
+        raise GlocalError(
+            "param_grid is empty: name at least one hyper-parameter with a list of values, "
+            'e.g. {"lmbda": [0.1, 0.01]}'
+        )
     return settings
+
+
+# --- folds ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -101,29 +115,73 @@ def _local(triplets: np.ndarray, objects: np.ndarray, n_objects: int) -> np.ndar
     return index[triplets]
 
 
+def _object_pairs(cv: Any, X: np.ndarray, rng: np.random.Generator) -> list[tuple]:
+    """(train objects, validation objects) of each fold, from ``cv`` as the search takes it."""
+    n = len(X)
+    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
+        if cv > n:
+            raise GlocalError(f"cv={cv} exceeds the number of objects ({n})")
+        group = deal_into_groups(n, int(cv), rng)
+        return [(np.flatnonzero(group != f), np.flatnonzero(group == f)) for f in range(cv)]
+    pairs = list(cv.split(X)) if hasattr(cv, "split") else list(cv)
+    if len(pairs) < 2:
+        raise GlocalError(f"cv gave {len(pairs)} fold(s); a search needs at least 2")
+    checked = []
+    for f, pair in enumerate(pairs):
+        try:
+            train, val = (np.asarray(part) for part in pair)
+        except (TypeError, ValueError) as err:
+            raise GlocalError(
+                f"cv: fold {f} is not a pair (train objects, validation objects) ({err})"
+            ) from err
+        for name, part in (("train", train), ("validation", val)):
+            if part.ndim != 1 or not np.issubdtype(part.dtype, np.integer) or len(part) == 0:
+                raise GlocalError(
+                    f"cv: fold {f}'s {name} objects must be a non-empty 1-D array of object "
+                    f"indices (rows of X), got dtype {part.dtype} shape {part.shape}"
+                )
+            if part.min() < 0 or part.max() >= n:
+                raise GlocalError(f"cv: fold {f}'s {name} objects must lie in [0, {n})")
+        if np.intersect1d(train, val).size:
+            raise GlocalError(
+                f"cv: fold {f} shares objects between training and validation; folds must be "
+                "object-disjoint"
+            )
+        checked.append((np.unique(train), np.unique(val)))
+    return checked
+
+
 def object_folds(
-    n_objects: int, triplets: np.ndarray, n_contrast: int | None, cv: int, seed: int
+    X: np.ndarray, triplets: np.ndarray, n_contrast: int | None, cv: Any, seed: int
 ) -> list[Fold]:
-    """Deal the objects (and contrast rows) into ``cv`` seeded groups; fold f validates on group
-    f. Triplets that mix a fold's groups are used by neither side of that fold."""
+    """The search's folds over the objects (rows of ``X``) and the contrast rows.
+
+    ``cv`` is a number of folds (objects dealt into seeded groups; fold f validates on group
+    f), a scikit-learn splitter whose ``split(X)`` yields (train, validation) object indices,
+    or an iterable of such pairs. A fold's training triplets have all three objects among its
+    training objects, its validation triplets all three among its validation objects; the
+    rest are used by neither side. The contrast rows are dealt into one seeded group per fold.
+    """
     rng = np.random.default_rng(seed)
-    group = np.empty(n_objects, dtype=np.int64)
-    group[rng.permutation(n_objects)] = np.arange(n_objects) % cv
+    n_objects = len(X)
+    pairs = _object_pairs(cv, X, rng)
     contrast_group = None
     if n_contrast is not None:
-        contrast_group = np.empty(n_contrast, dtype=np.int64)
-        contrast_group[rng.permutation(n_contrast)] = np.arange(n_contrast) % cv
+        contrast_group = deal_into_groups(n_contrast, len(pairs), rng)
     folds = []
-    for f in range(cv):
-        val_objects = np.flatnonzero(group == f)
-        train_objects = np.flatnonzero(group != f)
-        inside = group[triplets] == f
-        train = triplets[(~inside).all(axis=1)]
-        val = triplets[inside.all(axis=1)]
-        if len(train) == 0 or len(val) == 0:
+    for f, (train_objects, val_objects) in enumerate(pairs):
+        inside = np.zeros(n_objects, dtype=bool)
+        inside[train_objects] = True
+        train = triplets[triplets_within(triplets, inside)]
+        inside[:] = False
+        inside[val_objects] = True
+        val = triplets[triplets_within(triplets, inside)]
+        if len(train) < 2 or len(val) == 0:
             raise GlocalError(
-                f"fold {f} of {cv} has {len(train)} training and {len(val)} validation triplets; "
-                "use fewer folds (cv) or more triplets"
+                f"fold {f} of {len(pairs)} has {len(train)} training and {len(val)} validation "
+                f"triplets of {len(triplets)} (a triplet counts only when its three objects "
+                "lie on one side; a fold needs 2 training triplets, a tenth of which stop its "
+                "fit early, and 1 validation triplet); use fewer folds (cv) or more triplets"
             )
         folds.append(
             Fold(
@@ -136,6 +194,9 @@ def object_folds(
     return folds
 
 
+# --- one (setting, fold) fit: a task of the engine --------------------------------------------
+
+
 @dataclass(frozen=True)
 class SearchData:
     """What every task needs, sent to each worker once."""
@@ -144,6 +205,7 @@ class SearchData:
     contrast: np.ndarray | None
     folds: list[Fold]
     k: int
+    digest: str  # of everything above, the base estimator and the fitting code
 
 
 def fitter_digest() -> str:
@@ -155,36 +217,35 @@ def fitter_digest() -> str:
 def _scores(estimator: Any, data: SearchData, fold: Fold) -> dict[str, float]:
     """Validation alignment and cross-entropy; local loss and overlap on the held-out contrast."""
     import torch
-    from scipy.special import logsumexp
 
     from glocal import losses
-    from glocal.evaluation.alignment import triplet_similarities
+    from glocal.evaluation.alignment import answered_correctly, triplet_similarities
     from glocal.evaluation.neighbours import neighbour_overlap
 
     Z = estimator.transform(data.X[fold.val_objects])
     logits = triplet_similarities(Z, fold.val, "dot")
-    correct = (logits[:, 0] > logits[:, 1]) & (logits[:, 0] > logits[:, 2])
+    cross_entropy = float(losses.triplet_cross_entropy(torch.as_tensor(logits)).mean())
     scores = {
-        "val_accuracy": float(correct.mean()),
-        "val_cross_entropy": float((logsumexp(logits, axis=1) - logits[:, 0]).mean()),
-        "val_local_loss": math.nan,
-        "val_overlap": math.nan,
+        "accuracy": float(answered_correctly(logits).mean()),
+        "neg_cross_entropy": -cross_entropy,
+        "neg_local_loss": math.nan,
+        "overlap": math.nan,
     }
+    local = 0.0
     if data.contrast is not None and fold.contrast_val is not None:
         original = data.contrast[fold.contrast_val]
         mapped = estimator.transform(original)
         with torch.no_grad():
-            scores["val_local_loss"] = float(
+            local = float(
                 losses.local_loss(
                     torch.as_tensor(original, dtype=torch.float64),
                     torch.as_tensor(mapped, dtype=torch.float64),
                     estimator.tau,
                 )
             )
-        k = min(data.k, len(original) - 1)
-        scores["val_overlap"] = neighbour_overlap(original, mapped, (k,), "cosine")[k]
-    local = 0.0 if math.isnan(scores["val_local_loss"]) else scores["val_local_loss"]
-    scores["val_objective"] = scores["val_cross_entropy"] + local
+        scores["neg_local_loss"] = -local
+        scores["overlap"] = neighbour_overlap(original, mapped, (data.k,), "cosine")[data.k]
+    scores["neg_objective"] = -(cross_entropy + local)
     return scores
 
 
@@ -193,27 +254,34 @@ def fit_task(
     fold_index: int,
     estimator: Any,
     params: dict[str, Any],
-    init: dict[str, Any] | None,
     key: str,
     cache: str | None,
     threads: int,
 ) -> dict[str, Any]:
     """One (setting, fold) fit and its scores; read from / written to the cache when given.
 
-    ``init`` is the result of the warm-start neighbour (its weights start this fit; a diverged
-    neighbour gives none). A fit that diverges is a result too: NaN scores and its ``error``,
-    so one bad setting (e.g. a learning rate too large) does not stop the sweep. Under the
-    cache, the fit runs holding the key's lock: a second process asking for the same fit waits
-    and reads the result.
+    A fit that diverges is a result too: NaN scores and its ``error``, so one bad setting
+    does not stop the sweep. A finished entry is read without a lock (a read-only cache of
+    complete results works); an entry that is damaged or answers another request is named,
+    and the fit runs again under the key's lock, so a second process asking for the same fit
+    waits and reads the result.
     """
+    request = {"key": key, "fold": fold_index, "params": params, "data": data.digest}
     if cache is None:
-        return _fit_and_score(data, fold_index, estimator, params, init, key, threads)
+        return _fit_and_score(data, fold_index, estimator, params, request, threads)
     path = Path(cache) / f"{key}.npz"
+    found, notice = _read_entry(path, request)
+    if found is not None:
+        return found
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # a read-only cache: fit, keep nothing
+        return _fit_and_score(data, fold_index, estimator, params, request, threads)
     with file_lock(path):
-        if path.is_file():
-            return _read_result(path)
-        result = _fit_and_score(data, fold_index, estimator, params, init, key, threads)
-        _write_result(path, result)
+        found, later = _read_entry(path, request)
+        if found is not None:
+            return found
+        result = _fit_and_score(data, fold_index, estimator, params, request, threads)
+        _write_entry(path, result)
+    result["notice"] = notice or later
     return result
 
 
@@ -222,8 +290,7 @@ def _fit_and_score(
     fold_index: int,
     estimator: Any,
     params: dict[str, Any],
-    init: dict[str, Any] | None,
-    key: str,
+    request: dict[str, Any],
     threads: int,
 ) -> dict[str, Any]:
     import torch
@@ -231,10 +298,7 @@ def _fit_and_score(
     from glocal.errors import FitDivergedError
 
     fold = data.folds[fold_index]
-    est = clone(estimator).set_params(**params, progress=False)
-    if init is not None and init.get("weights") is not None:
-        est.set_params(warm_start=True)
-        est.weights_, est.bias_ = init["weights"], init["bias"]
+    est = clone(estimator).set_params(**params, verbose=0)
     contrast = None
     if data.contrast is not None and fold.contrast_train is not None and est.alpha > 0:
         contrast = data.contrast[fold.contrast_train]
@@ -245,32 +309,40 @@ def _fit_and_score(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)  # results must not depend on where the task runs
     began = time.perf_counter()
-    base = {"key": key, "fold": fold_index, "params": params}
     try:
         est.fit(
             data.X[fold.train_objects], fold.train[order[len(stop) :]], contrast=contrast,
             val_triplets=fold.train[stop],
         )  # fmt: skip
     except FitDivergedError as err:
-        return {**base, "weights": None, "bias": None, "n_steps": math.nan,
-                "seconds": time.perf_counter() - began, "error": str(err),
+        return {**request, "weights": None, "bias": None, "n_steps": 0, "best_step": 0,
+                "stop_reason": "diverged", "fit_time": time.perf_counter() - began,
+                "score_time": 0.0, "error": str(err),
                 **dict.fromkeys(SCORES, math.nan)}  # fmt: skip
     finally:
         torch.set_num_threads(previous)
+    fit_time = time.perf_counter() - began
+    scores = _scores(est, data, fold)
     return {
-        **base,
+        **request,
         "weights": est.weights_,
         "bias": est.bias_,
         "n_steps": int(est.n_steps_),
-        "seconds": time.perf_counter() - began,
+        "best_step": int(est.best_step_),
+        "stop_reason": est.stop_reason_,
+        "fit_time": fit_time,
+        "score_time": time.perf_counter() - began - fit_time,
         "error": "",
-        **_scores(est, data, fold),
+        **scores,
     }
 
 
-def _write_result(path: Path, result: dict[str, Any]) -> None:
+def _write_entry(path: Path, result: dict[str, Any]) -> None:
     record = {k: v for k, v in result.items() if k not in ("weights", "bias")}
-    arrays: dict[str, Any] = {"record": np.array(json.dumps(record, default=float))}
+    arrays: dict[str, Any] = {
+        "format": np.array(ENTRY_FORMAT),
+        "record": np.array(json.dumps(record, default=float)),
+    }
     if result["weights"] is not None:
         arrays["weights"] = result["weights"]
     if result["bias"] is not None:
@@ -280,69 +352,160 @@ def _write_result(path: Path, result: dict[str, Any]) -> None:
             np.savez(fh, **arrays)
 
 
-def _read_result(path: Path) -> dict[str, Any]:
-    with np.load(path, allow_pickle=False) as stored:
-        record = json.loads(str(stored["record"]))
-        record["weights"] = stored["weights"] if "weights" in stored.files else None
-        record["bias"] = stored["bias"] if "bias" in stored.files else None
+class DamagedEntryWarning(UserWarning):
+    """A search cache entry could not be used; it was fitted again."""
+
+
+def _read_entry(path: Path, request: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The cached result answering ``request``, or None and why it cannot be used ("" when
+    there is no entry)."""
+    import zipfile
+    import zlib
+
+    if not path.is_file():
+        return None, ""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if "format" not in stored.files or str(stored["format"]) != ENTRY_FORMAT:
+                raise ValueError(f"not a {ENTRY_FORMAT} entry")
+            record = json.loads(str(stored["record"]))
+            record["weights"] = stored["weights"] if "weights" in stored.files else None
+            record["bias"] = stored["bias"] if "bias" in stored.files else None
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        why = " ".join(str(err).split()) or type(err).__name__
+        return None, f"search cache entry {path} cannot be read ({why}); it was fitted again"
+    answered = {name: record.get(name) for name in request}
+    expected = json.loads(json.dumps(request, default=float))
+    if answered != expected:
+        wrong = ", ".join(sorted(n for n in request if answered[n] != expected[n]))
+        return None, (
+            f"search cache entry {path} answers another request (its {wrong} differ); it was "
+            "fitted again"
+        )
+    weights = record["weights"]
+    if weights is not None and (weights.ndim != 2 or weights.shape[0] != weights.shape[1]):
+        return None, f"search cache entry {path} holds non-square weights; it was fitted again"
     record["cached"] = True
-    return record
+    return record, ""
+
+
+# --- the estimator ------------------------------------------------------------------------------
+
+
+def _is_glocal_transform(value: Any) -> bool:
+    from glocal.transform import GlocalTransform
+
+    return isinstance(value, GlocalTransform)
+
+
+def _is_rule(value: Any) -> bool:
+    return isinstance(value, str) and value in SCORINGS
+
+
+def _is_scoring(value: Any) -> bool:
+    if _is_rule(value):
+        return True
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(_is_rule(v) for v in value)
+        and len(set(value)) == len(value)
+    )
+
+
+def _is_cv(value: Any) -> bool:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return bool(value >= 2)
+    return hasattr(value, "split") or (isinstance(value, Iterable) and not isinstance(value, str))
+
+
+def _is_cache(value: Any) -> bool:
+    return isinstance(value, (bool, str, os.PathLike)) and value != ""
 
 
 class GlocalSearchCV(BaseEstimator):
     """Grid search over :class:`~glocal.GlocalTransform` settings with object-disjoint CV.
 
-    The training objects are dealt into ``cv`` groups; fold f fits on the triplets whose three
-    objects lie outside group f and scores on those inside it (so no validation object is ever
-    seen by its fit), and splits the contrast set the same way. Every (setting, fold) fit is one
-    task of the execution engine (a Dask LocalCluster by default, any scheduler by address),
-    cached on disk, so reruns and lost workers cost only the unfinished fits.
+    Used like scikit-learn's ``GridSearchCV``: ``GlocalSearchCV(estimator, param_grid)``,
+    ``fit``, then ``cv_results_``, ``best_params_``, ``best_score_``, ``best_index_``,
+    ``best_estimator_``, ``score`` and ``transform``. It differs on purpose where triplets
+    require it:
+
+    - the folds split the *objects* (rows of ``X``), not the triplets: fold f fits on the
+      triplets whose three objects lie outside its validation objects and scores on those
+      inside them, so no validation object is ever seen by its fit (scikit-learn splits rows
+      of the data it scores, which here would leak objects); the contrast set is split the
+      same way;
+    - the scores are fixed, all computed for every fit, and ``scoring`` names the rule that
+      selects (``tradeoff`` combines two scores, which a scikit-learn scorer cannot);
+    - fits run as tasks of an execution engine (a Dask LocalCluster by default, any scheduler
+      by address, or serially) instead of joblib's ``n_jobs``, and every finished fit is
+      cached on disk, so reruns and lost workers cost only the unfinished fits.
 
     Parameters
     ----------
-    param_grid : str, path, dict or list of dict, default="small"
-        ``"paper"`` (the official 54-setting sweep), ``"small"`` (9 settings), a JSON file, or
-        ``{name: [values]}`` of :class:`~glocal.GlocalTransform` hyper-parameters.
     estimator : GlocalTransform or None, default=None
-        The base estimator whose other settings every fit shares (default ``GlocalTransform()``).
-    cv : int, default=3
-        Number of object-disjoint folds.
-    scoring : {"alignment", "objective", "tradeoff"}, default="alignment"
-        The selection rule (see :data:`SCORINGS`).
+        The base estimator whose other settings every fit shares (default
+        ``GlocalTransform()``).
+    param_grid : str, path, dict or list of dict, default="small"
+        ``"paper"`` (the official 54-setting sweep), ``"small"`` (9 settings), another name
+        of ``glocal/grids.json``, a JSON file, or ``{name: [values]}`` of
+        :class:`~glocal.GlocalTransform` hyper-parameters (or a list of such dicts).
+    scoring : str or list of str, default="alignment"
+        The selection rule (see :data:`SCORINGS`), or several (each ranked in
+        ``cv_results_``; ``refit`` then names the one that selects).
+    cv : int, splitter or iterable, default=3
+        A number of object-disjoint folds (seeded by ``seed``), a scikit-learn splitter whose
+        ``split(X)`` yields (train, validation) object indices (e.g. ``KFold``), or an
+        iterable of such pairs.
+    refit : bool or str, default=True
+        Refit the selected setting on all triplets (``best_estimator_``). A rule name selects
+        by that rule (it must be among ``scoring`` when that is a list).
     min_overlap : float, default=0.5
-        The 10-NN overlap a setting must keep under ``scoring="tradeoff"``.
+        The 10-NN overlap a setting must keep under ``tradeoff``.
     k : int, default=10
-        Neighbourhood size of the overlap score.
-    refit : bool, default=True
-        Refit the best setting on all triplets (``best_estimator_``).
-    warm_start : str or None, default="lmbda"
-        A grid parameter to warm-start along: within a fold, the fit for each value starts from
-        the solution for the previous value (in grid order), all else equal. None: cold starts.
+        Neighbourhood size of the overlap score (at most the smallest held-out contrast slice
+        minus one).
     scheduler : str or None, default=None
         Where fits run: None (``$GLOCAL_SCHEDULER`` or a new LocalCluster), ``"serial"`` or a
-        Dask scheduler address.
+        Dask scheduler address such as ``"tcp://host:8786"``.
     n_workers : int or None, default=None
         Workers of a new LocalCluster (default: one per GPU, else one per core).
-    cache : str, path, bool, default=True
-        Where finished fits are kept: True for ``CACHE/search``, a folder, or False (no cache).
+    cache : bool, str or path, default=True
+        Where finished fits are kept: True for ``CACHE/search``, a folder, or False.
     seed : int, default=0
-        Seeds the fold assignment.
-    progress : bool, default=True
-        Show a progress bar (settings done, best so far).
+        Seeds the fold assignment (with an integer ``cv``) and the contrast split.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over fits (the CLI's default).
 
     Attributes
     ----------
-    cv_results_ : pandas.DataFrame
-        One row per setting: its parameters, mean and std over folds of every score, the score
-        of each fold, and its rank under each rule.
+    cv_results_ : dict of ndarray
+        scikit-learn's layout: ``params``, ``param_NAME`` (masked arrays), for every score
+        ``S`` of :data:`SCORES` ``splitF_test_S``, ``mean_test_S`` and ``std_test_S``,
+        ``rank_test_RULE`` for every rule of ``scoring`` (with one rule also scikit-learn's
+        ``splitF_test_score``, ``mean_test_score``, ``std_test_score`` and
+        ``rank_test_score`` for the score that rule ranks by), ``mean_fit_time``,
+        ``std_fit_time``, ``mean_score_time``, ``std_score_time``, and per fit
+        ``splitF_n_steps``, ``splitF_best_step``, ``splitF_stop_reason``; ``n_no_improvement``
+        and ``n_diverged`` count the folds whose fit kept its start or diverged.
+        ``pandas.DataFrame(search.cv_results_)`` gives the table.
     best_index_ : int
-        Row of the selected setting in ``cv_results_``.
+        Index of the selected setting.
     best_params_ : dict
         The selected setting.
+    best_score_ : float
+        The selecting rule's mean score of it (``mean_test_S``; greater is better).
     best_estimator_ : GlocalTransform
         The selected setting refit on all triplets (with ``refit``).
+    refit_time_ : float
+        Seconds the refit took.
+    n_splits_ : int
+        Number of folds.
     n_fits_computed_ : int
         Fits that ran (the rest came from the cache).
+    engine_ : str
+        Where the fits ran.
 
     Examples
     --------
@@ -350,69 +513,116 @@ class GlocalSearchCV(BaseEstimator):
     >>> from glocal.planted import planted_problem
     >>> problem = planted_problem(n_objects=60, n_features=8, n_dims=3, n_triplets=6000,
     ...                           n_contrast=90)
-    >>> search = GlocalSearchCV({"alpha": [0.0, 0.25]}, cv=2, scheduler="serial", cache=False,
-    ...                         estimator=GlocalTransform(max_steps=30), progress=False)
+    >>> search = GlocalSearchCV(GlocalTransform(max_steps=30), {"alpha": [0.0, 0.25]}, cv=2,
+    ...                         scheduler="serial", cache=False)
     >>> search.fit(problem.X, problem.triplets, contrast=problem.contrast).best_params_
     {'alpha': 0.0}
     """
 
     def __init__(
         self,
+        estimator: Any = None,
         param_grid: Any = "small",
         *,
-        estimator: Any = None,
-        cv: int = 3,
-        scoring: str = "alignment",
+        scoring: str | Sequence[str] = "alignment",
+        cv: Any = 3,
+        refit: bool | str = True,
         min_overlap: float = 0.5,
         k: int = 10,
-        refit: bool = True,
-        warm_start: str | None = "lmbda",
         scheduler: str | None = None,
         n_workers: int | None = None,
         cache: Any = True,
         seed: int = 0,
-        progress: bool = True,
+        verbose: int = 0,
     ):
-        self.param_grid = param_grid
         self.estimator = estimator
-        self.cv = cv
+        self.param_grid = param_grid
         self.scoring = scoring
+        self.cv = cv
+        self.refit = refit
         self.min_overlap = min_overlap
         self.k = k
-        self.refit = refit
-        self.warm_start = warm_start
         self.scheduler = scheduler
         self.n_workers = n_workers
         self.cache = cache
         self.seed = seed
-        self.progress = progress
+        self.verbose = verbose
+
+    #: One check per parameter (a test checks that they cover the signature).
+    _constraints: dict[str, Constraint] = {
+        "estimator": Constraint(
+            lambda v: v is None or _is_glocal_transform(v),
+            "a GlocalTransform or None (the grid is the second argument: "
+            "GlocalSearchCV(estimator, param_grid) or GlocalSearchCV(param_grid=...))",
+        ),
+        "param_grid": Constraint(
+            lambda v: isinstance(v, (str, os.PathLike, Mapping, list, tuple)),
+            "a grid name, a JSON file, a dict {name: [values]} or a list of such dicts",
+        ),
+        "scoring": Constraint(_is_scoring, f"one of {sorted(SCORINGS)} or a list of them"),
+        "cv": Constraint(
+            _is_cv,
+            "an integer >= 2, a splitter with split(X), or an iterable of "
+            "(train objects, validation objects) pairs",
+        ),  # fmt: skip
+        "refit": Constraint(
+            lambda v: isinstance(v, bool) or _is_rule(v),
+            f"True, False or one of {sorted(SCORINGS)}",
+        ),
+        "min_overlap": interval(0.0, 1.0),
+        "k": integer(1),
+        "scheduler": Constraint(
+            lambda v: v is None or isinstance(v, str), "None, 'serial' or a scheduler address"
+        ),
+        "n_workers": integer(1, allow_none=True),
+        "cache": Constraint(_is_cache, "True, False or a folder"),
+        "seed": integer(0),
+        "verbose": integer(0),
+    }
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def _rule(self) -> str | None:
+        """The rule that selects the best setting (None: several rules and no refit rule)."""
+        if isinstance(self.refit, str):
+            if isinstance(self.scoring, str) and self.scoring != self.refit:
+                raise GlocalError(
+                    f"refit={self.refit!r} selects by another rule than scoring="
+                    f"{self.scoring!r}; give one rule, or scoring=[...] with both"
+                )
+            if not isinstance(self.scoring, str) and self.refit not in self.scoring:
+                raise GlocalError(f"refit={self.refit!r} must be one of scoring={self.scoring}")
+            return self.refit
+        if isinstance(self.scoring, str):
+            return self.scoring
+        if self.refit:
+            raise GlocalError(
+                f"scoring={list(self.scoring)} names several rules: set refit to the one that "
+                "selects, e.g. refit='alignment'"
+            )
+        return None
+
+    def _check_params(self) -> None:
+        for name, value in self.get_params(deep=False).items():
+            self._constraints[name].validate(name, value)
+        if self.scheduler is not None:
+            check_scheduler(self.scheduler, "scheduler")
+        cache = self.cache
+        if not isinstance(cache, bool):
+            path = Path(cache)
+            if path.exists() and not path.is_dir():
+                raise GlocalError(f"cache {str(path)!r} is a file; give a folder (or False)")
 
     def _base(self) -> Any:
         from glocal.transform import GlocalTransform
 
         return clone(self.estimator) if self.estimator is not None else GlocalTransform()
 
-    def _cache_folder(self) -> str | None:
-        if self.cache is False or self.cache is None:
-            return None
-        folder = cache_dir() / "search" if self.cache is True else Path(self.cache)
-        return str(folder)
+    def _settings(self, base: Any) -> list[dict[str, Any]]:
+        """The grid's settings, each checked by the estimator's own constraints."""
+        from glocal._device import resolve_device
 
-    def _check(self) -> None:
-        if self.scoring not in SCORINGS:
-            raise GlocalError(f"scoring must be one of {sorted(SCORINGS)}, got {self.scoring!r}")
-        if not isinstance(self.cv, int) or self.cv < 2:
-            raise GlocalError(f"cv must be an integer >= 2, got {self.cv!r}")
-        if not 0 <= self.min_overlap <= 1:
-            raise GlocalError(f"min_overlap must lie in [0, 1], got {self.min_overlap}")
-
-    def fit(
-        self, X: np.ndarray, triplets: np.ndarray, contrast: np.ndarray | None = None
-    ) -> GlocalSearchCV:
-        """Fit every (setting, fold), fill ``cv_results_``, select, and refit the best."""
-        self._check()
         settings = resolve_grid(self.param_grid)
-        base = self._base()
         known = set(base.get_params())
         unknown = sorted({name for s in settings for name in s} - known)
         if unknown:
@@ -420,6 +630,35 @@ class GlocalSearchCV(BaseEstimator):
                 f"param_grid: {unknown} are not hyper-parameters of GlocalTransform; "
                 f"choose from {sorted(known)}"
             )
+        for i, setting in enumerate(settings):
+            try:
+                est = clone(base).set_params(**setting)
+                resolve_device(est._validated()["device"])
+            except GlocalError as err:
+                raise GlocalError(f"param_grid: setting {i} {setting}: {err}") from None
+        return settings
+
+    def _cache_folder(self) -> str | None:
+        if self.cache is False:
+            return None
+        folder = cache_dir() / "search" if self.cache is True else Path(self.cache)
+        return str(folder)
+
+    # --- fitting --------------------------------------------------------------------------
+
+    def fit(
+        self, X: np.ndarray, triplets: np.ndarray, contrast: np.ndarray | None = None
+    ) -> GlocalSearchCV:
+        """Fit every (setting, fold), fill ``cv_results_``, select, and refit the best.
+
+        ``X`` (m × p) holds the features of the objects the triplets (n × 3) index;
+        ``contrast`` (n_c × p) the generic features of the local term (needed when a setting
+        has ``alpha > 0``). Every input and setting is checked before any fit starts.
+        """
+        self._check_params()
+        rule = self._rule()
+        base = self._base()
+        settings = self._settings(base)
         X = check_feature_matrix(X, "X")
         triplets = validate_triplets(triplets, len(X), where="triplets")
         if contrast is not None:
@@ -430,108 +669,174 @@ class GlocalSearchCV(BaseEstimator):
                 )
         elif any({**base.get_params(), **s}["alpha"] > 0 for s in settings):
             raise GlocalError("settings with alpha > 0 need a contrast set: pass contrast=")
-        folds = object_folds(
-            len(X), triplets, None if contrast is None else len(contrast), self.cv, self.seed
-        )
-        data = SearchData(X, contrast, folds, self.k)
+        folds = object_folds(X, triplets, None if contrast is None else len(contrast),
+                             self.cv, self.seed)  # fmt: skip
+        if contrast is not None:
+            smallest = min(len(f.contrast_val) for f in folds if f.contrast_val is not None)
+            if self.k >= smallest:
+                raise GlocalError(
+                    f"k={self.k}: the smallest held-out contrast slice has {smallest} rows, so "
+                    f"k must be at most {smallest - 1}; lower k or pass more contrast rows"
+                )
+        common = digest(
+            ENTRY_FORMAT, X, contrast, [(f.train, f.val, f.train_objects, f.contrast_val)
+                                        for f in folds],
+            self.k, base.get_params(), fitter_digest(),
+        )  # fmt: skip
+        data = SearchData(X, contrast, folds, self.k, common)
         results = self._run(base, settings, data)
+        self.n_splits_ = len(folds)
         self.cv_results_ = self._table(settings, results)
-        if self.cv_results_["mean_val_accuracy"].isna().all():
-            first = next(r["error"] for per_fold in results for r in per_fold if r.get("error"))
+        if np.isnan(self.cv_results_["mean_test_accuracy"]).all():
+            first = next(r["error"] for per_fold in results for r in per_fold if r["error"])
             raise GlocalError(f"every setting of the grid diverged on some fold; e.g. {first}")
-        self.best_index_ = int(self.cv_results_[f"rank_{self.scoring}"].to_numpy().argmin())
-        self.best_params_ = dict(settings[self.best_index_])
-        if self.refit:
-            best = clone(base).set_params(**self.best_params_, progress=self.progress)
-            uses_contrast = best.alpha > 0
-            self.best_estimator_ = best.fit(
-                X, triplets, contrast=contrast if uses_contrast else None
+        if rule is not None:
+            self.best_index_ = int(np.argmin(self.cv_results_[f"rank_test_{rule}"]))
+            self.best_params_ = dict(settings[self.best_index_])
+            self.best_score_ = float(
+                self.cv_results_[f"mean_test_{RULE_SCORE[rule]}"][self.best_index_]
             )
+        if self.refit:
+            began = time.perf_counter()
+            best = clone(base).set_params(**self.best_params_, verbose=self.verbose)
+            self.best_estimator_ = best.fit(
+                X, triplets, contrast=contrast if best.alpha > 0 else None
+            )
+            self.refit_time_ = time.perf_counter() - began
         return self
-
-    def _chains(self, settings: list[dict[str, Any]]) -> list[int | None]:
-        """For each setting, the index of the setting it warm-starts from (None: cold)."""
-        previous: list[int | None] = [None] * len(settings)
-        name = self.warm_start
-        if not name:
-            return previous
-        last: dict[str, int] = {}
-        for i, s in enumerate(settings):
-            if name not in s:
-                continue
-            rest = json.dumps({k: v for k, v in s.items() if k != name}, sort_keys=True)
-            if rest in last:
-                previous[i] = last[rest]
-            last[rest] = i
-        return previous
 
     def _run(self, base: Any, settings: list[dict[str, Any]], data: SearchData) -> list[list]:
         from tqdm import tqdm
 
         cache = self._cache_folder()
-        common = digest(
-            data.X, data.contrast, [(f.train, f.val) for f in data.folds], self.k,
-            base.get_params(), fitter_digest(),
-        )  # fmt: skip
-        chains = self._chains(settings)
-        engine = Engine(self.scheduler, n_workers=self.n_workers)
+        if cache is not None:
+            _prepare_cache(Path(cache))
+        keys = [[digest(data.digest, params, f) for f in range(len(data.folds))]
+                for params in settings]  # fmt: skip
         results: list[list] = [[None] * len(data.folds) for _ in settings]
-        keys = [[""] * len(data.folds) for _ in settings]
+        engine = Engine(self.scheduler, n_workers=self.n_workers)
         with engine:
             self.engine_ = engine.describe()
-            handle = engine.put(data, key=f"glocal-data-{common[:16]}")
-            futures: dict[tuple[int, int], Any] = {}
+            handle = engine.put(data, key=f"glocal-data-{data.digest[:16]}")
+            futures: dict[str, Any] = {}  # identical settings share one task
             for i, params in enumerate(settings):
                 for f in range(len(data.folds)):
-                    source = chains[i]
-                    init = futures[(source, f)] if source is not None else None
-                    keys[i][f] = digest(
-                        common, params, f, keys[source][f] if source is not None else None
-                    )
-                    futures[(i, f)] = engine.submit(
-                        fit_task, handle, f, base, params, init, keys[i][f], cache,
-                        engine.threads_per_worker, key=f"glocal-fit-{keys[i][f][:16]}",
-                    )  # fmt: skip
-            where = {future.key: pos for pos, future in futures.items()}
-            bar = tqdm(total=len(futures), desc="search", unit="fit", disable=not self.progress)
+                    key = keys[i][f]
+                    if key not in futures:
+                        futures[key] = engine.submit(
+                            fit_task, handle, f, base, params, key, cache,
+                            engine.threads_per_worker, key=f"glocal-fit-{key[:16]}",
+                        )  # fmt: skip
+            bar = tqdm(total=len(futures), desc="search", unit="fit", disable=not self.verbose)
             best = -math.inf
-            self.n_fits_computed_ = 0
-            for future in engine.as_completed(futures.values()):
-                i, f = where[future.key]
-                result = future.result()
-                self.n_fits_computed_ += not result.get("cached", False)
-                results[i][f] = result
-                best = max(best, result["val_accuracy"])
+            done: dict[str, dict[str, Any]] = {}
+            for key, result in engine.results(futures):
+                done[key] = result
+                if result.get("notice"):
+                    warnings.warn(result["notice"], DamagedEntryWarning, stacklevel=3)
+                best = max(best, result["accuracy"])
                 bar.update()
                 bar.set_postfix_str(f"best val acc {best:.4f}")
             bar.close()
+        self.n_fits_computed_ = sum(not r.get("cached", False) for r in done.values())
+        for i in range(len(settings)):
+            for f in range(len(data.folds)):
+                results[i][f] = done[keys[i][f]]
         return results
 
-    def _table(self, settings: list[dict[str, Any]], results: list[list]) -> pd.DataFrame:
-        rows = []
-        for params, per_fold in zip(settings, results, strict=True):
-            row: dict[str, Any] = {"params": params}
-            row.update({f"param_{k}": v for k, v in params.items()})
-            for score in (*SCORES, "n_steps", "seconds"):
-                values = np.array([r[score] for r in per_fold], dtype=float)
-                for f, value in enumerate(values):
-                    row[f"split{f}_{score}"] = value
-                row[f"mean_{score}"] = float(np.mean(values))
-                row[f"std_{score}"] = float(np.std(values))
-            row["n_diverged"] = sum(bool(r.get("error")) for r in per_fold)
-            rows.append(row)
-        table = pd.DataFrame(rows)
-        table["rank_alignment"] = _rank(-table["mean_val_accuracy"])
-        table["rank_cross_entropy"] = _rank(table["mean_val_cross_entropy"])
-        table["rank_objective"] = _rank(table["mean_val_objective"])
-        keeps = table["mean_val_overlap"] >= self.min_overlap
-        if not keeps.any():
-            keeps[:] = True
-        tradeoff = (-table["mean_val_accuracy"]).where(keeps, np.inf)
-        table["rank_tradeoff"] = _rank(tradeoff)
+    def _table(self, settings: list[dict[str, Any]], results: list[list]) -> dict[str, Any]:
+        n = len(settings)
+        table: dict[str, Any] = {"params": [dict(s) for s in settings]}
+        for name in sorted({name for s in settings for name in s}):
+            column = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
+            for i, s in enumerate(settings):
+                if name in s:
+                    column[i] = s[name]
+            table[f"param_{name}"] = column
+        n_folds = len(results[0])
+        for score in SCORES:
+            values = np.array([[r[score] for r in per_fold] for per_fold in results], float)
+            for f in range(n_folds):
+                table[f"split{f}_test_{score}"] = values[:, f]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (diverged)
+                table[f"mean_test_{score}"] = values.mean(axis=1)
+                table[f"std_test_{score}"] = values.std(axis=1)
+        for timing in ("fit_time", "score_time"):
+            values = np.array([[r[timing] for r in per_fold] for per_fold in results], float)
+            table[f"mean_{timing}"] = values.mean(axis=1)
+            table[f"std_{timing}"] = values.std(axis=1)
+        for f in range(n_folds):
+            table[f"split{f}_n_steps"] = np.array([r[f]["n_steps"] for r in results])
+            table[f"split{f}_best_step"] = np.array([r[f]["best_step"] for r in results])
+            table[f"split{f}_stop_reason"] = np.array([r[f]["stop_reason"] for r in results])
+        reasons = np.array([[r["stop_reason"] for r in per_fold] for per_fold in results])
+        table["n_no_improvement"] = (reasons == "no_improvement").sum(axis=1)
+        table["n_diverged"] = (reasons == "diverged").sum(axis=1)
+        rules = [self.scoring] if isinstance(self.scoring, str) else list(self.scoring)
+        for rule in rules:
+            values = -table[f"mean_test_{RULE_SCORE[rule]}"]
+            if rule == "tradeoff":
+                keeps = table["mean_test_overlap"] >= self.min_overlap
+                if not keeps.any():
+                    keeps[:] = True
+                values = np.where(keeps, values, np.inf)
+            table[f"rank_test_{rule}"] = _rank(values)
+        if isinstance(self.scoring, str):  # scikit-learn's names for a single scorer
+            score = RULE_SCORE[self.scoring]
+            for f in range(n_folds):
+                table[f"split{f}_test_score"] = table[f"split{f}_test_{score}"]
+            table["mean_test_score"] = table[f"mean_test_{score}"]
+            table["std_test_score"] = table[f"std_test_{score}"]
+            table["rank_test_score"] = table[f"rank_test_{self.scoring}"]
         return table
 
+    # --- using the selected setting ---------------------------------------------------------
 
-def _rank(values: pd.Series) -> pd.Series:
+    def _fitted(self) -> Any:
+        if not hasattr(self, "best_estimator_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(
+                "This GlocalSearchCV has no best_estimator_: call fit() with refit=True first"
+            )
+        return self.best_estimator_
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """``best_estimator_.transform(X)``: the selected map applied to ``X``."""
+        return self._fitted().transform(X)
+
+    def score(self, X: np.ndarray, triplets: np.ndarray) -> float:
+        """``best_estimator_.score``: odd-one-out accuracy of the transformed ``X``."""
+        return self._fitted().score(X, triplets)
+
+
+class ReadOnlyCacheWarning(UserWarning):
+    """The search cache cannot be written: missing fits run without being kept."""
+
+
+def _prepare_cache(folder: Path) -> None:
+    """Create the cache folder; a read-only one is used for reading only (with a warning)."""
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise GlocalError(
+                f"cache {str(folder)!r}: cannot create the folder ({err.strerror or err}); "
+                "choose a writable folder or pass cache=False"
+            ) from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        warnings.warn(
+            f"the search cache {folder} is read-only: cached fits are read, missing ones run "
+            "without being kept",
+            ReadOnlyCacheWarning,
+            stacklevel=4,
+        )
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
     """1 for the best (smallest) value; ties share the lower rank; NaN ranks last."""
-    return values.fillna(np.inf).rank(method="min").astype(int)
+    from scipy.stats import rankdata
+
+    filled = np.where(np.isnan(values), np.inf, values)
+    return rankdata(filled, method="min").astype(np.int32)

@@ -39,10 +39,10 @@ STUDENTS = ("standardised", "raw")
 
 #: The paper's transforms. ``naive``: the official naive probe (no local term, no bias, W from
 #: 1e-3·I shrunk toward 0 by the unsquared ``λ‖W‖_F``; the paper chose λ by object-disjoint
-#: 3-fold CV over 1 … 1e-5, which ``GlocalSearchCV("naive", scoring="cross_entropy")`` does;
-#: 0.1 is its choice on the quick profile); ``naive-l2``: glocal's earlier variant (squared
-#: ``λ‖W‖²``, bias, the default start); ``global``: no local term, W pulled toward a scaled
-#: identity; ``glocal``: global + local terms.
+#: 3-fold CV over 1 … 1e-5, which ``GlocalSearchCV(GlocalTransform.preset("naive"), "naive",
+#: scoring="cross_entropy")`` does; 0.1 is its choice on the quick profile); ``naive-l2``:
+#: glocal's earlier variant (squared ``λ‖W‖²``, bias, the default start); ``global``: no local
+#: term, W pulled toward a scaled identity; ``glocal``: global + local terms.
 PRESETS: dict[str, dict[str, Any]] = {
     "naive": {
         "alpha": 0.0, "regularizer": "fro", "lmbda": 0.1, "bias": False, "init_scale": 1e-3,
@@ -132,8 +132,8 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed : int, default=0
         Seeds batching, contrast sampling and torch; CPU fits are deterministic.
-    progress : bool, default=True
-        Show a progress bar.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over steps (the CLI's default).
 
     Attributes
     ----------
@@ -165,9 +165,9 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
     >>> from glocal.planted import planted_problem
     >>> problem = planted_problem(n_objects=60, n_features=8, n_dims=3, n_triplets=3000,
     ...                           n_contrast=50)
-    >>> est = GlocalTransform(alpha=0.1, max_steps=50, progress=False)
+    >>> est = GlocalTransform(alpha=0.1, max_steps=50)
     >>> est.fit(problem.X, problem.triplets, contrast=problem.contrast)
-    GlocalTransform(max_steps=50, progress=False)
+    GlocalTransform(max_steps=50)
     >>> est.transform(problem.X).shape
     (60, 8)
     """
@@ -195,7 +195,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         warm_start: bool = False,
         device: str = "auto",
         seed: int = 0,
-        progress: bool = True,
+        verbose: int = 0,
     ):
         self.alpha = alpha
         self.lmbda = lmbda
@@ -217,7 +217,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         self.warm_start = warm_start
         self.device = device
         self.seed = seed
-        self.progress = progress
+        self.verbose = verbose
 
     # fitted attributes (set by fit or load)
     weights_: np.ndarray
@@ -247,7 +247,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         "warm_start": BOOLEAN,
         "device": TEXT,
         "seed": integer(0),
-        "progress": BOOLEAN,
+        "verbose": integer(0),
     }
 
     @classmethod

@@ -406,23 +406,37 @@ def object_disjoint_folds(
         raise GlocalError(f"n_folds must be at least 2, got {n_folds}")
     if n_folds > n_objects:
         raise GlocalError(f"n_folds={n_folds} exceeds the number of objects ({n_objects})")
-    group = np.empty(n_objects, dtype=np.int64)
-    group[np.random.default_rng(seed).permutation(n_objects)] = np.arange(n_objects) % n_folds
-    triplet_groups = group[triplets]
+    group = deal_into_groups(n_objects, n_folds, np.random.default_rng(seed))
     splits = []
     for fold in range(n_folds):
-        inside = triplet_groups == fold
-        test = inside.all(axis=1)
-        train = (~inside).all(axis=1)
+        test_objects = np.flatnonzero(group == fold)
+        train = triplets_within(triplets, group != fold)
+        test = triplets_within(triplets, group == fold)
         splits.append(
             TripletSplit(
                 train=triplets[train],
                 test=triplets[test],
                 n_dropped=int(len(triplets) - train.sum() - test.sum()),
-                test_objects=np.flatnonzero(group == fold),
+                test_objects=test_objects,
             )
         )
     return splits
+
+
+def deal_into_groups(n: int, n_groups: int, rng: np.random.Generator) -> np.ndarray:
+    """Deal ``n`` items into ``n_groups`` groups of (nearly) equal size at random.
+
+    Returns the group of every item, shape (n,): a random permutation of
+    ``0, 1, …, n_groups − 1, 0, 1, …`` drawn from ``rng``.
+    """
+    group = np.empty(n, dtype=np.int64)
+    group[rng.permutation(n)] = np.arange(n) % n_groups
+    return group
+
+
+def triplets_within(triplets: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """Which triplets have all three objects among ``objects`` (a boolean mask over objects)."""
+    return np.asarray(objects, dtype=bool)[triplets].all(axis=1)
 
 
 def simulate_triplets(

@@ -60,7 +60,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 
 def test_check_is_fitted_clone_and_repr():
-    est = GlocalTransform(alpha=0.25, progress=False)
+    est = GlocalTransform(alpha=0.25, verbose=1)
     try:
         check_is_fitted(est)
     except NotFittedError:
@@ -69,7 +69,7 @@ def test_check_is_fitted_clone_and_repr():
         raise AssertionError("an unfitted GlocalTransform passed check_is_fitted")
     copy = clone(est)
     assert copy is not est and copy.get_params() == est.get_params()
-    assert repr(est) == "GlocalTransform(alpha=0.25, progress=False)"
+    assert repr(est) == "GlocalTransform(alpha=0.25, verbose=1)"
 
 
 def test_hyper_parameter_names_have_one_source():

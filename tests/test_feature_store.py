@@ -236,7 +236,7 @@ def test_store_checks_transforms_on_load(tiny, folder: Path, tmp_path: Path) -> 
         )
     with pytest.raises(GlocalError, match="expects 32 features"):
         store.apply(_fake_transform(32))
-    real = GlocalTransform(max_steps=1, progress=False)
+    real = GlocalTransform(max_steps=1)
     real.weights_, real.bias_, real.mean_, real.std_ = np.eye(64, dtype=np.float32), None, 0.0, 1.0
     real.metadata_ = {}
     np.testing.assert_allclose(store.apply(real), store.features(), rtol=1e-6)

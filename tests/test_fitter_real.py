@@ -29,7 +29,7 @@ def results(data_dir):
     X, train, val = cf._training_problem(inputs)
     rows = {}
     for alpha in ALPHAS:
-        est = GlocalTransform(alpha=alpha, device="cpu", progress=False)
+        est = GlocalTransform(alpha=alpha, device="cpu")
         est.fit(X, train, contrast=inputs.contrast if alpha else None, val_triplets=val)
         rows[alpha] = {
             "accuracy": odd_one_out_accuracy(

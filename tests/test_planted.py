@@ -18,7 +18,7 @@ def planted():
 def test_global_transform_recovers_the_planted_embedding(planted):
     fold = object_disjoint_folds(planted.triplets, 1854, n_folds=4, seed=0)[0]
     fit_part = random_split(fold.train, test_size=0.1, seed=0)
-    est = GlocalTransform.preset("global", progress=False)
+    est = GlocalTransform.preset("global")
     est.fit(planted.X, fit_part.train, val_triplets=fit_part.test)
     held_out = est.score(planted.X, fold.test)
     ceiling = odd_one_out_accuracy(planted.H, fold.test)
@@ -48,7 +48,7 @@ def test_local_term_preserves_contrast_neighbourhoods(planted):
     contrast = planted.contrast
     kept = {}
     for alpha in (0.0, 0.5):
-        est = GlocalTransform(alpha=alpha, progress=False)
+        est = GlocalTransform(alpha=alpha)
         est.fit(planted.X, split.train, contrast=contrast, val_triplets=split.test)
         kept[alpha] = _knn_overlap(contrast, est.transform(contrast), k=10)
     print(f"10-NN overlap of the contrast set: alpha=0 {kept[0.0]:.3f}, alpha=0.5 {kept[0.5]:.3f}")

@@ -14,7 +14,7 @@ from glocal.transform import PRESETS, GlocalTransform
 from glocal.triplets import load_triplets
 
 #: Hyper-parameters that the command sets itself rather than through a flag of the same name.
-_OWN_FLAGS = {"progress": "--quiet"}
+_OWN_FLAGS = {"verbose": "--quiet"}
 
 
 def _none_or(kind: type) -> Any:
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     contrast = load_feature_matrix(args.contrast, "contrast") if args.contrast else None
     names = [n for n in inspect.signature(GlocalTransform).parameters if n not in _OWN_FLAGS]
     overrides = {name: getattr(args, name) for name in names if hasattr(args, name)}
-    estimator = GlocalTransform.preset(args.preset, progress=not args.quiet, **overrides)
+    estimator = GlocalTransform.preset(args.preset, verbose=0 if args.quiet else 1, **overrides)
     check_device(estimator.device)
     try:
         estimator.fit(X, triplets, contrast=contrast, val_triplets=val)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from glocal.commands._common import existing_file
-from glocal.io import atomic_path, load_feature_matrix
+from glocal.io import atomic_path, check_writable, load_feature_matrix
 from glocal.search import SCORINGS, GlocalSearchCV, grids
 from glocal.triplets import load_triplets
 
@@ -53,51 +54,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Search, then write cv_results.csv, best_params.json and best_transform.npz."""
-    from pathlib import Path
+    """Search, then write cv_results.csv, best_params.json and best_transform.npz.
 
-    from glocal.errors import GlocalError
+    Everything is checked before the search starts, and ``--out`` is created only when the
+    results are written: a failed search leaves nothing behind.
+    """
+    import pandas as pd
 
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GlocalError(f"--out {out}: cannot create the folder ({err})") from err
-    if not os_writable(out):
-        raise GlocalError(f"--out {out}: the folder is not writable; choose another")
+    check_writable(out / "cv_results.csv", "--out")
     X = load_feature_matrix(args.features, "features")
     triplets = load_triplets(args.triplets, n_objects=len(X))
     contrast = load_feature_matrix(args.contrast, "contrast") if args.contrast else None
     search = GlocalSearchCV(
-        args.grid,
+        param_grid=args.grid,
         cv=args.cv,
         scoring=args.scoring,
         min_overlap=args.min_overlap,
         scheduler=args.scheduler,
         n_workers=args.workers,
         cache=not args.no_cache,
-        progress=not args.quiet,
+        verbose=0 if args.quiet else 1,
     )
     search.fit(X, triplets, contrast=contrast)
-    table = search.cv_results_.drop(columns=["params"])
+    table = pd.DataFrame(search.cv_results_).drop(columns=["params"])
+    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "cv_results.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out / "best_params.json") as tmp:
-        record = {"scoring": args.scoring, "best_params": search.best_params_}
+        record = {"scoring": args.scoring, "best_params": search.best_params_,
+                  "best_score": search.best_score_}  # fmt: skip
         tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     search.best_estimator_.save(out / "best_transform.npz")
-    best = search.cv_results_.iloc[search.best_index_]
+    i = search.best_index_
+    accuracy = search.cv_results_["mean_test_accuracy"][i]
+    spread = search.cv_results_["std_test_accuracy"][i]
+    kept = int(search.cv_results_["n_no_improvement"].sum())
     print(
         f"best ({args.scoring}): {search.best_params_} with validation accuracy "
-        f"{best['mean_val_accuracy']:.4f} ± {best['std_val_accuracy']:.4f}; "
-        f"{search.n_fits_computed_} fits ran on {search.engine_}; results in {out}",
+        f"{accuracy:.4f} ± {spread:.4f}; {search.n_fits_computed_} fits ran on "
+        f"{search.engine_}"
+        + (f" ({kept} kept their start)" if kept else "")
+        + f"; results in {out}",
         file=sys.stdout,
     )
     return 0
-
-
-def os_writable(folder: object) -> bool:
-    """True when a file can be created in ``folder``."""
-    import os
-
-    return os.access(str(folder), os.W_OK | os.X_OK)

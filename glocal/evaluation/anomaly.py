@@ -156,7 +156,7 @@ def anomaly_detection(
     device: str = "cpu",
     query_chunk: int = 2048,
     normal_chunk: int = 8192,
-    progress: bool = True,
+    progress: bool = False,
 ) -> AnomalyDetectionResult:
     """One-vs-rest anomaly detection: each class in turn is normal, every other test item odd.
 
@@ -188,7 +188,7 @@ def anomaly_detection(
         Test rows compared at a time.
     normal_chunk : int, default=8192
         Normal training rows compared at a time.
-    progress : bool, default=True
+    progress : bool, default=False
         Show a progress bar over classes.
 
     Returns
@@ -261,7 +261,7 @@ def shifted_anomaly_detection(
     k: int = 5,
     seen: Sequence[int] = (0, 1, 2),
     device: str = "cpu",
-    progress: bool = True,
+    progress: bool = False,
 ) -> AnomalyDetectionResult:
     """Anomaly detection under subclass shift (the official CIFAR-100-shift protocol).
 

@@ -156,7 +156,7 @@ def things_few_shot(
     overlap: Overlap = "largest",
     min_members: int | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool = False,
     **few_shot_kwargs: Any,
 ) -> pd.DataFrame:
     """Few-shot classification of held-out THINGS concepts into their categories.
@@ -189,7 +189,7 @@ def things_few_shot(
         above).
     seed : int, default=0
         Seeds the episodes (see :func:`glocal.few_shot`).
-    progress : bool, default=True
+    progress : bool, default=False
         Show a progress bar over episodes.
     **few_shot_kwargs
         Further keyword arguments of :func:`glocal.few_shot` (e.g. ``Cs``, ``cv_folds``,

@@ -215,7 +215,7 @@ def compare(
     contrast: np.ndarray | None = None,
     downstream: Mapping[str, Sequence[Any]] | None = None,
     settings: EvalSettings | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Measure every named transform on every given feature set; one tidy row per number.
 
@@ -253,7 +253,7 @@ def compare(
         over repeats, per classifier and shots) and one-vs-rest anomaly AUROC.
     settings : EvalSettings or None, default=None
         Settings of every measurement (None: ``EvalSettings()``).
-    progress : bool, default=True
+    progress : bool, default=False
         Show progress bars.
 
     Returns

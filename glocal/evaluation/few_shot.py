@@ -315,7 +315,7 @@ def few_shot(
     centroid_metric: Literal["cosine", "euclidean"] = "cosine",
     device: str = "cpu",
     seed: int = 0,
-    progress: bool = True,
+    progress: bool = False,
     fixed_test: bool = False,
     test_groups: np.ndarray | None = None,
     one_shot: str = "skip",
@@ -374,7 +374,7 @@ def few_shot(
     seed : int, default=0
         Seeds the episodes (``[seed, n, r]``), the cross-validation folds of repeat r
         (``seed + r``) and the fixed test set.
-    progress : bool, default=True
+    progress : bool, default=False
         Show a progress bar over episodes.
     fixed_test : bool, default=False
         Test every episode on one test set drawn once from ``X_test`` (needs ``X_test``).
