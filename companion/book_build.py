@@ -77,11 +77,27 @@ def sync_results(root: Path, executed_dir: Path, profile: str) -> list[str]:
             stale.unlink()
     for name in pages:
         source, copy = executed_dir / f"{name}.ipynb", target / f"{name}.ipynb"
+        _check_executed(source, name, profile)
         # Copy only when the content differs (an unchanged copy keeps its mtime).
         if not copy.is_file() or not filecmp.cmp(source, copy, shallow=False):
             with atomic_path(copy) as tmp:
                 shutil.copyfile(source, tmp)
     return pages
+
+
+def _check_executed(path: Path, name: str, profile: str) -> None:
+    """An executed notebook the book shows must be a valid notebook (not truncated)."""
+    import nbformat
+
+    try:
+        nbformat.validate(nbformat.read(str(path), as_version=4))
+    except Exception as err:  # unreadable JSON, a truncated file, a schema violation
+        cause = " ".join(str(err).split())[:200] or type(err).__name__
+        raise GlocalError(
+            f"page {RESULTS_PAGES}/{name}: the executed notebook {path} is not a valid notebook "
+            f"({type(err).__name__}: {cause}); run it again with `python -m companion --profile "
+            f"{profile} --only {name[:2]} --force`"
+        ) from None
 
 
 def _sources_key(root: Path) -> str:
@@ -103,6 +119,16 @@ def _warnings(log: str) -> list[str]:
     return [line.strip() for line in log.splitlines() if "WARNING:" in line or "ERROR:" in line]
 
 
+def _failure(log: str) -> str:
+    """The page and the cause of a build that failed without a warning line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    page = re.compile(r"\bbook/[\w/-]+(?:\.(?:ipynb|md))?")
+    pages = [m.group(0) for line in lines if (m := page.search(line))]
+    causes = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
+    cause = causes[-1] if causes else (lines[-1] if lines else "no output")
+    return f"{pages[-1]}: {cause}" if pages else cause
+
+
 def _run_jupyter_book(root: Path, stage: Path, log_file: Path) -> Path:
     command = [
         sys.executable,
@@ -121,7 +147,7 @@ def _run_jupyter_book(root: Path, stage: Path, log_file: Path) -> Path:
     log_file.write_text(log, encoding="utf-8")
     found = _warnings(log)
     if proc.returncode != 0 or found:
-        first = "; ".join(found[:3]) or (log.strip().splitlines() or ["no output"])[-1]
+        first = "; ".join(found[:3]) or _failure(log)
         raise GlocalError(
             f"book build failed ({len(found)} warning(s), warnings count as errors): {first}; "
             f"full log: {log_file}"

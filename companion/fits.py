@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -129,7 +130,12 @@ def fit_transform(
     chosen: dict[str, Any] = {}
     spec = {**SELECTION.get(kind, {}), **dict((selection or {}).get(kind, {}))}
     if spec and selection is not None:
-        open_names = {name for setting in resolve_grid(spec["grid"]) for name in setting}
+        grid = resolve_grid(spec["grid"])
+        values: dict[str, set] = {}
+        for setting in grid:
+            for name, value in setting.items():
+                values.setdefault(name, set()).add(json.dumps(value))
+        open_names = {name for name, seen in values.items() if len(seen) > 1}
         if not open_names & set(params):
             chosen, _ = select_settings(select_on or inputs, kind, spec, params)
     settings = transform_settings(kind, {**params, **chosen})
@@ -213,6 +219,48 @@ def fit_transforms(
     return {
         kind: fit_transform(inputs, kind, params, cache, selection, select_on) for kind in kinds
     }
+
+
+def swept_grid(selection: Mapping[str, Any] | None, alpha: float) -> dict[str, list] | None:
+    """The gLocal selection grid with alpha fixed: ``{"alpha": [alpha], "lmbda": [...]}``.
+
+    The lambdas are those of the profile's gLocal grid (``selection["glocal"]["grid"]``); None
+    when that grid does not vary lambda (then lambda keeps the preset's value).
+    """
+    from glocal.search import resolve_grid
+
+    spec = {**SELECTION["glocal"], **dict((selection or {}).get("glocal", {}))}
+    lmbdas = sorted({s["lmbda"] for s in resolve_grid(spec["grid"]) if "lmbda" in s},
+                    reverse=True)  # fmt: skip
+    return {"alpha": [alpha], "lmbda": lmbdas} if lmbdas else None
+
+
+def fit_alpha_sweep(
+    inputs: Inputs,
+    alphas: Sequence[float],
+    params: Mapping[str, Any] | None = None,
+    selection: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, GlocalTransform]:
+    """One transform per alpha, lambda chosen per alpha the way page 1 chooses it.
+
+    alpha = 0 is page 1's global transform (its own selection); every other alpha searches the
+    lambdas of the profile's gLocal grid with the gLocal rule (the trade-off), alpha held fixed,
+    so that the alpha page 1 selects gets page 1's lambda and its transform. Keys:
+    ``"alpha=A"``.
+    """
+    params = {k: v for k, v in dict(params or {}).items() if k not in ("alpha", "lmbda")}
+    spec = {**SELECTION["glocal"], **dict((selection or {}).get("glocal", {}))}
+    fitted = {}
+    for alpha in alphas:
+        if alpha == 0:
+            est = fit_transform(inputs, "global", params, selection=selection or SELECTION)
+        else:
+            grid = swept_grid(selection, alpha)
+            chosen = {"glocal": {**spec, "grid": grid}} if grid else None
+            est = fit_transform(inputs, "glocal", {**params, "alpha": alpha},
+                                selection=chosen)  # fmt: skip
+        fitted[f"alpha={alpha:g}"] = est
+    return fitted
 
 
 def fit_summary(transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:

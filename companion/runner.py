@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -98,9 +99,24 @@ def _key_record(output: Path) -> dict[str, Any] | None:
 
 
 def is_current(output: Path, key: dict[str, Any]) -> bool:
-    """True when ``output`` exists and its recorded cache key equals ``key``."""
+    """True when ``output`` is the file its run wrote for the cache key ``key``.
+
+    The key record holds the sha256 of the executed notebook it describes, so a truncated or
+    edited output (or one copied from another run) is not current and runs again.
+    """
     record = _key_record(output)
-    return record is not None and record.get("key") == key["key"]
+    return (
+        record is not None
+        and record.get("key") == key["key"]
+        and record.get("output_sha256") == _sha256(output)
+    )
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _results_parameter(results_dir: Path, cwd: Path, root: Path) -> str:
@@ -191,6 +207,7 @@ def _write_key(output: Path, key: dict[str, Any], notebook: Notebook, seconds: f
         "notebook": str(notebook.path),
         "seconds": round(seconds, 2),
         "executed_at": time.time(),
+        "output_sha256": _sha256(output),
     }
     with atomic_path(key_path(output)) as tmp:
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -211,7 +228,7 @@ def _done_elsewhere(job: _Job) -> bool:
     """True when the output is current and need not run: without ``force``, or with it when
     another run executed the notebook after this run began."""
     record = _key_record(job.output)
-    if record is None or record.get("key") != job.key["key"]:
+    if record is None or not is_current(job.output, job.key):
         return False
     executed_at = record.get("executed_at")
     return not job.force or (isinstance(executed_at, (int, float)) and executed_at >= job.since)

@@ -7,7 +7,7 @@ import typing
 
 __version__ = "0.1.0"
 
-from glocal.errors import DataUnavailableError, GlocalError
+from glocal.errors import DamagedCacheWarning, DataUnavailableError, FitDivergedError, GlocalError
 
 # Public names and the module that defines each. They load on first use, so that
 # `import glocal` (and the CLI) stays fast: torch, pandas and scipy come in only when needed.
@@ -72,4 +72,11 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
 
 
-__all__ = ["DataUnavailableError", "GlocalError", "__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "DamagedCacheWarning",
+    "DataUnavailableError",
+    "FitDivergedError",
+    "GlocalError",
+    "__version__",
+    *sorted(_EXPORTS),
+]

@@ -22,7 +22,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise GlocalError(f"device {device!r} is not a torch device (try auto, cpu, cuda)") from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise GlocalError(
-            f"device {device!r}: CUDA is not available here; use device='auto' or 'cpu'"
+            f"device {device!r}: CUDA is not available here; use device 'auto' or 'cpu' "
+            "(--device on the command line)"
         )
     if resolved.type == "cuda" and resolved.index is not None:
         count = torch.cuda.device_count()

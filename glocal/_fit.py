@@ -489,11 +489,12 @@ def _check_start(objective: float, settings: FitSettings) -> None:
     """A fit cannot start from a non-finite objective: no step size can repair that."""
     if math.isfinite(objective):
         return
+    scale = "" if settings.init_scale is None else f", init_scale ({settings.init_scale:g})"
     raise FitDivergedError(
         f"the monitored objective is {objective} at the start (W = β I, b = 0), before any "
         "step: the features, the contrast set or the hyper-parameters give non-finite values; "
-        f"check the inputs for huge values and that tau ({settings.tau:g}) and lmbda "
-        f"({settings.lmbda:g}) are of a sensible size"
+        f"check the inputs for huge values and that tau ({settings.tau:g}), lmbda "
+        f"({settings.lmbda:g}){scale} are of a sensible size"
     )
 
 

@@ -1,4 +1,4 @@
-"""Exception types raised for bad user input."""
+"""Exception types raised for bad user input, and the warning about a repaired cache."""
 
 from __future__ import annotations
 
@@ -12,4 +12,9 @@ class DataUnavailableError(GlocalError, FileNotFoundError):
 
 
 class FitDivergedError(GlocalError, FloatingPointError):
-    """A fit's loss became non-finite or rose far above its start (the message says why)."""
+    """A fit cannot run: its objective is not finite at the start (the message says why)."""
+
+
+class DamagedCacheWarning(UserWarning):
+    """A cached file failed its checks (damaged, or not what it claims to be); it was removed
+    and is made again (downloaded, fitted or extracted). The message names the file."""

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, clone
 
 from glocal._params import Constraint, integer, interval
 from glocal.engine import Engine, check_scheduler
-from glocal.errors import GlocalError
+from glocal.errors import DamagedCacheWarning, GlocalError
 from glocal.io import atomic_path, cache_dir, check_feature_matrix, digest, file_lock
 from glocal.triplets import deal_into_groups, triplets_within, validate_triplets
 
@@ -352,10 +352,6 @@ def _write_entry(path: Path, result: dict[str, Any]) -> None:
             np.savez(fh, **arrays)
 
 
-class DamagedEntryWarning(UserWarning):
-    """A search cache entry could not be used; it was fitted again."""
-
-
 def _read_entry(path: Path, request: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """The cached result answering ``request``, or None and why it cannot be used ("" when
     there is no entry)."""
@@ -668,11 +664,21 @@ class GlocalSearchCV(BaseEstimator):
                     f"contrast has {contrast.shape[1]} features but X has {X.shape[1]}"
                 )
         elif any({**base.get_params(), **s}["alpha"] > 0 for s in settings):
-            raise GlocalError("settings with alpha > 0 need a contrast set: pass contrast=")
+            raise GlocalError(
+                "settings with alpha > 0 need a contrast set: pass contrast= (--contrast on the "
+                "command line), or search alpha = 0 only"
+            )
         folds = object_folds(X, triplets, None if contrast is None else len(contrast),
                              self.cv, self.seed)  # fmt: skip
         if contrast is not None:
+            trained = min(len(f.contrast_train) for f in folds if f.contrast_train is not None)
             smallest = min(len(f.contrast_val) for f in folds if f.contrast_val is not None)
+            if trained < 2 or smallest < 2:
+                raise GlocalError(
+                    f"contrast: its {len(contrast)} rows are dealt into {len(folds)} folds, "
+                    f"leaving as few as {trained} to train on and {smallest} to score; pass at "
+                    f"least {2 * len(folds)} contrast rows (thousands for real features)"
+                )
             if self.k >= smallest:
                 raise GlocalError(
                     f"k={self.k}: the smallest held-out contrast slice has {smallest} rows, so "
@@ -733,7 +739,7 @@ class GlocalSearchCV(BaseEstimator):
             for key, result in engine.results(futures):
                 done[key] = result
                 if result.get("notice"):
-                    warnings.warn(result["notice"], DamagedEntryWarning, stacklevel=3)
+                    warnings.warn(result["notice"], DamagedCacheWarning, stacklevel=3)
                 best = max(best, result["accuracy"])
                 bar.update()
                 bar.set_postfix_str(f"best val acc {best:.4f}")

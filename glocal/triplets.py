@@ -6,6 +6,7 @@ out), holding 0-based indices into the THINGS object order (rows of ``things_con
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -475,8 +476,11 @@ def simulate_triplets(
         raise GlocalError(f"embedding: expected a 2-D matrix, got shape {embedding.shape}")
     if n <= 0:
         raise GlocalError(f"n must be positive, got {n}")
-    if temperature <= 0:
-        raise GlocalError(f"temperature must be positive, got {temperature}")
+    if (
+        not (isinstance(temperature, (int, float)) and math.isfinite(temperature))
+        or temperature <= 0
+    ):
+        raise GlocalError(f"temperature must be a finite positive number, got {temperature}")
     pool = np.arange(len(embedding)) if objects is None else np.asarray(objects, dtype=np.int64)
     if pool.ndim != 1 or len(np.unique(pool)) != len(pool):
         raise GlocalError("objects: expected a 1-D array of distinct object indices")

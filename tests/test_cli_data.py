@@ -37,16 +37,15 @@ def test_list_shows_every_entry(capsys, monkeypatch):
     for entry in data.registry():
         assert entry.name in rows
     assert rows["things/concepts"][1:3] == ["pinned", "pinned"]
-    assert rows["transform/resnet50/avgpool"][1:3] == ["unpinned", "unpinned"]
-    assert rows["transform/vgg16/classifier.3"][2] == "unpinned"
-    assert rows["transform/alexnet/classifier.4"][2] == "unpinned"
+    for name in ("resnet50/avgpool", "vgg16/classifier.3", "alexnet/classifier.4"):
+        assert rows[f"transform/{name}"][1:3] == ["pinned", "git-blob"]
     assert rows["things/images"][1:3] == ["manual", "unpinned"]  # its archive has no sha256
     assert rows["transform/dinov2-vit-base-p14/norm"][1:3] == ["override", "flagged"]
     assert "unpinned: no sha256 known, served only with --allow-unpinned" in captured.err
     monkeypatch.setenv("GLOCAL_ALLOW_UNPINNED", "1")
     assert cli.main(["data", "list"]) == 0
     rows = _list_rows(capsys.readouterr().out)
-    assert rows["transform/resnet50/avgpool"][2] == "unpinned(allowed)"
+    assert rows["things/images"][2] == "unpinned(allowed)"
 
 
 def test_verify_on_shared_copies(data_dir, monkeypatch, capsys):
@@ -93,33 +92,47 @@ def test_bad_names_exit_2(capsys):
     assert "--all" in capsys.readouterr().err
 
 
-def test_fetch_prints_paths_and_notes_unpinned(monkeypatch, offline, capsys):
+def test_fetch_checks_the_git_blob_id_and_prints_the_sha256(monkeypatch, offline, capsys):
+    import hashlib
+    from dataclasses import replace
+
     monkeypatch.delenv("GLOCAL_ALLOW_UNPINNED", raising=False)
-    calls = []
+    payload = b"alexnet transform bytes"
+    name = "transform/alexnet/classifier.4"
 
     def download(url, output_file, pooch_instance):
-        calls.append(url)
-        Path(output_file).write_bytes(b"alexnet transform bytes")
+        Path(output_file).write_bytes(payload)
 
     monkeypatch.setattr(_fetch, "_downloader", lambda: download)
     target = offline / "transforms/alexnet/classifier.4/transform.npz"
-    assert cli.main(["data", "fetch", "transform/alexnet/classifier.4"]) == 2
+    assert cli.main(["data", "fetch", name]) == 2  # not the released bytes
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot get 'transform/alexnet/classifier.4' verified" in err
-    assert "--allow-unpinned" in err and calls == [] and not target.exists()
-    argv = ["data", "fetch", "transform/alexnet/classifier.4", "--allow-unpinned"]
-    assert cli.main(argv) == 0
+    assert err.count("\n") == 1 and "git blob id" in err and not target.exists()
+    blob = hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
+    entry = _fetch.get_entry(name)
+    pinned = replace(entry, release=replace(entry.release, git_blob=blob))
+    real = _fetch.get_entry
+    monkeypatch.setattr(_fetch, "get_entry", lambda n: pinned if n == name else real(n))
+    import glocal.data._registry as registry
+
+    monkeypatch.setattr(registry, "get_entry", lambda n: pinned if n == name else real(n))
+    assert cli.main(["data", "fetch", name]) == 0  # pinned: no --allow-unpinned needed
     captured = capsys.readouterr()
-    assert captured.out.strip() == f"transform/alexnet/classifier.4\t{target}"
-    assert "note:" in captured.err and data.sha256sum(target) in captured.err
-    assert cli.main(["data", "path", "transform/alexnet/classifier.4"]) == 2
-    assert "--allow-unpinned" in capsys.readouterr().err
-    assert cli.main(["data", "path", "transform/alexnet/classifier.4", "--allow-unpinned"]) == 0
+    assert captured.out.strip() == f"{name}\t{target}"
+    assert f"its sha256 is {hashlib.sha256(payload).hexdigest()}" in captured.err
+    assert cli.main(["data", "path", name]) == 0
     assert capsys.readouterr().out.strip() == str(target)
 
 
 def test_fetch_all_skips_unpinned_entries_unless_allowed(monkeypatch, capsys):
+    from dataclasses import replace
+
     monkeypatch.delenv("GLOCAL_ALLOW_UNPINNED", raising=False)
+    entries = data.registry()
+    unpinned = "transform/resnet50/avgpool"
+    entries = [replace(e, release=replace(e.release, git_blob=None)) if e.name == unpinned
+               else e for e in entries]  # fmt: skip
+    monkeypatch.setattr(data, "registry", lambda: entries)
     asked = []
 
     def fake_fetch(name, download=True, *, allow_unpinned=None):
@@ -130,9 +143,10 @@ def test_fetch_all_skips_unpinned_entries_unless_allowed(monkeypatch, capsys):
     assert cli.main(["data", "fetch", "--all"]) == 0
     err = capsys.readouterr().err
     names = {name for name, _ in asked}
-    assert "things/concepts" in names and "transform/resnet50/avgpool" not in names
-    assert "skipped 3 unpinned entries" in err and "--allow-unpinned" in err
+    assert "things/concepts" in names and unpinned not in names
+    assert "transform/vgg16/classifier.3" in names  # pinned by its git blob id
+    assert "skipped 1 unpinned entries" in err and "--allow-unpinned" in err
     asked.clear()
     assert cli.main(["data", "fetch", "--all", "--allow-unpinned"]) == 0
-    assert ("transform/resnet50/avgpool", True) in asked
+    assert (unpinned, True) in asked
     assert "skipped" not in capsys.readouterr().err

@@ -102,8 +102,14 @@ CASES = {
         f"{FIT} --device {NO_CUDA_DEVICE} --out {{w}}/o.npz", "--device"
     ),
     "fit: unknown --device": Case(f"{FIT} --device tpu0 --out {{w}}/o.npz", "--device"),
-    "fit: diverging --lr (FloatingPointError)": Case(
-        f"{FIT} --lr 1e30 --triplet-batch-size none --out {{w}}/o.npz", "--lr"
+    "fit: a start that is not finite (FitDivergedError)": Case(
+        f"{FIT} --init-scale 1e30 --out {{w}}/o.npz", "init_scale (1e+30)"
+    ),
+    "simulate: --temperature nan": Case(
+        "simulate --embedding {w}/H.npy --n 10 --temperature nan --out {w}/s.npy", "temperature"
+    ),
+    "simulate: --temperature inf": Case(
+        "simulate --embedding {w}/H.npy --n 10 --temperature inf --out {w}/s.npy", "temperature"
     ),
     "simulate: --n -1": Case("simulate --embedding {w}/H.npy --n -1 --out {w}/s.npy", "--n"),
     "extract: --workers -1": Case(

@@ -13,14 +13,15 @@ import pytest
 from glocal import data
 from glocal.data import _fetch, datasets
 from glocal.data._registry import parse_registry
-from glocal.errors import DataUnavailableError, GlocalError
+from glocal.errors import DamagedCacheWarning, DataUnavailableError, GlocalError
 
 DINO_P16 = "transform/dino-vit-base-p16/norm"
 DINOV2_B = "transform/dinov2-vit-base-p14/norm"
-UNPINNED = {
-    "transform/resnet50/avgpool",
-    "transform/vgg16/classifier.3",
-    "transform/alexnet/classifier.4",
+#: Released transforms pinned by their git blob id (too large to copy here, so no sha256).
+GIT_PINNED = {
+    "transform/resnet50/avgpool": "44b7deffc1c4c36abe904af8251f6976cb44aff0",
+    "transform/vgg16/classifier.3": "07ed28a0996b1bde01852bb4599b0f4567ec64ba",
+    "transform/alexnet/classifier.4": "b7e20ab6dab94923e422be6cbc950ff7063dd88d",
 }
 
 
@@ -66,9 +67,9 @@ def test_registry_entries_are_pinned_and_documented():
             assert e.served.url.startswith("https://")
             pinned_commit = re.search(r"/[0-9a-f]{40}/", e.served.url)
             assert pinned_commit or "osf.io/" in e.served.url or "princeton.edu" in e.served.url
-        if e.name in UNPINNED:
-            assert e.status == "unpinned" and e.served.sha256 is None
-            assert e.checksum == "unpinned"
+        if e.name in GIT_PINNED:
+            assert e.status == "pinned" and e.served.sha256 is None
+            assert e.checksum == "pinned" and e.served.git_blob == GIT_PINNED[e.name]
         elif e.kind == "file":
             assert re.fullmatch(r"[0-9a-f]{64}", e.served.sha256), e.name
             assert e.checksum == ("flagged" if e.name == DINOV2_B else "pinned"), e.name
@@ -181,8 +182,9 @@ def test_corrupted_cache_file_is_removed(data_dir, offline):
     cached = offline / "human/vice_things_embedding.npy"
     cached.parent.mkdir(parents=True)
     cached.write_bytes((data_dir / "human/vice_things_embedding.npy").read_bytes()[:-1] + b"x")
-    with pytest.raises(DataUnavailableError):  # the bad copy is dropped, the re-download fails
-        data.fetch("human/vice_embedding")
+    with pytest.warns(DamagedCacheWarning, match="removed from the cache"):
+        with pytest.raises(DataUnavailableError):  # the bad copy is dropped, says so, and the
+            data.fetch("human/vice_embedding")  # re-download fails offline
     assert not cached.exists()
 
 
@@ -270,9 +272,66 @@ def test_interrupted_download_leaves_no_complete_looking_file(data_dir, offline,
     assert files_under(offline) == []
 
 
+def _unpinned(monkeypatch, name):
+    """Make registry entry ``name`` unpinned (no sha256, no git blob id) for this test."""
+    from dataclasses import replace
+
+    entry = _fetch.get_entry(name)
+    bare = replace(entry, release=replace(entry.release, git_blob=None, sha256=None))
+    real = _fetch.get_entry
+    monkeypatch.setattr(_fetch, "get_entry", lambda n: bare if n == name else real(n))
+    return bare
+
+
+def _with_blob(monkeypatch, name, payload):
+    """Pin registry entry ``name`` to the git blob id of ``payload``, computed here by hand."""
+    import hashlib
+    from dataclasses import replace
+
+    blob = hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
+    entry = _fetch.get_entry(name)
+    pinned = replace(entry, release=replace(entry.release, git_blob=blob, sha256=None))
+    real = _fetch.get_entry
+    monkeypatch.setattr(_fetch, "get_entry", lambda n: pinned if n == name else real(n))
+    return blob
+
+
+def test_git_blob_ids_match_git(tmp_path):
+    """Known values: ``git hash-object`` of an empty file and of 'hello world\\n'."""
+    empty, hello = tmp_path / "empty", tmp_path / "hello"
+    empty.write_bytes(b"")
+    hello.write_bytes(b"hello world\n")
+    assert data.git_blob_id(empty) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    assert data.git_blob_id(hello) == "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
+
+
+def test_a_git_blob_pinned_download_is_checked_and_its_sha256_recorded(offline, monkeypatch):
+    import hashlib
+
+    name = "transform/resnet50/avgpool"
+    calls = fake_downloader(monkeypatch, b"not the released bytes")
+    with pytest.raises(data.ChecksumError, match="git blob id .* registry pins 44b7deff"):
+        data.fetch(name)  # served without --allow-unpinned: the blob id pins it
+    assert len(calls) == 1 and files_under(offline) == []
+    payload = b"the released transform bytes"
+    _with_blob(monkeypatch, name, payload)
+    fake_downloader(monkeypatch, payload)
+    got = data.fetch(name)
+    assert got.read_bytes() == payload
+    recorded = got.with_name(got.name + ".sha256").read_text().strip()
+    assert recorded == hashlib.sha256(payload).hexdigest()
+    [result] = data.verify([name])
+    assert result.status == "ok" and "git blob id" in result.message
+    got.write_bytes(b"changed later")
+    assert data.verify([name])[0].status == "mismatch"
+    with pytest.raises(data.ChecksumError, match="git blob id"):
+        data.path(name)
+
+
 def test_unpinned_file_is_refused_without_the_explicit_flag(offline, monkeypatch):
     calls = fake_downloader(monkeypatch, b"pretend transform bytes")
     name = "transform/resnet50/avgpool"
+    _unpinned(monkeypatch, name)
     with pytest.raises(data.UnpinnedDataError) as info:
         data.fetch(name)
     message = str(info.value)
@@ -287,8 +346,6 @@ def test_unpinned_file_is_refused_without_the_explicit_flag(offline, monkeypatch
     cached.write_bytes(b"hand-placed bytes")
     with pytest.raises(data.UnpinnedDataError):
         data.path(name)
-    with pytest.raises(data.UnpinnedDataError):
-        data.transform_path("resnet50", "avgpool")
     monkeypatch.setenv("GLOCAL_ALLOW_UNPINNED", "1")
     with pytest.warns(data.UnpinnedDataWarning):
         assert data.path(name) == cached
@@ -300,6 +357,7 @@ def test_unpinned_file_warns_with_its_sha256_and_is_held_to_it(offline, monkeypa
     payload = b"pretend transform bytes"
     fake_downloader(monkeypatch, payload)
     name = "transform/vgg16/classifier.3"
+    _unpinned(monkeypatch, name)
     with pytest.warns(data.UnpinnedDataWarning, match="unpinned.*sha256 [0-9a-f]{64}"):
         got = data.fetch(name, allow_unpinned=True)
     assert got.read_bytes() == payload
@@ -473,6 +531,7 @@ def test_sun397_uses_the_official_partition(tmp_path, monkeypatch):
 def test_unpinned_byte_copy_of_another_entry_is_refused(data_dir, offline, monkeypatch):
     payload = (data_dir / "transforms/resnet18/avgpool/transform.npz").read_bytes()
     fake_downloader(monkeypatch, payload)
+    _unpinned(monkeypatch, "transform/resnet50/avgpool")
     with pytest.raises(data.ChecksumError, match="byte copy of 'transform/resnet18/avgpool'"):
         data.fetch("transform/resnet50/avgpool", allow_unpinned=True)
     assert files_under(offline) == []

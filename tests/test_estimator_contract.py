@@ -32,7 +32,7 @@ class TripletsFromRows(GlocalTransform):
         return super().score(X, simulate_triplets(X, 300, seed=1))
 
 
-FAST = {"alpha": 0.0, "max_steps": 10, "progress": False, "device": "cpu"}
+FAST = {"alpha": 0.0, "max_steps": 10, "device": "cpu"}
 
 EXPECTED_FAILURES = {
     # object arrays of numbers are refused with a clear error instead of being coerced
@@ -86,4 +86,15 @@ def test_hyper_parameter_names_have_one_source():
     parser = argparse.ArgumentParser()
     hyper_parameter_flags(parser)
     flags = {a.dest for a in parser._actions if a.dest != "help"}
-    assert flags == names - {"progress"}
+    assert flags == names - {"verbose"}
+
+
+def test_the_search_checks_every_parameter_of_its_signature():
+    import inspect
+
+    from glocal.search import GlocalSearchCV
+
+    names = set(inspect.signature(GlocalSearchCV).parameters)
+    assert set(GlocalSearchCV._constraints) == names
+    first, second = list(inspect.signature(GlocalSearchCV).parameters)[:2]
+    assert (first, second) == ("estimator", "param_grid")  # scikit-learn's order

@@ -157,3 +157,31 @@ def test_a_killed_sharded_extraction_resumes_with_its_finished_shards(folder, tm
     assert store.n == 15 and FeatureStore.open(out).metadata["shards"] == 4
     assert all(not p.exists() or p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert shard_path(out, 0, 4).parent == shards_dir(out)
+
+
+def test_a_damaged_shard_is_named_removed_and_extracted_again(folder, tmp_path, monkeypatch):
+    import glocal.features.shards as shards
+    from glocal.errors import DamagedCacheWarning
+
+    source = image_folder(folder, name="imgs")
+    out = tmp_path / "s.h5"
+    real = shards.extract_shard
+
+    def dies_on_third(config, src, start, stop, path, options):
+        if start == 8:
+            raise KeyboardInterrupt
+        return real(config, src, start, stop, path, options)
+
+    monkeypatch.setattr(shards, "extract_shard", dies_on_third)
+    with one_torch_thread(), pytest.raises(KeyboardInterrupt):
+        extract_sharded(TINY_TIMM, source, pretrained=False, out=out, shard_size=4,
+                        scheduler="serial", **QUIET)  # fmt: skip
+    damaged = shard_path(out, 1, 4)
+    damaged.write_bytes(damaged.read_bytes()[:500])
+    monkeypatch.setattr(shards, "extract_shard", real)
+    with one_torch_thread(), pytest.warns(DamagedCacheWarning, match=str(damaged)) as caught:
+        store = extract_sharded(TINY_TIMM, source, pretrained=False, out=out, shard_size=4,
+                                scheduler="serial", **QUIET)  # fmt: skip
+    assert "--overwrite" not in str(caught[0].message)  # extract_sharded has no such option
+    plain = extract_features(TINY_TIMM, source, pretrained=False, out=tmp_path / "p.h5", **QUIET)
+    np.testing.assert_allclose(store.features(), plain.features(), atol=1e-6)

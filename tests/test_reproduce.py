@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -351,3 +352,59 @@ def test_reproduce_runs_then_builds(layout: Layout, fake: FakePapermill, monkeyp
         "build": layout.build_dir,
         "profile": "tiny",
     }
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _edit(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("edited by hand"))
+    nbformat.write(nb, path)
+
+
+def _swap(path: Path) -> None:
+    shutil.copyfile(path.with_name("02_second.ipynb"), path)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _edit, _swap])
+def test_an_executed_notebook_that_is_not_its_runs_output_runs_again(
+    layout: Layout, fake: FakePapermill, damage
+) -> None:
+    run_notebooks("tiny", layout)
+    damage(layout.executed_dir / "01_first.ipynb")
+    fake.calls.clear()
+    report = run_notebooks("tiny", layout)
+    assert report.ran == ["01_first"] and report.skipped == ["02_second"]
+    nbformat.validate(nbformat.read(layout.executed_dir / "01_first.ipynb", as_version=4))
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"),
+    [(b'{"cells": [', "NotJSONError|JSONDecodeError"), (b"", "NotJSONError|JSONDecodeError"),
+     (b'{"cells": 3, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+      "ValidationError|TypeError")],
+)  # fmt: skip
+def test_the_book_names_the_page_of_a_broken_executed_notebook(tmp_path: Path, content, cause):
+    site = make_site(tmp_path / "site", ["01_first", "02_second"])
+    executed = tmp_path / "executed"
+    placeholder_notebooks(executed, ["01_first", "02_second"])
+    (executed / "02_second.ipynb").write_bytes(content)
+    with pytest.raises(GlocalError) as caught:
+        companion.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
+    message = str(caught.value)
+    assert message.startswith("page book/results/02_second: the executed notebook")
+    assert re.search(cause, message) and "--only 02 --force" in message and "\n" not in message
+
+
+def test_a_build_failure_without_warnings_names_the_page_and_the_cause():
+    log = (
+        "Running Jupyter-Book v1.0.4\nSource Folder: /x\n===============\n"
+        "reading sources... [ 50%] book/results/02_second\n"
+        'Exception occurred:\n  File "/x/y.py", line 3, in z\n'
+        "nbformat.reader.NotJSONError: Notebook does not appear to be JSON: '{\"cells\": ['\n"
+        "==============\n"
+    )
+    said = companion.book_build._failure(log)
+    assert said.startswith("book/results/02_second") and "NotJSONError" in said

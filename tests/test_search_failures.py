@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from glocal import GlocalTransform
-from glocal.errors import GlocalError
+from glocal.errors import DamagedCacheWarning, GlocalError
 from glocal.planted import planted_problem
-from glocal.search import DamagedEntryWarning, GlocalSearchCV
+from glocal.search import GlocalSearchCV
 
 GRID = {"alpha": [0.0, 0.25], "lmbda": [0.01]}
 
@@ -91,7 +91,7 @@ def test_a_damaged_entry_is_named_and_fitted_again(problem, reference, tmp_path,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         again = _fit(_search(cache=cache), problem)
-    named = [w for w in caught if issubclass(w.category, DamagedEntryWarning)]
+    named = [w for w in caught if issubclass(w.category, DamagedCacheWarning)]
     assert len(named) == 1 and str(entries[0]) in str(named[0].message)
     assert said in str(named[0].message)
     assert again.n_fits_computed_ == 1
@@ -142,6 +142,7 @@ CASES = [
     ({"grid": {"verbose": [False]}}, None, "verbose must be an integer >= 0, got False"),
     ({"grid": {}}, None, "param_grid is empty"),
     ({"grid": {"alpha": [0.5]}}, "no contrast", "need a contrast set"),
+    ({"grid": {"alpha": [0.5]}}, "one contrast row", "contrast: its 1 rows are dealt into 2"),
     ({}, "five triplets", r"fold \d of 2 has \d+ training and \d+ validation triplets of 5"),
     ({"seed": -1}, None, "seed must be an integer >= 0, got -1"),
     ({"cache": "FILE"}, None, "is a file; give a folder"),
@@ -176,6 +177,8 @@ def test_bad_input_is_one_line_before_the_engine_starts(
         triplets = FIVE
     elif change == "no contrast":
         contrast = None
+    elif change == "one contrast row":
+        contrast = contrast[:1]
     elif change == "GLOCAL_SCHEDULER=garbage":
         monkeypatch.setenv("GLOCAL_SCHEDULER", "garbage")
     grid = arguments.pop("grid", GRID)

@@ -165,6 +165,9 @@ def test_simulate_rejects_bad_arguments(rng):
         simulate_triplets(np.zeros((5, 2)), 10, objects=np.array([0, 1]))
     with pytest.raises(GlocalError, match=r"\[0, 5\)"):
         simulate_triplets(np.zeros((5, 2)), 10, objects=np.array([0, 1, 9]))
+    for temperature in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(GlocalError, match="temperature must be a finite positive number"):
+            simulate_triplets(np.zeros((5, 2)), 10, temperature=temperature)
 
 
 def test_simulate_chunking_does_not_change_the_draws(rng, monkeypatch):

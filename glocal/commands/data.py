@@ -7,7 +7,7 @@ import sys
 import warnings
 
 from glocal import data
-from glocal.errors import GlocalError
+from glocal.errors import DamagedCacheWarning, GlocalError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +50,8 @@ ALLOW_HELP = (
 )
 CHECKSUM_LEGEND = (
     "pinned: the sha256 is in the registry and checked",
+    "git-blob: the file's git blob id in its release's git tree is in the registry and checked "
+    "(its sha256 is recorded beside the downloaded file)",
     f"unpinned: no sha256 known, served only with --allow-unpinned or {data.ENV_ALLOW_UNPINNED}=1",
     "flagged: the released file is a byte copy of another entry (replaced by an override or "
     "refused)",
@@ -59,6 +61,8 @@ CHECKSUM_LEGEND = (
 def _checksum_column(entry: data.Entry, allowed: bool) -> str:
     if entry.checksum == "unpinned" and allowed:
         return "unpinned(allowed)"
+    if entry.checksum == "pinned" and entry.served.sha256 is None and entry.served.git_blob:
+        return "git-blob"
     return entry.checksum
 
 
@@ -83,6 +87,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from glocal.data._registry import get_entry
+
     names = list(args.names)
     allow = True if args.allow_unpinned else None  # None: $GLOCAL_ALLOW_UNPINNED decides
     skipped = []
@@ -93,12 +99,22 @@ def _fetch(args: argparse.Namespace) -> int:
         names += [e.name for e in downloadable if e.name not in skipped]
     if not names:
         raise GlocalError("data fetch: give one or more NAMEs (see 'glocal data list') or --all")
+    notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", data.UnpinnedDataWarning)
+        warnings.simplefilter("always", DamagedCacheWarning)
         for name in dict.fromkeys(names):
-            print(f"{name}\t{data.fetch(name, allow_unpinned=allow)}")
-    for warning in caught:
-        print(f"note: {warning.message}", file=sys.stderr)
+            got = data.fetch(name, allow_unpinned=allow)
+            print(f"{name}\t{got}")
+            entry = get_entry(name)
+            blob_only = entry.served.sha256 is None and entry.served.git_blob is not None
+            if entry.kind == "file" and blob_only and got.is_file():
+                notes.append(
+                    f"{name} matches its git blob id {entry.served.git_blob}; its sha256 is "
+                    f"{data.sha256sum(got)}: pin it in glocal/data/registry.json"
+                )
+    for message in [*(str(w.message) for w in caught), *notes]:
+        print(f"note: {message}", file=sys.stderr)
     if skipped:
         print(
             f"note: skipped {len(skipped)} unpinned entries ({', '.join(skipped)}); "

@@ -8,7 +8,6 @@ import typing
 from typing import Any
 
 from glocal.commands._common import check_device, existing_file, output_file
-from glocal.errors import GlocalError
 from glocal.io import check_writable, load_feature_matrix
 from glocal.transform import PRESETS, GlocalTransform
 from glocal.triplets import load_triplets
@@ -106,12 +105,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in names if hasattr(args, name)}
     estimator = GlocalTransform.preset(args.preset, verbose=0 if args.quiet else 1, **overrides)
     check_device(estimator.device)
-    try:
-        estimator.fit(X, triplets, contrast=contrast, val_triplets=val)
-    except FloatingPointError as err:
-        raise GlocalError(
-            f"the fit diverged: {err}; e.g. --lr {estimator.lr / 10:g} (now {estimator.lr:g})"
-        ) from err
+    estimator.fit(X, triplets, contrast=contrast, val_triplets=val)  # errors say what to fix
     estimator.save(args.out, model=args.model, module=args.module)
     best = next(h for h in estimator.history_ if h["step"] == estimator.best_step_)
     summary = f"saved {args.out} (train acc {estimator.score(X, triplets):.4f}"
@@ -121,5 +115,12 @@ def run(args: argparse.Namespace) -> int:
         f"; kept step {estimator.best_step_} of {estimator.n_steps_}, "
         f"{estimator.stop_reason_.replace('_', ' ')})"
     )
+    if estimator.stop_reason_ == "no_improvement":
+        smallest = min(h["lr"] for h in estimator.history_[1:])
+        summary += (
+            f"; no step size from --lr {estimator.lr:g} down to {smallest:g} improved the "
+            "held-out objective, so the file holds the start (W = β I): the start is already "
+            "optimal for these settings, or --lr is far too large"
+        )
     print(summary)
     return 0

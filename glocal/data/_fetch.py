@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glocal.data._registry import Entry, Remote, get_entry, registry, transform_name
-from glocal.errors import DataUnavailableError, GlocalError
+from glocal.errors import DamagedCacheWarning, DataUnavailableError, GlocalError
 from glocal.io import ENV_CACHE, atomic_path, atomic_write, cache_dir, check_writable, file_lock
 
 ENV_MIRROR = "GLOCAL_DATA_DIR"
@@ -89,6 +89,16 @@ def mirror_dir() -> Path | None:
             "../shared/data, or unset it"
         )
     return mirror
+
+
+def git_blob_id(path: str | os.PathLike) -> str:
+    """The git blob id of a file: the SHA-1 of ``b"blob <size>\\0"`` followed by its bytes."""
+    size = os.path.getsize(path)
+    digest = hashlib.sha1(f"blob {size}\0".encode())  # noqa: S324 - git's own id, not security
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sha256sum(path: str | os.PathLike) -> str:
@@ -164,6 +174,20 @@ def _check_file(entry: Entry, path: Path, where: str) -> bool:
         return False
     expected = entry.served.sha256
     actual = sha256sum(path)
+    if expected is None and entry.served.git_blob is not None:
+        blob = git_blob_id(path)
+        if blob != entry.served.git_blob:
+            fix = "replace it with the released file" if where == "mirror" else "fetch again"
+            if where == "cache":
+                path.unlink()
+                fix = "it was removed from the cache; fetch again"
+            raise ChecksumError(
+                f"checksum mismatch for {entry.name!r}: {path} has git blob id {blob}, the "
+                f"registry pins {entry.served.git_blob} (the release's git tree); {fix}"
+            )
+        if where != "mirror" and not _sidecar(path).is_file():
+            atomic_write(_sidecar(path), lambda tmp: _write_text(tmp, actual + "\n"))
+        return True
     if expected is None:
         # unpinned: the cache records the hash seen at download time and holds it to that
         recorded = _sidecar(path)
@@ -236,6 +260,18 @@ def _download(entry: Entry, target: Path) -> Path:
             why = f"the download failed ({type(err).__name__}: {err})"
             raise _unavailable(entry, target, why) from err
         actual = sha256sum(staging)
+        if remote.sha256 is None and remote.git_blob is not None:
+            blob = git_blob_id(staging)
+            if blob != remote.git_blob:
+                raise ChecksumError(
+                    f"checksum mismatch for {entry.name!r} downloaded from {remote.url}: git "
+                    f"blob id {blob}, the registry pins {remote.git_blob} (the release's git "
+                    "tree); nothing was cached; if the public file changed, report it"
+                )
+            _check_columns(entry, staging)
+            atomic_write(_sidecar(target), lambda tmp: _write_text(tmp, actual + "\n"))
+            LOG.info("%s matches its git blob id; its sha256 is %s", entry.name, actual)
+            return target
         if remote.sha256 is not None and actual != remote.sha256:
             size = staging.stat().st_size
             raise ChecksumError(
@@ -409,9 +445,10 @@ def fetch(name: str, download: bool = True, *, allow_unpinned: bool | None = Non
         try:  # someone else may have downloaded it while we waited
             if _check_file(entry, target, "cache"):
                 return target
-        except ChecksumError:
+        except ChecksumError as err:
             if not entry.pinned:
                 raise
+            warnings.warn(f"{err}: downloading it again", DamagedCacheWarning, stacklevel=2)
         return _download(entry, target)
 
 
@@ -445,6 +482,13 @@ class VerifyResult:
 def _verify_file(entry: Entry, remote: Remote, file: Path, known: dict[str, str]) -> VerifyResult:
     actual = sha256sum(file)
     twin = known.get(actual)
+    if remote.sha256 is None and remote.git_blob is not None:
+        blob = git_blob_id(file)
+        if blob == remote.git_blob:
+            return VerifyResult(entry.name, "ok", file, None, actual,
+                                f"matches git blob id {blob}; sha256 {actual}")  # fmt: skip
+        return VerifyResult(entry.name, "mismatch", file, None, actual,
+                            f"git blob id {blob} differs from {remote.git_blob}")  # fmt: skip
     if remote.sha256 is None:
         recorded = _sidecar(file).read_text().strip() if _sidecar(file).is_file() else None
         if recorded and recorded != actual:

@@ -25,6 +25,9 @@ class Remote:
     sha256: str | None
     size: int | None = None
     source: str = ""
+    #: The file's git blob id (SHA-1 of ``b"blob <size>\0" + content``) in the repository it is
+    #: released from: a pin for files whose sha256 could not be computed (too large to copy).
+    git_blob: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,8 @@ class Entry:
 
     @property
     def pinned(self) -> bool:
-        """Whether the served file has a known sha256."""
-        return self.served.sha256 is not None
+        """Whether the served file has a known sha256 or git blob id."""
+        return self.served.sha256 is not None or self.served.git_blob is not None
 
     @property
     def checksum(self) -> str:
@@ -83,11 +86,15 @@ class Entry:
         return "override" if self.override else "pinned"
 
 
-def _check_sha(sha: Any, where: str, field_name: str = "sha256") -> None:
+def _check_sha(sha: Any, where: str, field_name: str = "sha256", length: int = 64) -> None:
     if sha is not None and (
-        not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)
+        not isinstance(sha, str)
+        or len(sha) != length
+        or any(c not in "0123456789abcdef" for c in sha)
     ):
-        raise GlocalError(f"{where}: field {field_name!r} must be 64 lower-case hex digits or null")
+        raise GlocalError(
+            f"{where}: field {field_name!r} must be {length} lower-case hex digits or null"
+        )
 
 
 def _remote(raw: dict[str, Any], where: str) -> Remote:
@@ -96,10 +103,12 @@ def _remote(raw: dict[str, Any], where: str) -> Remote:
             raise GlocalError(f"{where}: missing field {key!r}")
     sha = raw["sha256"]
     _check_sha(sha, where)
+    blob = raw.get("git_blob")
+    _check_sha(blob, where, "git_blob", length=40)
     path = str(raw["path"])
     if path.startswith("/") or ".." in Path(path).parts:
         raise GlocalError(f"{where}: field 'path' must be relative without '..', got {path!r}")
-    return Remote(path, raw["url"], sha, raw.get("size"), raw.get("source", ""))
+    return Remote(path, raw["url"], sha, raw.get("size"), raw.get("source", ""), blob)
 
 
 def _entry(raw: dict[str, Any], where: str) -> Entry:

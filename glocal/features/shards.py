@@ -18,12 +18,13 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from glocal.errors import GlocalError
+from glocal.errors import DamagedCacheWarning, GlocalError
 from glocal.features.encoder import FeatureModel, load_model
 from glocal.features.extract import (
     ExtractionPlan,
@@ -34,6 +35,7 @@ from glocal.features.extract import (
 from glocal.features.models import ModelConfig
 from glocal.features.sources import Source
 from glocal.features.store import (
+    REEXTRACT,
     FeatureStore,
     create_partial,
     finish_partial,
@@ -157,6 +159,29 @@ def extract_shard(
         torch.set_num_threads(previous)
     return {"path": str(out), "n": stop - start, "seconds": 0.0 if done else
             time.perf_counter() - began}  # fmt: skip
+
+
+def _usable_shard(part: Path, plan: ExtractionPlan, rows: tuple[int, int]) -> bool:
+    """True for a finished shard store holding its items; a damaged one is removed (with a
+    :class:`~glocal.errors.DamagedCacheWarning`) so that it is extracted again."""
+    if not part.is_file():
+        return False
+    start, stop = rows
+    try:
+        store = FeatureStore.open(part)
+        if store.ids() == plan.ids[start:stop]:
+            return True
+        why = f"it does not hold items {start}..{stop - 1}"
+    except GlocalError as err:  # the store's own advice (--overwrite) does not apply here
+        why = str(err).replace(f"; {REEXTRACT}", "")
+    with file_lock(part):
+        part.unlink(missing_ok=True)
+    warnings.warn(
+        f"shard {part} of {plan.final} was removed and is extracted again: {why}",
+        DamagedCacheWarning,
+        stacklevel=3,
+    )
+    return False
 
 
 def _join(plan: ExtractionPlan, parts: list[Path], dtype: str, chunk_size: int) -> FeatureStore:
@@ -301,7 +326,7 @@ def extract_sharded(
         "num_workers": num_workers, "device": device, "amp": amp, "dtype": dtype,
         "chunk_size": chunk_size,
     }  # fmt: skip
-    todo = [i for i, part in enumerate(parts) if not part.is_file()]
+    todo = [i for i, part in enumerate(parts) if not _usable_shard(part, plan, ranges[i])]
     if todo:
         _run_shards(plan, ranges, parts, todo, options, engine, scheduler, progress)
     return _join(plan, parts, dtype, chunk_size)
