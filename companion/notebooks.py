@@ -147,6 +147,21 @@ def notebook_code(nb: dict[str, Any]) -> str:
     )
 
 
+class Parameters(dict[str, Any]):
+    """A notebook's resolved parameters; a name its profile does not set is a clear error."""
+
+    def __init__(self, values: dict[str, Any], notebook: str, profile: str) -> None:
+        super().__init__(values)
+        self.notebook, self.profile = notebook, profile
+
+    def __missing__(self, key: str) -> Any:
+        raise GlocalError(
+            f"{self.notebook}: profile {self.profile!r} sets no parameter {key!r} "
+            f"(notebooks/profiles/{DEFAULTS_FILE}, then {self.notebook}.json); add it to the "
+            f"{self.profile!r} object there. It sets: {', '.join(sorted(self))}"
+        )
+
+
 def repository_notebooks_dir() -> Path:
     """``notebooks/`` of the checkout this companion belongs to."""
     return Path(__file__).resolve().parents[1] / "notebooks"
@@ -154,7 +169,7 @@ def repository_notebooks_dir() -> Path:
 
 def notebook_parameters(
     name: str, profile: str, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> Parameters:
     """What a notebook's second cell calls: its ``profile`` parameters with ``overrides`` on top.
 
     Run by the runner, ``overrides`` already holds every parameter; run by hand (``papermill
@@ -171,7 +186,7 @@ def notebook_parameters(
             f"overrides {unknown} are not parameters of {name} in profile {profile!r}; "
             f"known: {sorted(params)}"
         )
-    return {**params, **(overrides or {})}
+    return Parameters({**params, **(overrides or {})}, name, profile)
 
 
 def read_notebook(path: Path) -> dict[str, Any]:

@@ -19,14 +19,6 @@ import numpy as np
 import pandas as pd
 
 from glocal.errors import GlocalError
-from glocal.evaluation.intervals import (  # noqa: F401 (re-exported)
-    mean_interval,
-    paired_interval,
-    sign_of,
-    verdict,
-    wilson_interval,
-)
-from glocal.evaluation.neighbours import per_item_overlap  # noqa: F401 (re-exported)
 from glocal.io import atomic_path
 
 #: One colour per representation, the same in every notebook.
@@ -250,9 +242,6 @@ def glue_figure(fig: Any, results_dir: str | os.PathLike, name: str) -> None:
     plt.close(fig)
 
 
-# --- intervals and verdicts: glocal.evaluation.intervals (re-exported for the notebooks) ----
-
-
 # --- the fits: loss curves and how each fit stopped -------------------------------------------
 
 #: History keys drawn as curves, in this order, when a fit recorded them.
@@ -377,66 +366,6 @@ def _check_gap(part: pd.DataFrame) -> float:
 
 
 # --- sweeps with intervals (pages 02 and 08) ------------------------------------------------
-
-
-def evaluate_with_intervals(
-    inputs: Any,
-    transforms: Mapping[str, Any],
-    k: int = 10,
-    shots: int = 5,
-    n_repeats: int = 5,
-    anomaly_k: int = 5,
-    task: str = "things-fine",
-    classifier: str = "logreg",
-    seed: int = 0,
-) -> pd.DataFrame:
-    """:func:`companion.tables.evaluate`'s table with a 95% interval for every measure.
-
-    The same calls as ``evaluate`` (same episodes, classes and items, so the same means), kept
-    per unit so that the figures can draw error bars: ``alignment`` with its Wilson interval
-    over test triplets, ``overlap_things``/``overlap_contrast`` with a t-interval over items,
-    ``few_shot`` over episodes and ``auroc`` over classes. Each measure ``m`` gets columns
-    ``m_low``, ``m_high`` and ``m_n`` (the number of units).
-    """
-    from companion.tables import alignment_table, anomaly_table, few_shot_table
-
-    align = alignment_table(inputs, transforms).set_index("representation")
-    fs = few_shot_table(
-        inputs, transforms, (task,), (shots,), n_repeats, classifiers=(classifier,), seed=seed
-    )
-    ad = anomaly_table(inputs, transforms, (task,), anomaly_k, seed)
-    sets = {
-        "overlap_things": inputs.features[inputs.triplets.heldout],
-        "overlap_contrast": inputs.contrast_eval,
-    }
-    rows = []
-    for name in ("original", *transforms):
-        t = transforms.get(name)
-        a: Any = align.loc["zero-shot" if name == "original" else name]
-        row: dict[str, Any] = {
-            "representation": name,
-            "alignment": float(a["accuracy"]),
-            "alignment_low": float(a["ci_low"]),
-            "alignment_high": float(a["ci_high"]),
-            "alignment_n": int(a["n_test"]),
-        }
-        for column, X in sets.items():
-            if t is None or k >= len(X):
-                row.update({column: 1.0, f"{column}_low": 1.0, f"{column}_high": 1.0})
-                row[f"{column}_n"] = len(X)
-                continue
-            mean, low, high, n = mean_interval(per_item_overlap(X, t.transform(X), k))
-            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
-            row[f"{column}_n"] = n
-        for column, values in (
-            ("few_shot", fs.loc[fs["representation"] == name, "accuracy"]),
-            ("auroc", ad.loc[ad["representation"] == name, "auroc"]),
-        ):
-            mean, low, high, n = mean_interval(values.to_numpy())
-            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
-            row[f"{column}_n"] = n
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def error_bars(table: pd.DataFrame, column: str) -> np.ndarray:

@@ -35,6 +35,37 @@ def triplet_similarities(
     return out
 
 
+def triplet_correct(
+    X: np.ndarray, triplets: np.ndarray, similarity: Similarity = "dot"
+) -> np.ndarray:
+    """Per triplet, whether its human pair (i, j) is strictly the most similar pair in ``X``.
+
+    The per-triplet form of :func:`odd_one_out_accuracy` (its mean), for paired comparisons of
+    two representations on the same triplets.
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, p)
+        Features of the m objects.
+    triplets : ndarray of shape (n, 3)
+        Rows (i, j, k): the pair (i, j) people kept together and the odd one out k (0-based).
+    similarity : {"dot", "cosine"}, default="dot"
+        How object pairs are compared in ``X``.
+
+    Returns
+    -------
+    ndarray of shape (n,), bool
+        True where s_ij > s_ik and s_ij > s_jk (ties are wrong).
+
+    Raises
+    ------
+    GlocalError
+        For invalid features or triplets, as :func:`odd_one_out_accuracy`.
+    """
+    sims = triplet_similarities(X, triplets, similarity)
+    return (sims[:, 0] > sims[:, 1]) & (sims[:, 0] > sims[:, 2])
+
+
 def odd_one_out_accuracy(
     X: np.ndarray, triplets: np.ndarray, similarity: Similarity = "dot"
 ) -> float:
@@ -65,9 +96,7 @@ def odd_one_out_accuracy(
         :func:`glocal.validate_triplets`), an unknown ``similarity``, or all-zero rows with
         ``"cosine"``.
     """
-    sims = triplet_similarities(X, triplets, similarity)
-    correct = (sims[:, 0] > sims[:, 1]) & (sims[:, 0] > sims[:, 2])
-    return float(correct.mean())
+    return float(triplet_correct(X, triplets, similarity).mean())
 
 
 @dataclass(frozen=True)
