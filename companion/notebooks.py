@@ -147,6 +147,26 @@ def notebook_code(nb: dict[str, Any]) -> str:
     )
 
 
+def parse_overrides(overrides: dict[str, Any] | str | None) -> dict[str, Any]:
+    """``overrides`` as a dict: a dict as it is, JSON text parsed, None as ``{}``."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides) if overrides.strip() else {}
+        except json.JSONDecodeError as err:
+            raise GlocalError(
+                f"overrides {overrides!r}: not valid JSON ({err.msg}); pass a JSON object, e.g. "
+                """-p overrides '{"n_train": 100000}'"""
+            ) from err
+    if not isinstance(overrides, dict):
+        raise GlocalError(
+            f"overrides must be an object of parameter names and values, got "
+            f"{type(overrides).__name__} {overrides!r}"
+        )
+    return overrides
+
+
 class Parameters(dict[str, Any]):
     """A notebook's resolved parameters; a name its profile does not set is a clear error."""
 
@@ -168,13 +188,15 @@ def repository_notebooks_dir() -> Path:
 
 
 def notebook_parameters(
-    name: str, profile: str, overrides: dict[str, Any] | None = None
+    name: str, profile: str, overrides: dict[str, Any] | str | None = None
 ) -> Parameters:
     """What a notebook's second cell calls: its ``profile`` parameters with ``overrides`` on top.
 
     Run by the runner, ``overrides`` already holds every parameter; run by hand (``papermill
-    -p profile paper``), the profile files of this checkout supply them.
+    -p profile paper``), the profile files of this checkout supply them. ``overrides`` may be
+    a JSON object as text, which is what ``papermill -p overrides '{"n_train": 1000}'`` passes.
     """
+    overrides = parse_overrides(overrides)
     folder = repository_notebooks_dir()
     matches = [nb for nb in discover(folder) if nb.name == name]
     if not matches:

@@ -210,4 +210,3 @@ def anomaly_table(
                     )
             frames.append(result.per_class.assign(representation=name, task=task))
     return pd.concat(frames, ignore_index=True)
-
