@@ -2,8 +2,10 @@
 
 Besides building, the test reads every page as a reader's browser shows it: no broken images,
 the method page's equations typeset by the bundled MathJax (no raw ``\\[`` or ``$$`` left,
-no MathJax loaded from a CDN), and no result page showing a warning or a progress bar (checked
-on the executed notebooks' outputs and on the rendered pages). Its screenshots (intro, method,
+no MathJax loaded from a CDN), no page with a MathJax error (a formula MathJax could not
+parse, shown in red), and no result page showing a warning, a progress bar or a path object
+(``PosixPath(...)``, the value of a cell that ended in a call returning a path; checked on
+the executed notebooks' outputs and on the rendered pages). Its screenshots (intro, method,
 pages 01, 02 and 05 at a 1280-pixel-wide window) are copied to /tmp/glocal-book-screenshots/.
 """
 
@@ -46,6 +48,8 @@ NOISE = re.compile(
     r"\b\w*Warning\b|warnings\.warn|IProgress"
 )
 WIDGET = "application/vnd.jupyter.widget-view+json"
+#: A path object shown as a cell's value.
+PATH_REPR = re.compile(r"\b(?:Posix|Windows)Path\(")
 
 
 def _chromium() -> tuple[str, str]:
@@ -88,7 +92,8 @@ def _has_image(notebook: Path) -> bool:
 
 
 def output_noise(notebook: Path) -> list[str]:
-    """Outputs of an executed notebook that hold a warning or a progress bar (text or widget)."""
+    """Outputs of an executed notebook that hold a warning, a progress bar (text or widget) or
+    a path object."""
     nb = nbformat.read(notebook, as_version=4)
     found = []
     for index, cell in enumerate(nb.cells):
@@ -101,7 +106,7 @@ def output_noise(notebook: Path) -> list[str]:
             texts += [v for k, v in data.items() if k in ("text/plain", "text/html")]
             for text in texts:
                 text = "".join(text) if isinstance(text, list) else str(text)
-                hit = NOISE.search(text)
+                hit = NOISE.search(text) or PATH_REPR.search(text)
                 if hit or (out.get("output_type") == "stream" and out.get("name") == "stderr"):
                     line = text[max(0, hit.start() - 40) : hit.end() + 40] if hit else text[:80]
                     found.append(f"cell {index}: {line.strip()!r}")
@@ -116,6 +121,8 @@ const report = () => {
   const script = document.querySelector('script[src*="mathjax"], script[src*="MathJax"]');
   done({raw: (text.match(/\\\[|\$\$/g) || []).length,
         typeset: document.querySelectorAll('mjx-container').length,
+        errors: Array.from(document.querySelectorAll('mjx-merror, [data-mjx-error]'))
+                     .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)),
         mathjax: script ? script.src : ''});
 };
 if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
@@ -213,6 +220,9 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
             name = photographed.get(rel)
             seen[rel] = _check_page(driver, page, shots / name if name else None)
         math = _check_math(driver, html / "book" / "method.html")
+        math_errors = {
+            page.relative_to(html).as_posix(): _check_math(driver, page)["errors"] for page in pages
+        }
     finally:
         driver.quit()
 
@@ -227,6 +237,8 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
         assert info["title"] and "404" not in info["title"], f"{rel}: no title"
         assert not info["broken"], f"{rel}: images did not load: {info['broken']}"
         assert not info["stderr"], f"{rel}: shows stderr output: {info['stderr'][:2]}"
+        path = PATH_REPR.search(info["text"])
+        assert not path, f"{rel}: shows a path object: {info['text'][path.start() :][:80]!r}"
         if rel.startswith("book/results/"):
             hit = NOISE.search(info["text"])
             assert not hit, f"{rel}: shows a warning or progress bar: {hit.group(0)!r}"
@@ -239,6 +251,8 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
     assert math["mathjax"].startswith("file:"), f"MathJax is not bundled: {math['mathjax']!r}"
     assert math["typeset"] > 0, "the method page's formulas were not typeset"
     assert math["raw"] == 0, f"the method page shows {math['raw']} raw \\[ or $$ delimiters"
+    errors = {rel: found for rel, found in math_errors.items() if found}
+    assert not errors, f"MathJax could not typeset formulas: {errors}"
     for name in photographed.values():
         assert (shots / name).is_file(), f"no screenshot {name}"
 

@@ -49,6 +49,7 @@ class Block:
     mode: str  # run | continue | skip | missing
     options: dict[str, str]
     note: str
+    caption: str = ""  # the visible caption of a ``{code-block}``
 
     @property
     def name(self) -> str:
@@ -60,7 +61,7 @@ def parse_blocks(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks, i = [], 0
     while i < len(lines):
-        fence = re.match(r"^(`{3,})\s*(\w+)\s*$", lines[i])
+        fence = re.match(r"^(`{3,})\s*(?:\{code-block\}\s+)?(\w+)\s*$", lines[i])
         if not fence:
             i += 1
             continue
@@ -80,8 +81,15 @@ def parse_blocks(path: Path) -> list[Block]:
                     words = rest.split("(", 1)
                     note = words[1].rstrip(")").strip() if len(words) > 1 else ""
                     options = dict(w.split("=", 1) for w in words[0].split() if "=" in w)
-            code = "\n".join(lines[i + 1 : end]) + "\n"
-            blocks.append(Block(path.name, i + 1, language, code, mode, options, note))
+            body, caption = lines[i + 1 : end], ""
+            while body and re.match(r"^:[\w-]+:", body[0]):  # a code-block's options
+                if body[0].startswith(":caption:"):
+                    caption = body[0].removeprefix(":caption:").strip().strip('"')
+                body = body[1:]
+            if body and not body[0].strip() and len(lines[i + 1 : end]) != len(body):
+                body = body[1:]  # the blank line after the options
+            code = "\n".join(body) + "\n"
+            blocks.append(Block(path.name, i + 1, language, code, mode, options, note, caption))
         i = end + 1
     return blocks
 
@@ -98,7 +106,8 @@ def own_model_files(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     ``things_features.npy`` (1854, 24): the VICE human embedding seen through a random linear
     map plus noise, so that a transform has something to align; ``contrast_features.npy``
-    (400, 24): generic examples of the same "network"; ``train.npy``, ``val.npy``,
+    (400, 24): generic examples of the same "network" (fresh objects through the same map);
+    ``train.npy``, ``val.npy``,
     ``test.npy``: object-disjoint splits of 30,000 triplets simulated from VICE. The page's
     ``things.triplets("all")`` downloads the THINGS-data triplets; here it returns these
     simulated triplets instead (the tests have no network).
@@ -111,7 +120,12 @@ def own_model_files(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mixing = rng.normal(size=(vice.shape[1], 24)) / np.sqrt(vice.shape[1])
     X = vice @ mixing + 0.5 * rng.normal(size=(len(vice), 24))
     np.save(folder / "things_features.npy", X.astype(np.float32))
-    np.save(folder / "contrast_features.npy", rng.normal(size=(400, 24)).astype(np.float32))
+    # generic examples of the same network: fresh objects (VICE rows, rescaled and jittered)
+    # seen through the same map with the same noise, not draws unrelated to X
+    fresh = vice[rng.integers(0, len(vice), 400)] * rng.uniform(0.5, 1.5, (400, 1))
+    fresh = np.clip(fresh + 0.05 * rng.normal(size=fresh.shape), 0, None)
+    contrast = fresh @ mixing + 0.5 * rng.normal(size=(400, 24))
+    np.save(folder / "contrast_features.npy", contrast.astype(np.float32))
     triplets = simulate_triplets(vice, 30_000, seed=0)
     fold = object_disjoint_folds(triplets, things.N_OBJECTS, n_folds=5, seed=0)[0]
     np.save(folder / "train.npy", fold.train[:-2000])
@@ -172,16 +186,40 @@ def test_every_block_says_how_it_is_tested() -> None:
         assert "shell" not in b.options or b.language == "bash", f"{b.name}: shell= is bash"
 
 
+def test_every_block_shows_whether_the_tests_run_it() -> None:
+    """The reader sees it too: each block is a ``{code-block}`` whose caption says "Run by the
+    tests" (run, continue) or "Not run by the tests" (skip), matching the hidden marker."""
+    wrong = [
+        f"{b.name} ({b.mode}): {b.caption!r}"
+        for b in book_blocks()
+        if not b.caption.startswith(
+            "Not run by the tests" if b.mode == "skip" else "Run by the tests"
+        )
+    ]
+    assert not wrong, f"blocks whose visible caption does not match how they are tested: {wrong}"
+
+
+def test_code_lines_fit_the_column() -> None:
+    """No line of a chapter's code block hides behind a scrollbar (at most 90 characters)."""
+    long = [
+        f"{b.name}: {line}" for b in book_blocks() for line in b.code.splitlines() if len(line) > 90
+    ]
+    assert not long, long
+
+
 def test_parse_blocks_reads_markers(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "% book-test: skip: needs the network and a GPU\n```bash\necho no\n```\n\n"
         "% book-test: run with=own_model_files (a note)\n\n```python\nx = 1\n```\n"
-        "```python\ny = 2\n```\n```json\n{}\n```\n",
+        "```python\ny = 2\n```\n```json\n{}\n```\n"
+        "% book-test: continue\n```{code-block} python\n"
+        ':caption: "Run by the tests."\n\nz = 3\n```\n',
         encoding="utf-8",
     )
     blocks = parse_blocks(page)
-    assert [b.mode for b in blocks] == ["skip", "run", "missing"]
+    assert [b.mode for b in blocks] == ["skip", "run", "missing", "continue"]
+    assert blocks[3].caption == "Run by the tests." and blocks[3].code == "z = 3\n"
     assert blocks[0].note == "needs the network and a GPU"
     assert blocks[1].options == {"with": "own_model_files"} and blocks[1].note == "a note"
     assert blocks[1].code == "x = 1\n" and blocks[1].line == 8
@@ -235,6 +273,16 @@ def test_page_blocks_run(
             exec(compile(code, block.name, "exec"), namespace)
         except Exception as err:  # noqa: BLE001 - report which block failed
             raise AssertionError(f"{block.name}: the Python block raised {err!r}") from err
+    if page == "own_model.md":  # what the page says of its stand-in result
+        table = namespace["table"].pivot_table(
+            index="transform", columns="measurement", values="value", aggfunc="first"
+        )
+        assert (
+            table.loc["gLocal", "neighbour_overlap"]
+            > 0.75
+            > table.loc["naive", "neighbour_overlap"]
+        )
+        assert (table.loc["gLocal"] >= table.loc["naive"]).all(), table
 
 
 @pytest.mark.slow
