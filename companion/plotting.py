@@ -486,7 +486,9 @@ def estimate_plot(
     if ax is None:
         _, ax = plt.subplots(figsize=(COLUMN_WIDTH, 3.2))
     names = list(hue_order) if hue_order is not None else list(dict.fromkeys(units[hue]))
-    if dodge is True:
+    if len(names) < 2:
+        dodge = False  # nothing to shift apart (and seaborn divides by the levels − 1)
+    elif dodge is True:
         dodge = 0.08 if numeric_x else 0.12 * len(names)
     sns.pointplot(
         data=units,
@@ -563,7 +565,7 @@ def paired_difference_plot(
     ax.axhline(0.0, color="black", lw=0.8, zorder=0)
     handles, names = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, [f"{n} − {label(baseline)}" for n in names])
+        ax.legend(handles, [f"{label(n)} − {label(baseline)}" for n in names])
     return ax
 
 

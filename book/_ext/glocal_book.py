@@ -8,6 +8,9 @@
 - Adds ``{glued-table} tab_NAME``: a table a notebook glued (``companion.plotting.show(...,
   name=NAME)``) with a ``:name:`` and a caption, numbered "Table N.M" as figures are numbered
   "Figure N.M" (it is ``{glue:figure}`` whose node Sphinx counts as a table).
+- Shows a module constant's ``#:`` comment as its description: napoleon would read a first
+  line with a colon ("``naive``: the official probe") as "type: description" and swap them;
+  the type comes from the annotation anyway.
 - Leaves out of the API reference the members a class inherits from another package but that
   appear on the class itself (scikit-learn's ``set_fit_request`` and friends, which scikit-learn
   generates for every estimator and whose docstrings refer to scikit-learn's own glossary).
@@ -89,6 +92,14 @@ def _depart_glued_table(self: Any, node: nodes.Element) -> None:
     self.depart_figure(node)
 
 
+def _data_docstring_as_description(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Before napoleon (priority 400 < 500): an empty first line leaves no inline type."""
+    if what == "data" and lines and lines[0].strip():
+        lines.insert(0, "")
+
+
 def _add_static(app: Sphinx) -> None:
     app.config.html_static_path.append(str(STATIC))
 
@@ -102,4 +113,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     )
     app.add_directive("glued-table", _glued_table_directive())
     app.connect("autodoc-skip-member", _skip_foreign_members)
+    app.connect("autodoc-process-docstring", _data_docstring_as_description, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
