@@ -540,9 +540,7 @@ def paired_differences(
         raise GlocalError(f"paired_differences: a ({', '.join(keys)}, {hue}) appears twice")
     wide = units.pivot(index=keys, columns=hue, values=y)
     names = [n for n in dict.fromkeys(units[hue]) if n != baseline]
-    frames = [
-        (wide[n] - wide[baseline]).rename(y).reset_index().assign(**{hue: n}) for n in names
-    ]
+    frames = [(wide[n] - wide[baseline]).rename(y).reset_index().assign(**{hue: n}) for n in names]
     return pd.concat(frames, ignore_index=True).dropna(subset=[y])
 
 

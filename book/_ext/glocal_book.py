@@ -108,9 +108,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _add_static)
     app.add_css_file("glocal.css")
     app.add_post_transform(FoldInjectedParameters)
-    app.add_enumerable_node(
-        glued_table, "table", html=(_visit_glued_table, _depart_glued_table)
-    )
+    app.add_enumerable_node(glued_table, "table", html=(_visit_glued_table, _depart_glued_table))
     app.add_directive("glued-table", _glued_table_directive())
     app.connect("autodoc-skip-member", _skip_foreign_members)
     app.connect("autodoc-process-docstring", _data_docstring_as_description, priority=400)

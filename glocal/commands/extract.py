@@ -97,9 +97,7 @@ def list_models_text(configs: list) -> str:
     """The registered models as a table whose first two columns are what ``--model`` and
     ``--module`` accept (a name's first module is its default)."""
     head = ("--model", "--module", "library", "weights", "dim", "input")
-    rows = [
-        (c.name, c.module, c.library, str(c.pretrained), str(c.dim), c.input) for c in configs
-    ]
+    rows = [(c.name, c.module, c.library, str(c.pretrained), str(c.dim), c.input) for c in configs]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
