@@ -6,7 +6,8 @@ no MathJax loaded from a CDN), no page with a MathJax error (a formula MathJax c
 parse, shown in red), and no result page showing a warning, a progress bar or a path object
 (``PosixPath(...)``, the value of a cell that ended in a call returning a path; checked on
 the executed notebooks' outputs and on the rendered pages). Its screenshots (intro, method,
-pages 01, 02 and 05 at a 1280-pixel-wide window) are copied to /tmp/glocal-book-screenshots/.
+reproduce, own model, pages 01, 02, 04, 05, 08 and 09 at a 1280-pixel-wide window) are copied
+to /tmp/glocal-book-screenshots/.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ CHROMIUM_FLAGS = (
 PLACEHOLDERS = ["01_first_result", "02_second_result", "03_third_result"]
 CHAPTERS = ["index.html", "book/method.html", "book/reproduce.html", "book/own_model.html"]
 #: Result pages photographed besides the intro and the method page.
-PHOTOGRAPHED = ("01_", "02_", "05_")
+PHOTOGRAPHED = ("01_", "02_", "04_", "05_", "08_", "09_")
 WINDOW = (1280, 900)
 #: What a warning or a progress bar leaves in an output (tqdm text, Python warnings).
 NOISE = re.compile(
@@ -208,7 +209,12 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    photographed = {"index.html": "index.png", "book/method.html": "method.png"}
+    photographed = {
+        "index.html": "index.png",
+        "book/method.html": "method.png",
+        "book/reproduce.html": "reproduce.png",
+        "book/own_model.html": "own_model.png",
+    }
     for n in results:
         if n.startswith(PHOTOGRAPHED) or n == with_figure:
             photographed[f"book/results/{n}.html"] = f"result_{n}.png"
