@@ -9,8 +9,8 @@
   name=NAME)``) with a ``:name:`` and a caption, numbered "Table N.M" as figures are numbered
   "Figure N.M" (it is ``{glue:figure}`` whose node Sphinx counts as a table).
 - Shows a module constant's ``#:`` comment as its description: napoleon would read a first
-  line with a colon ("``naive``: the official probe") as "type: description" and swap them;
-  the type comes from the annotation anyway.
+  line with a colon ("The paper's transforms. ``naive``: the official probe") as "type:
+  description" and swap them; the type comes from the annotation anyway.
 - Leaves out of the API reference the members a class inherits from another package but that
   appear on the class itself (scikit-learn's ``set_fit_request`` and friends, which scikit-learn
   generates for every estimator and whose docstrings refer to scikit-learn's own glossary).
@@ -95,9 +95,16 @@ def _depart_glued_table(self: Any, node: nodes.Element) -> None:
 def _data_docstring_as_description(
     app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
 ) -> None:
-    """Before napoleon (priority 400 < 500): an empty first line leaves no inline type."""
-    if what == "data" and lines and lines[0].strip():
-        lines.insert(0, "")
+    """Before napoleon (priority 400 < 500): a first sentence of its own leaves no inline type.
+
+    Napoleon reads the first line of a data docstring as ``type: description`` when it holds
+    a colon; a first sentence without one, on its own line, is read as the description.
+    """
+    if what != "data" or not lines:
+        return
+    head, dot, tail = lines[0].partition(". ")
+    if dot and ":" in tail and ":" not in head:
+        lines[0:1] = [head + ".", "", tail]
 
 
 def _add_static(app: Sphinx) -> None:
