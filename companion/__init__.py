@@ -2,8 +2,9 @@
 
 It uses only the public API of the ``glocal`` library and is not part of it: the notebook
 start-up (``session``), profile inputs (``inputs``), cached fits (``fits``), measurement
-tables (``tables``), the controlled simulation (``scenarios``), ``plotting``, the notebooks as
-data (``notebooks``), the runner (``runner``: ``python -m companion`` or ``glocal reproduce``),
+tables (``tables``), sweeps with intervals (``sweeps``), the controlled simulation
+(``scenarios``), figures and their theme (``plotting``), the notebooks as data
+(``notebooks``), the runner (``runner``: ``python -m companion`` or ``glocal reproduce``),
 the book build (``book_build``) and the Jupyter kernelspec (``kernel``).
 """
 
@@ -23,7 +24,8 @@ _EXPORTS = {
     "select_settings": "companion.fits",
     "alignment_table": "companion.tables",
     "anomaly_table": "companion.tables",
-    "evaluate": "companion.tables",
+    "evaluate": "companion.sweeps",
+    "evaluate_with_intervals": "companion.sweeps",
     "few_shot_table": "companion.tables",
     "local_structure_table": "companion.tables",
     "nearest_concepts": "companion.tables",

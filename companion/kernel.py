@@ -13,8 +13,19 @@ from glocal.io import atomic_path, file_lock
 KERNEL_NAME = "glocal"
 
 
-def _spec_matches(argv: list[str]) -> bool:
-    if not argv:
+#: The kernel's own log shows errors only: its one warning on a normal run says that a
+#: kernel on this machine's loopback talks over TCP without encryption (nothing a notebook's
+#: reader can act on; warnings raised by the notebook's code still show in its outputs).
+KERNEL_OPTIONS = ["--IPKernelApp.log_level=ERROR"]
+
+
+def _argv() -> list[str]:
+    return [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *KERNEL_OPTIONS]
+
+
+def _spec_matches(argv: list[str], options: bool = True) -> bool:
+    """Whether ``argv`` runs ``sys.executable`` (and, with ``options``, exactly as we write it)."""
+    if not argv or (options and argv[1:] != _argv()[1:]):
         return False
     try:
         return os.path.samefile(argv[0], sys.executable)
@@ -39,7 +50,7 @@ def _installed_spec_matches() -> bool:
 
 def _write_spec(kernels_dir: Path) -> None:
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": _argv(),
         "display_name": f"Python (glocal, {sys.prefix})",
         "language": "python",
         "metadata": {"debugger": True},
@@ -70,10 +81,14 @@ def kernel_name() -> str:
             f"`{sys.executable} -m ipykernel install --user --name {KERNEL_NAME}`"
         ) from err
     found = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-    if not _spec_matches(found.argv):
-        raise GlocalError(
+    if not _spec_matches(found.argv, options=False):
+        raise GlocalError(  # e.g. a user-level spec of that name shadows this environment's
             f"the Jupyter kernelspec {KERNEL_NAME!r} at {found.resource_dir} runs {found.argv[0]}, "
             f"not {sys.executable}; remove that folder or run `{sys.executable} -m ipykernel "
             f"install --user --name {KERNEL_NAME}`"
         )
     return KERNEL_NAME
+
+
+if __name__ == "__main__":  # python -m companion.kernel: write the spec if needed, print its name
+    print(kernel_name())

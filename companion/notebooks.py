@@ -147,19 +147,56 @@ def notebook_code(nb: dict[str, Any]) -> str:
     )
 
 
+def parse_overrides(overrides: dict[str, Any] | str | None) -> dict[str, Any]:
+    """``overrides`` as a dict: a dict as it is, JSON text parsed, None as ``{}``."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides) if overrides.strip() else {}
+        except json.JSONDecodeError as err:
+            raise GlocalError(
+                f"overrides {overrides!r}: not valid JSON ({err.msg}); pass a JSON object, e.g. "
+                """-p overrides '{"n_train": 100000}'"""
+            ) from err
+    if not isinstance(overrides, dict):
+        raise GlocalError(
+            f"overrides must be an object of parameter names and values, got "
+            f"{type(overrides).__name__} {overrides!r}"
+        )
+    return overrides
+
+
+class Parameters(dict[str, Any]):
+    """A notebook's resolved parameters; a name its profile does not set is a clear error."""
+
+    def __init__(self, values: dict[str, Any], notebook: str, profile: str) -> None:
+        super().__init__(values)
+        self.notebook, self.profile = notebook, profile
+
+    def __missing__(self, key: str) -> Any:
+        raise GlocalError(
+            f"{self.notebook}: profile {self.profile!r} sets no parameter {key!r} "
+            f"(notebooks/profiles/{DEFAULTS_FILE}, then {self.notebook}.json); add it to the "
+            f"{self.profile!r} object there. It sets: {', '.join(sorted(self))}"
+        )
+
+
 def repository_notebooks_dir() -> Path:
     """``notebooks/`` of the checkout this companion belongs to."""
     return Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def notebook_parameters(
-    name: str, profile: str, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    name: str, profile: str, overrides: dict[str, Any] | str | None = None
+) -> Parameters:
     """What a notebook's second cell calls: its ``profile`` parameters with ``overrides`` on top.
 
     Run by the runner, ``overrides`` already holds every parameter; run by hand (``papermill
-    -p profile paper``), the profile files of this checkout supply them.
+    -p profile paper``), the profile files of this checkout supply them. ``overrides`` may be
+    a JSON object as text, which is what ``papermill -p overrides '{"n_train": 1000}'`` passes.
     """
+    overrides = parse_overrides(overrides)
     folder = repository_notebooks_dir()
     matches = [nb for nb in discover(folder) if nb.name == name]
     if not matches:
@@ -171,7 +208,7 @@ def notebook_parameters(
             f"overrides {unknown} are not parameters of {name} in profile {profile!r}; "
             f"known: {sorted(params)}"
         )
-    return {**params, **(overrides or {})}
+    return Parameters({**params, **(overrides or {})}, name, profile)
 
 
 def read_notebook(path: Path) -> dict[str, Any]:

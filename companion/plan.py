@@ -234,9 +234,8 @@ def _imagenet_root() -> Path:
 
 def _registry_need(name: str, notebooks: tuple[str, ...]) -> Need:
     from glocal import data
-    from glocal.data._registry import get_entry
 
-    entry = get_entry(name)
+    entry = data.entry(name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", data.UnpinnedDataWarning)

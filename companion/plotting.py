@@ -1,17 +1,21 @@
-"""Notebook output: figures as PNG + SVG and tables as CSV (atomic writes), and a shared style.
+"""Figures for the book: one seaborn theme, the representations' colours, and the plots the
+result pages share; figures as PNG + SVG and tables as CSV (atomic writes).
 
-Besides writing files, this module holds what the result pages share for *showing* results:
-the colours and names of the representations, tables without index columns
-(:func:`show`), figures glued into the book with a numbered caption (:func:`glue_figure`),
-and the fits' loss curves
-(:func:`fit_histories`, :func:`stopping_table`, :func:`plot_fit_histories`).
+The theme (:func:`use_style`, seaborn's ``whitegrid`` with the book's sizes) is applied by
+``cp.setup`` in every notebook. Figures are drawn with seaborn on tidy tables where it fits:
+means with 95% intervals over the units of a table (:func:`estimate_plot`, the intervals by
+the shared rules of :mod:`glocal.evaluation.intervals`), paired differences to a baseline
+(:func:`paired_difference_plot`), the fits' loss curves (:func:`plot_fit_histories`); tables
+that already hold their intervals are drawn with matplotlib (:func:`interval_plot`). This
+module measures nothing: the tables come from :mod:`companion.tables` and
+:mod:`companion.sweeps`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +23,30 @@ import numpy as np
 import pandas as pd
 
 from glocal.errors import GlocalError
-from glocal.evaluation.intervals import (  # noqa: F401 (re-exported)
-    mean_interval,
-    paired_interval,
-    sign_of,
-    verdict,
-    wilson_interval,
-)
-from glocal.evaluation.neighbours import per_item_overlap  # noqa: F401 (re-exported)
+from glocal.evaluation.intervals import mean_interval, wilson_interval
 from glocal.io import atomic_path
 
-#: One colour per representation, the same in every notebook.
+#: One colour per representation, the same in every notebook (seaborn's colour-blind palette).
 COLORS = {
-    "original": "#7f7f7f",
-    "zero-shot": "#7f7f7f",
-    "naive": "#d62728",
-    "global": "#1f77b4",
-    "glocal": "#2ca02c",
-    "human": "#9467bd",
-    "ceiling": "#9467bd",
+    "original": "#949494",
+    "zero-shot": "#949494",
+    "naive": "#d55e00",
+    "global": "#0173b2",
+    "glocal": "#029e73",
+    "official": "#ca9161",
+    "human": "#cc78bc",
+    "ceiling": "#cc78bc",
     "chance": "#000000",
 }
 #: One marker per representation, so that lines differ in more than colour.
-MARKERS = {"original": "s", "zero-shot": "s", "naive": "v", "global": "D", "glocal": "o"}
+MARKERS = {
+    "original": "s",
+    "zero-shot": "s",
+    "naive": "v",
+    "global": "D",
+    "glocal": "o",
+    "official": "P",
+}
 #: How representations are named in legends and axes.
 LABELS = {
     "original": "original",
@@ -49,10 +54,12 @@ LABELS = {
     "naive": "naive",
     "global": "global",
     "glocal": "gLocal",
+    "official": "official",
     "human": "human (VICE)",
 }
 #: Figures are drawn for the book's text column (about 7 inches at the page's scale).
 COLUMN_WIDTH = 7.0
+#: The book's sizes on top of seaborn's ``whitegrid`` theme.
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
@@ -66,8 +73,9 @@ STYLE = {
     "axes.spines.right": False,
     "axes.grid": True,
     "axes.grid.axis": "y",
-    "grid.alpha": 0.3,
+    "grid.alpha": 0.5,
     "legend.fontsize": 9,
+    "legend.title_fontsize": 9,
     "legend.frameon": False,
     "errorbar.capsize": 3,
     "svg.hashsalt": "glocal",  # stable element ids: the same figure gives the same SVG
@@ -75,10 +83,10 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply the notebooks' matplotlib style (call once at the top of a notebook)."""
-    import matplotlib
+    """Apply the book's theme (seaborn ``whitegrid`` with :data:`STYLE`); ``cp.setup`` calls it."""
+    import seaborn as sns
 
-    matplotlib.rcParams.update(STYLE)  # type: ignore[arg-type]
+    sns.set_theme(context="notebook", style="whitegrid", rc=STYLE)
 
 
 def color(name: str) -> str:
@@ -122,14 +130,16 @@ def save_figure(
 
 def save_table(
     table: pd.DataFrame, results_dir: str | os.PathLike, name: str, index: bool = False
-) -> Path:
-    """Write ``table`` as ``results_dir/name.csv`` atomically; return the path."""
+) -> None:
+    """Write ``table`` as ``results_dir/name.csv`` atomically.
+
+    Returns nothing, so that a cell may end with this call without showing a path.
+    """
     if not isinstance(table, pd.DataFrame):
         raise GlocalError(f"save_table: expected a pandas DataFrame, got {type(table).__name__}")
     target = Path(results_dir) / f"{_name(name)}.csv"
     with atomic_path(target) as tmp:
         table.to_csv(tmp, index=index)
-    return target
 
 
 def reference_line(ax: Any, y: float, name: str, text: str | None = None, **kwargs: Any) -> None:
@@ -168,13 +178,16 @@ def show(
     index: bool = False,
     columns: Mapping[str, str] | None = None,
     integer_columns: Sequence[str] = (),
+    name: str | None = None,
 ) -> None:
     """Display ``table`` as the book shows tables: no index column, integers as integers.
 
     ``columns`` renames columns for display; ``integer_columns`` are shown without decimals
     even when pandas stored them as floats (a count column with a missing value). With
-    ``index=True`` the index becomes ordinary leading columns. Returns nothing (so that a
-    cell ending in ``show(...)`` does not show the table twice).
+    ``index=True`` the index becomes ordinary leading columns. With ``name`` the table is not
+    shown in the cell but glued as ``tab_NAME``, for a markdown cell that gives it a number
+    and a caption (``{glued-table} tab_NAME`` with a ``:name:``, like ``{glue:figure}``).
+    Returns nothing (so that a cell ending in ``show(...)`` does not show the table twice).
     """
     from IPython.display import HTML, display
 
@@ -206,7 +219,12 @@ def show(
         '<div class="glocal-table"><table class="dataframe glocal">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
-    display(HTML(html))
+    if name is None:
+        display(HTML(html))
+    else:
+        from myst_nb import glue as _glue
+
+        _glue(f"tab_{_name(name)}", HTML(html), display=False)
 
 
 def _escape(text: str) -> str:
@@ -248,9 +266,6 @@ def glue_figure(fig: Any, results_dir: str | os.PathLike, name: str) -> None:
     save_figure(fig, results_dir, name)
     _glue(f"fig_{name}", fig, display=False)
     plt.close(fig)
-
-
-# --- intervals and verdicts: glocal.evaluation.intervals (re-exported for the notebooks) ----
 
 
 # --- the fits: loss curves and how each fit stopped -------------------------------------------
@@ -321,15 +336,18 @@ def plot_fit_histories(histories: pd.DataFrame, rows: str | None = None) -> Any:
     """Loss curves: one column per recorded history key of :data:`HISTORY_PANELS`.
 
     ``histories`` is :func:`fit_histories`' table; ``rows`` names a column (e.g. the feature
-    source) that gets one row of panels per value. The y-axes span the values after the
-    first checks so that the start does not flatten the part that shows convergence.
+    source) that gets one row of panels per value. Lines are drawn with seaborn, one colour and
+    marker per transform. The y-axes span the values after the first checks so that the start
+    does not flatten the part that shows convergence.
     """
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
     panels = [(key, title) for key, title in HISTORY_PANELS if key in histories]
     if not panels:
         raise GlocalError("the fits recorded no loss history to plot")
     groups = list(dict.fromkeys(histories[rows])) if rows else [None]
+    names = list(dict.fromkeys(histories["transform"]))
     fig, axes = plt.subplots(
         len(groups),
         len(panels),
@@ -341,32 +359,43 @@ def plot_fit_histories(histories: pd.DataFrame, rows: str | None = None) -> Any:
         part = histories if group is None else histories[histories[rows] == group]
         for c, (key, title) in enumerate(panels):
             ax = axes[r, c]
-            for name, line in part.groupby("transform", sort=False):
-                kind = str(name)
-                ax.plot(
-                    line["step"],
-                    line[key],
-                    color=color(kind),
-                    marker=marker(kind),
-                    ms=3,
-                    markevery=max(1, len(line) // 8),
-                    lw=1.3,
-                    label=label(kind),
-                )
+            sns.lineplot(
+                data=part.dropna(subset=[key]),
+                x="step",
+                y=key,
+                hue="transform",
+                hue_order=names,
+                palette=palette(names),
+                style="transform",
+                style_order=names,
+                markers={n: marker(n) for n in names},
+                dashes=False,
+                markersize=4,
+                markevery=max(1, part["step"].nunique() // 8),
+                lw=1.3,
+                legend=r == 0 and c == 0,
+                ax=ax,
+            )
             later = part[part["step"] > part["step"].min() + 2 * _check_gap(part)][key].dropna()
             if len(later) >= 2:
                 low, high = float(later.min()), float(later.max())
                 pad = 0.08 * (high - low or abs(high) or 1.0)
                 ax.set_ylim(low - pad, high + pad)
-            if r == 0:
-                ax.set_title(title, fontsize=9.5)
-            if r == len(groups) - 1:
-                ax.set_xlabel("optimiser step")
-            if c == 0 and group is not None:
-                ax.set_ylabel(str(group), fontsize=9)
-            ax.grid(True, axis="both", alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.02))
+            ax.set_title(title if r == 0 else "", fontsize=9.5)
+            ax.set_xlabel("optimiser step" if r == len(groups) - 1 else "")
+            ax.set_ylabel(str(group) if c == 0 and group is not None else "", fontsize=9)
+            ax.grid(True, axis="both")
+    legend = axes[0, 0].get_legend()
+    handles = legend.legend_handles if legend is not None else []
+    if legend is not None:
+        legend.remove()
+    fig.legend(
+        handles,
+        [label(n) for n in names],
+        loc="lower center",
+        ncol=len(names),
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
@@ -379,68 +408,206 @@ def _check_gap(part: pd.DataFrame) -> float:
 # --- sweeps with intervals (pages 02 and 08) ------------------------------------------------
 
 
-def evaluate_with_intervals(
-    inputs: Any,
-    transforms: Mapping[str, Any],
-    k: int = 10,
-    shots: int = 5,
-    n_repeats: int = 5,
-    anomaly_k: int = 5,
-    task: str = "things-fine",
-    classifier: str = "logreg",
-    seed: int = 0,
-) -> pd.DataFrame:
-    """:func:`companion.tables.evaluate`'s table with a 95% interval for every measure.
-
-    The same calls as ``evaluate`` (same episodes, classes and items, so the same means), kept
-    per unit so that the figures can draw error bars: ``alignment`` with its Wilson interval
-    over test triplets, ``overlap_things``/``overlap_contrast`` with a t-interval over items,
-    ``few_shot`` over episodes and ``auroc`` over classes. Each measure ``m`` gets columns
-    ``m_low``, ``m_high`` and ``m_n`` (the number of units).
-    """
-    from companion.tables import alignment_table, anomaly_table, few_shot_table
-
-    align = alignment_table(inputs, transforms).set_index("representation")
-    fs = few_shot_table(
-        inputs, transforms, (task,), (shots,), n_repeats, classifiers=(classifier,), seed=seed
-    )
-    ad = anomaly_table(inputs, transforms, (task,), anomaly_k, seed)
-    sets = {
-        "overlap_things": inputs.features[inputs.triplets.heldout],
-        "overlap_contrast": inputs.contrast_eval,
-    }
-    rows = []
-    for name in ("original", *transforms):
-        t = transforms.get(name)
-        a: Any = align.loc["zero-shot" if name == "original" else name]
-        row: dict[str, Any] = {
-            "representation": name,
-            "alignment": float(a["accuracy"]),
-            "alignment_low": float(a["ci_low"]),
-            "alignment_high": float(a["ci_high"]),
-            "alignment_n": int(a["n_test"]),
-        }
-        for column, X in sets.items():
-            if t is None or k >= len(X):
-                row.update({column: 1.0, f"{column}_low": 1.0, f"{column}_high": 1.0})
-                row[f"{column}_n"] = len(X)
-                continue
-            mean, low, high, n = mean_interval(per_item_overlap(X, t.transform(X), k))
-            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
-            row[f"{column}_n"] = n
-        for column, values in (
-            ("few_shot", fs.loc[fs["representation"] == name, "accuracy"]),
-            ("auroc", ad.loc[ad["representation"] == name, "auroc"]),
-        ):
-            mean, low, high, n = mean_interval(values.to_numpy())
-            row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
-            row[f"{column}_n"] = n
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def error_bars(table: pd.DataFrame, column: str) -> np.ndarray:
     """The (2, n) ``yerr`` array of matplotlib for ``column`` and its ``_low``/``_high``."""
     low = (table[column] - table[f"{column}_low"]).clip(lower=0)
     high = (table[f"{column}_high"] - table[column]).clip(lower=0)
     return np.nan_to_num(np.vstack([low.to_numpy(), high.to_numpy()]))
+
+
+# --- estimates with intervals, paired differences (seaborn on tidy tables) --------------------
+
+
+def _t_interval(values: Any) -> tuple[float, float]:
+    _, low, high, _ = mean_interval(np.asarray(values, dtype=float))
+    return low, high
+
+
+def _wilson(values: Any) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return wilson_interval(float(values.mean()), len(values))
+
+
+#: How :func:`estimate_plot` draws a 95% interval over the units of a table: ``"t"`` a
+#: Student-t interval of the mean, ``"wilson"`` a Wilson interval of a proportion (units 0/1),
+#: both by the rules of :mod:`glocal.evaluation.intervals`.
+INTERVALS: dict[str, Callable[[Any], tuple[float, float]]] = {"t": _t_interval, "wilson": _wilson}
+
+
+def palette(names: Iterable[str]) -> dict[str, str]:
+    """``{name: colour}`` for seaborn's ``palette=`` (the representations' fixed colours)."""
+    return {name: color(name) for name in names}
+
+
+def relabel_legend(ax: Any, title: str | None = None, **kwargs: Any) -> None:
+    """Show the legend of ``ax`` with display names (:func:`label`) and without a title."""
+    handles, names = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, [label(n) for n in names], title=title, **kwargs)
+
+
+def estimate_plot(
+    units: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str = "representation",
+    *,
+    interval: str = "t",
+    ax: Any = None,
+    order: Sequence[Any] | None = None,
+    hue_order: Sequence[str] | None = None,
+    numeric_x: bool = False,
+    log_x: bool = False,
+    dodge: float | bool = True,
+    join: bool = True,
+) -> Any:
+    """Means of ``y`` per ``x`` and ``hue`` with a 95% interval over the rows (the units).
+
+    ``units`` is a tidy table with one row per unit of the interval (a test triplet, an item,
+    an episode, a class, a seed); ``interval`` names the rule of :data:`INTERVALS`. ``x`` is
+    categorical by default; ``numeric_x`` places it on a numeric (``log_x``: logarithmic)
+    axis. Points of the ``hue`` values are shifted apart (``dodge``) so that their intervals
+    do not hide one another, and the representations keep their colours and markers.
+    Returns the axes.
+
+    Raises
+    ------
+    GlocalError
+        For an unknown ``interval`` or a column ``units`` lacks.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if interval not in INTERVALS:
+        raise GlocalError(f"interval={interval!r}: choose from {sorted(INTERVALS)}")
+    missing = [c for c in (x, y, hue) if c not in units]
+    if missing:
+        raise GlocalError(f"estimate_plot: the table has no column(s) {missing}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(COLUMN_WIDTH, 3.2))
+    names = list(hue_order) if hue_order is not None else list(dict.fromkeys(units[hue]))
+    if len(names) < 2:
+        dodge = False  # nothing to shift apart (and seaborn divides by the levels − 1)
+    elif dodge is True:
+        dodge = 0.08 if numeric_x else 0.12 * len(names)
+    sns.pointplot(
+        data=units,
+        x=x,
+        y=y,
+        hue=hue,
+        order=order,
+        hue_order=names,
+        estimator="mean",
+        errorbar=INTERVALS[interval],
+        palette=palette(names),
+        markers=[marker(n) for n in names],
+        linestyles="-" if join else "none",
+        markersize=4.5,
+        linewidth=1.4,
+        capsize=0.08 if not numeric_x else 0.04,
+        err_kws={"linewidth": 1.2},
+        dodge=dodge,
+        native_scale=numeric_x,
+        log_scale=(True, False) if log_x else None,
+        ax=ax,
+    )
+    relabel_legend(ax)
+    return ax
+
+
+def paired_differences(
+    units: pd.DataFrame,
+    x: str,
+    y: str,
+    unit: str | Sequence[str],
+    baseline: str = "original",
+    hue: str = "representation",
+) -> pd.DataFrame:
+    """Each ``hue`` value minus ``baseline``, unit by unit (the same ``x`` and ``unit``).
+
+    Returns the tidy table of differences (columns ``x``, the unit columns, ``hue`` and ``y``),
+    one row per unit and compared representation, for :func:`estimate_plot`.
+
+    Raises
+    ------
+    GlocalError
+        When ``baseline`` is not among the ``hue`` values, or a unit appears twice.
+    """
+    keys = [x, *([unit] if isinstance(unit, str) else unit)]
+    if baseline not in set(units[hue]):
+        raise GlocalError(f"paired_differences: no {hue} {baseline!r} to subtract")
+    if units.duplicated([*keys, hue]).any():
+        raise GlocalError(f"paired_differences: a ({', '.join(keys)}, {hue}) appears twice")
+    wide = units.pivot(index=keys, columns=hue, values=y)
+    names = [n for n in dict.fromkeys(units[hue]) if n != baseline]
+    frames = [(wide[n] - wide[baseline]).rename(y).reset_index().assign(**{hue: n}) for n in names]
+    return pd.concat(frames, ignore_index=True).dropna(subset=[y])
+
+
+def paired_difference_plot(
+    units: pd.DataFrame,
+    x: str,
+    y: str,
+    unit: str | Sequence[str],
+    baseline: str = "original",
+    hue: str = "representation",
+    **kwargs: Any,
+) -> Any:
+    """:func:`estimate_plot` of :func:`paired_differences`, with a line at 0 (no difference).
+
+    Keyword arguments go to :func:`estimate_plot` (``ax``, ``numeric_x``, ``log_x``, ...);
+    the legend says what is subtracted. Returns the axes.
+    """
+    diffs = paired_differences(units, x, y, unit, baseline, hue)
+    ax = estimate_plot(diffs, x, y, hue, interval="t", **kwargs)
+    ax.axhline(0.0, color="black", lw=0.8, zorder=0)
+    handles, names = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, [f"{label(n)} − {label(baseline)}" for n in names])
+    return ax
+
+
+def interval_plot(
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    low: str,
+    high: str,
+    hue: str = "representation",
+    *,
+    ax: Any = None,
+    dodge: float = 0.0,
+    log_x: bool = False,
+    join: bool = True,
+) -> Any:
+    """A table's estimates with the intervals it already holds (``low``, ``high`` columns).
+
+    For tables whose intervals were computed elsewhere (e.g. Wilson intervals of
+    ``alignment_table``, the sweeps of :mod:`companion.sweeps`): one line of points per
+    ``hue`` value over a numeric ``x``, shifted by ``dodge`` (a fraction of x, multiplicative
+    on a log axis) so that the intervals stay visible. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(COLUMN_WIDTH, 3.2))
+    names = list(dict.fromkeys(table[hue]))
+    for i, name in enumerate(names):
+        part = table[table[hue] == name].sort_values(x)
+        shift = (i - (len(names) - 1) / 2) * dodge
+        xs = part[x] * (1 + shift) if log_x else part[x] + shift
+        yerr = error_bars(part.rename(columns={low: f"{y}_low", high: f"{y}_high"}), y)
+        ax.errorbar(
+            xs,
+            part[y],
+            yerr=yerr,
+            fmt=marker(name) + ("-" if join else ""),
+            ms=4.5,
+            lw=1.4,
+            capsize=3,
+            color=color(name),
+            label=label(name),
+        )
+    if log_x:
+        ax.set_xscale("log")
+    return ax

@@ -30,7 +30,7 @@ from companion.notebooks import (
     select,
 )
 from glocal.errors import GlocalError
-from glocal.io import atomic_path, file_lock
+from glocal.io import absolute_env_paths, atomic_path, file_lock
 
 
 @dataclass(frozen=True)
@@ -296,6 +296,8 @@ def run_notebooks(
     report = Report(skipped=current)
     if not todo:
         return report
+    # Kernels run in notebooks/: a relative GLOCAL_DATA_DIR given here would point elsewhere.
+    absolute_env_paths()
     from companion.kernel import kernel_name
 
     kernel = kernel_name()

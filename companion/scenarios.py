@@ -253,37 +253,68 @@ def _value(table: pd.DataFrame, scenario: str, metric: str, transform: str) -> f
     return float(table.at[(scenario, metric), transform])  # type: ignore[arg-type]
 
 
-def _holds(prediction: Prediction, table: pd.DataFrame) -> tuple[float, float, bool]:
-    left = _value(table, prediction.scenario, prediction.left[1], prediction.left[0])
-    right = _value(table, prediction.scenario, prediction.right[1], prediction.right[0])
-    if prediction.share is not None:
-        base = _value(table, prediction.scenario, prediction.left[1], prediction.base)
-        return left, right, left - base >= prediction.share * (right - base)
-    return left, right, left > right + prediction.margin
+def _compared(p: Prediction, table: pd.DataFrame) -> tuple[float, float, float, bool]:
+    """Both sides, the quantity the prediction compares with its threshold, and whether it holds.
+
+    A margin prediction compares the difference ``left − right`` with ``margin``; a share
+    prediction the ratio ``(left − base) / (right − base)`` with ``share`` (NaN when the
+    denominator is not positive; the prediction then holds only as the inequality
+    ``left − base ≥ share · (right − base)`` says).
+    """
+    left = _value(table, p.scenario, p.left[1], p.left[0])
+    right = _value(table, p.scenario, p.right[1], p.right[0])
+    if p.share is not None:
+        base = _value(table, p.scenario, p.left[1], p.base)
+        ratio = (left - base) / (right - base) if right - base > 0 else float("nan")
+        return left, right, ratio, left - base >= p.share * (right - base)
+    return left, right, left - right, left - right > p.margin
+
+
+def compared_quantity(p: Prediction) -> tuple[str, str]:
+    """What a prediction compares, as text, and its threshold: ``("gLocal − naive", "> 0.05")``."""
+    from companion.plotting import label
+
+    left, right = label(p.left[0]), label(p.right[0])
+    if p.share is not None:
+        base = label(p.base)
+        return f"({left} − {base}) / ({right} − {base})", f"≥ {p.share:g}"
+    return f"{left} − {right}", f"> {p.margin:g}"
 
 
 def check_predictions(
     results: pd.DataFrame, predictions: Sequence[Prediction] = PREDICTIONS
 ) -> pd.DataFrame:
-    """One row per prediction: the two sides (mean over seeds), PASS/FAIL, and the share of
-    seeds on which it holds. Predictions whose scenario or metric (e.g. ``fine_shot_1`` when
-    no 1-shot episodes ran) is missing are ``NOT RUN``."""
+    """One row per prediction: the quantity it compares and its threshold, that quantity per
+    seed and on the means over seeds, how many seeds it holds on, and the result.
+
+    ``result`` is ``PASS`` when the prediction holds on every seed, ``FAIL`` when it holds on
+    none, and ``k of n seeds`` in between. Predictions whose scenario or metric (e.g.
+    ``fine_shot_1`` when no 1-shot episodes ran) is missing are ``NOT RUN``.
+    """
     table = summarize(results)
     per_seed = {seed: summarize(part) for seed, part in results.groupby("seed")}
     rows = []
     for p in predictions:
+        compared, threshold = compared_quantity(p)
         row = {
             "id": p.id, "scenario": p.scenario, "prediction": p.statement,
-            "left": " ".join(p.left), "right": " ".join(p.right),
+            "metric": p.left[1], "compared": compared, "threshold": threshold,
         }  # fmt: skip
         needed = {(p.scenario, p.left[1]), (p.scenario, p.right[1])}
         if not needed <= set(table.index):
-            rows.append({**row, "left_value": np.nan, "right_value": np.nan,
-                         "result": "NOT RUN", "seeds_holding": ""})  # fmt: skip
+            rows.append({**row, "left_value": np.nan, "right_value": np.nan, "value": np.nan,
+                         "per_seed": "", "n_holding": 0, "n_seeds": 0,
+                         "result": "NOT RUN"})  # fmt: skip
             continue
-        left, right, ok = _holds(p, table)
-        seeds = [_holds(p, t)[2] for t in per_seed.values()]
-        rows.append({**row, "left_value": left, "right_value": right,
-                     "result": "PASS" if ok else "FAIL",
-                     "seeds_holding": f"{sum(seeds)}/{len(seeds)}"})  # fmt: skip
+        left, right, value, _ = _compared(p, table)
+        seeds = [_compared(p, t) for t in per_seed.values()]
+        holding = sum(ok for *_, ok in seeds)
+        result = (
+            "PASS" if holding == len(seeds) else "FAIL" if holding == 0
+            else f"{holding} of {len(seeds)} seeds"
+        )  # fmt: skip
+        rows.append({**row, "left_value": left, "right_value": right, "value": value,
+                     "per_seed": ", ".join(f"{q:.3f}" for _, _, q, _ in seeds),
+                     "n_holding": holding, "n_seeds": len(seeds),
+                     "result": result})  # fmt: skip
     return pd.DataFrame(rows)

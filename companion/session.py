@@ -55,7 +55,7 @@ def quiet_progress_bars() -> None:
 def setup(
     name: str,
     profile: str,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | str | None = None,
     results_dir: str | Path | None = None,
 ) -> Session:
     """Apply the notebooks' display settings and resolve ``name``'s parameters in ``profile``.

@@ -210,35 +210,3 @@ def anomaly_table(
                     )
             frames.append(result.per_class.assign(representation=name, task=task))
     return pd.concat(frames, ignore_index=True)
-
-
-#: The measures of :func:`evaluate`, one column each.
-MEASURES = ("alignment", "overlap_things", "overlap_contrast", "few_shot", "auroc")
-
-
-def evaluate(
-    inputs: Inputs,
-    transforms: Mapping[str, GlocalTransform],
-    k: int = 10,
-    shots: int = 5,
-    n_repeats: int = 5,
-    anomaly_k: int = 5,
-    task: str = "things-fine",
-    classifier: str = "logreg",
-    seed: int = 0,
-) -> pd.DataFrame:
-    """One row per representation: held-out alignment, k-NN overlap, few-shot, anomaly AUROC.
-
-    A compact summary for sweeps (alpha, number of triplets): ``alignment`` is the held-out
-    odd-one-out accuracy, ``overlap_things``/``overlap_contrast`` the k-NN overlap with the
-    original features on held-out concepts / contrast items, ``few_shot`` the mean accuracy of
-    ``shots``-shot ``classifier`` ("logreg" or "centroid") over ``n_repeats`` episodes and
-    ``auroc`` the mean anomaly AUROC on ``task``. The means of
-    :func:`companion.plotting.evaluate_with_intervals`, which also gives their intervals.
-    """
-    from companion.plotting import evaluate_with_intervals
-
-    table = evaluate_with_intervals(
-        inputs, transforms, k, shots, n_repeats, anomaly_k, task, classifier, seed
-    )
-    return table[["representation", *MEASURES]]

@@ -17,6 +17,45 @@ import numpy as np
 from glocal.errors import GlocalError
 
 ENV_CACHE = "GLOCAL_CACHE_DIR"
+#: The environment variables that hold a folder or file path (``os.pathsep``-separated lists
+#: for the model configs). A relative value is read against the working directory of the
+#: process that reads it, so whoever starts processes in another folder (the notebook runner
+#: starts kernels in ``notebooks/``) makes them absolute first: :func:`absolute_env_paths`.
+PATH_VARIABLES = (
+    ENV_CACHE,
+    "GLOCAL_DATA_DIR",
+    "GLOCAL_IMAGENET_DIR",
+    "GLOCAL_MODEL_CONFIGS",
+)
+
+
+def absolute_env_paths(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Make the relative paths in glocal's path variables absolute, against the current folder.
+
+    Parameters
+    ----------
+    environ : dict, optional
+        The environment to change in place; ``os.environ`` by default.
+
+    Returns
+    -------
+    dict
+        ``{variable: new value}`` for every variable that changed.
+    """
+    env: Any = os.environ if environ is None else environ
+    changed = {}
+    for name in PATH_VARIABLES:
+        value = env.get(name)
+        if not value:
+            continue
+        parts = [
+            os.path.abspath(os.path.expanduser(part)) if part else part
+            for part in value.split(os.pathsep)
+        ]
+        new = os.pathsep.join(parts)
+        if new != value:
+            env[name] = changed[name] = new
+    return changed
 
 
 def cache_dir() -> Path:

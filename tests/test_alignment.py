@@ -28,6 +28,17 @@ def test_matches_loop(rng, similarity):
     assert odd_one_out_accuracy(X, triplets, similarity) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_triplet_correct_matches_loop_per_triplet(rng, similarity):
+    X = rng.standard_normal((30, 5))
+    triplets = simulate_triplets(X, 300, seed=3)
+    cosine = similarity == "cosine"
+    expected = [_loop_accuracy(X, t[None], cosine=cosine) == 1.0 for t in triplets]
+    correct = alignment.triplet_correct(X, triplets, similarity)
+    assert correct.dtype == bool and correct.tolist() == expected
+    assert 0 < correct.sum() < len(triplets)  # both outcomes occur: the check can fail
+
+
 def test_chunked_path_equals_dense(rng, monkeypatch):
     X = rng.standard_normal((50, 4))
     triplets = simulate_triplets(X, 700, seed=2)

@@ -2,9 +2,12 @@
 
 Besides building, the test reads every page as a reader's browser shows it: no broken images,
 the method page's equations typeset by the bundled MathJax (no raw ``\\[`` or ``$$`` left,
-no MathJax loaded from a CDN), and no result page showing a warning or a progress bar (checked
-on the executed notebooks' outputs and on the rendered pages). Its screenshots (intro, method,
-pages 01, 02 and 05 at a 1280-pixel-wide window) are copied to /tmp/glocal-book-screenshots/.
+no MathJax loaded from a CDN), no page with a MathJax error (a formula MathJax could not
+parse, shown in red), and no result page showing a warning, a progress bar or a path object
+(``PosixPath(...)``, the value of a cell that ended in a call returning a path; checked on
+the executed notebooks' outputs and on the rendered pages). Its screenshots (intro, method,
+reproduce, own model, pages 01, 02, 04, 05, 08 and 09 at a 1280-pixel-wide window) are copied
+to /tmp/glocal-book-screenshots/.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ CHROMIUM_FLAGS = (
 PLACEHOLDERS = ["01_first_result", "02_second_result", "03_third_result"]
 CHAPTERS = ["index.html", "book/method.html", "book/reproduce.html", "book/own_model.html"]
 #: Result pages photographed besides the intro and the method page.
-PHOTOGRAPHED = ("01_", "02_", "05_")
+PHOTOGRAPHED = ("01_", "02_", "04_", "05_", "08_", "09_")
 WINDOW = (1280, 900)
 #: What a warning or a progress bar leaves in an output (tqdm text, Python warnings).
 NOISE = re.compile(
@@ -46,6 +49,8 @@ NOISE = re.compile(
     r"\b\w*Warning\b|warnings\.warn|IProgress"
 )
 WIDGET = "application/vnd.jupyter.widget-view+json"
+#: A path object shown as a cell's value.
+PATH_REPR = re.compile(r"\b(?:Posix|Windows)Path\(")
 
 
 def _chromium() -> tuple[str, str]:
@@ -88,7 +93,8 @@ def _has_image(notebook: Path) -> bool:
 
 
 def output_noise(notebook: Path) -> list[str]:
-    """Outputs of an executed notebook that hold a warning or a progress bar (text or widget)."""
+    """Outputs of an executed notebook that hold a warning, a progress bar (text or widget) or
+    a path object."""
     nb = nbformat.read(notebook, as_version=4)
     found = []
     for index, cell in enumerate(nb.cells):
@@ -101,7 +107,7 @@ def output_noise(notebook: Path) -> list[str]:
             texts += [v for k, v in data.items() if k in ("text/plain", "text/html")]
             for text in texts:
                 text = "".join(text) if isinstance(text, list) else str(text)
-                hit = NOISE.search(text)
+                hit = NOISE.search(text) or PATH_REPR.search(text)
                 if hit or (out.get("output_type") == "stream" and out.get("name") == "stderr"):
                     line = text[max(0, hit.start() - 40) : hit.end() + 40] if hit else text[:80]
                     found.append(f"cell {index}: {line.strip()!r}")
@@ -116,6 +122,8 @@ const report = () => {
   const script = document.querySelector('script[src*="mathjax"], script[src*="MathJax"]');
   done({raw: (text.match(/\\\[|\$\$/g) || []).length,
         typeset: document.querySelectorAll('mjx-container').length,
+        errors: Array.from(document.querySelectorAll('mjx-merror, [data-mjx-error]'))
+                     .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)),
         mathjax: script ? script.src : ''});
 };
 if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
@@ -201,7 +209,12 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    photographed = {"index.html": "index.png", "book/method.html": "method.png"}
+    photographed = {
+        "index.html": "index.png",
+        "book/method.html": "method.png",
+        "book/reproduce.html": "reproduce.png",
+        "book/own_model.html": "own_model.png",
+    }
     for n in results:
         if n.startswith(PHOTOGRAPHED) or n == with_figure:
             photographed[f"book/results/{n}.html"] = f"result_{n}.png"
@@ -213,6 +226,9 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
             name = photographed.get(rel)
             seen[rel] = _check_page(driver, page, shots / name if name else None)
         math = _check_math(driver, html / "book" / "method.html")
+        math_errors = {
+            page.relative_to(html).as_posix(): _check_math(driver, page)["errors"] for page in pages
+        }
     finally:
         driver.quit()
 
@@ -227,6 +243,8 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
         assert info["title"] and "404" not in info["title"], f"{rel}: no title"
         assert not info["broken"], f"{rel}: images did not load: {info['broken']}"
         assert not info["stderr"], f"{rel}: shows stderr output: {info['stderr'][:2]}"
+        path = PATH_REPR.search(info["text"])
+        assert not path, f"{rel}: shows a path object: {info['text'][path.start() :][:80]!r}"
         if rel.startswith("book/results/"):
             hit = NOISE.search(info["text"])
             assert not hit, f"{rel}: shows a warning or progress bar: {hit.group(0)!r}"
@@ -239,6 +257,8 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
     assert math["mathjax"].startswith("file:"), f"MathJax is not bundled: {math['mathjax']!r}"
     assert math["typeset"] > 0, "the method page's formulas were not typeset"
     assert math["raw"] == 0, f"the method page shows {math['raw']} raw \\[ or $$ delimiters"
+    errors = {rel: found for rel, found in math_errors.items() if found}
+    assert not errors, f"MathJax could not typeset formulas: {errors}"
     for name in photographed.values():
         assert (shots / name).is_file(), f"no screenshot {name}"
 

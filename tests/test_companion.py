@@ -11,6 +11,7 @@ import pytest
 
 from companion import fits as cf
 from companion import inputs as ci
+from companion import sweeps
 from companion import tables as ct
 from glocal import PRESETS, object_disjoint_folds, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import DataUnavailableError, GlocalError
@@ -184,7 +185,24 @@ def test_measurements_cover_every_representation(cache, data_dir):  # reads THIN
     assert (models["accuracy"] <= models["ci_high"]).all()
     local = ct.local_structure_table(inputs, fitted, ks=(1, 5))
     assert len(local) == 2 * 2 * 2 and local["overlap"].between(0, 1).all()
-    summary = ct.evaluate(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
+    summary = sweeps.evaluate(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
     assert summary["representation"].tolist() == ["original", "naive", "glocal"]
-    assert summary.loc[0, "overlap_things"] == 1.0
+    # k-NN overlap against a brute-force count: cosine neighbours, the item itself excluded
+    heldout = inputs.features[inputs.triplets.heldout]
+    spaces = {"original": heldout, **{k: t.transform(heldout) for k, t in fitted.items()}}
+    expected = [_knn_overlap(heldout, Z, 5) for Z in spaces.values()]
+    np.testing.assert_allclose(summary["overlap_things"], expected, rtol=1e-9)
+    assert summary.loc[0, "overlap_things"] == 1.0 > summary.loc[1, "overlap_things"]
     assert summary[["few_shot", "auroc"]].notna().all().all()
+
+
+def _knn_overlap(X: np.ndarray, Z: np.ndarray, k: int) -> float:
+    """Mean shared fraction of each row's k cosine neighbours in X and Z, by loops."""
+
+    def neighbours(A: np.ndarray, i: int) -> set[int]:
+        unit = A / np.linalg.norm(A, axis=1, keepdims=True)
+        sims = unit @ unit[i]
+        sims[i] = -np.inf
+        return set(np.argsort(-sims, kind="stable")[:k].tolist())
+
+    return float(np.mean([len(neighbours(X, i) & neighbours(Z, i)) / k for i in range(len(X))]))

@@ -186,7 +186,15 @@ def test_cli_extract(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert str(tmp_path / "feats.h5") in capsys.readouterr().out
     assert np.load(tmp_path / "feats.npy").shape == (10, 64)
     assert _cli(["extract", "--list-models"]) == 0
-    assert "clip_ViT-L/14/visual" in capsys.readouterr().out
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split()[:2] == ["--model", "--module"]
+    from glocal.features import get_config, list_models
+
+    pairs = [tuple(line.split()[:2]) for line in listed[1:]]
+    assert len(pairs) == len(list_models()) and ("clip_ViT-L/14", "visual") in pairs
+    for name, module in pairs:  # every listed name is one --model accepts, with its module
+        assert get_config(name, module).name == name
+    assert ("all-MiniLM-L6-v2", "sentence_embedding") in pairs
     assert _cli(["extract", "--model", "resnet1", "--source", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("glocal extract: error: unknown model 'resnet1'") and "\n" not in err

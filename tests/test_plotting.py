@@ -38,9 +38,9 @@ def test_save_figure_writes_png_and_svg_without_leftovers(tmp_path):
 
 def test_save_table_round_trips(tmp_path):
     table = pd.DataFrame({"representation": ["naive", "glocal"], "accuracy": [0.5, 0.55]})
-    path = plotting.save_table(table, tmp_path, "alignment")
-    assert path == tmp_path / "alignment.csv"
-    pd.testing.assert_frame_equal(pd.read_csv(path), table)
+    # nothing returned: a cell ending in save_table shows no PosixPath(...)
+    assert plotting.save_table(table, tmp_path, "alignment") is None
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "alignment.csv"), table)
     assert [p.name for p in tmp_path.iterdir()] == ["alignment.csv"]
 
 
@@ -54,6 +54,7 @@ def test_bad_names_and_tables_are_refused(tmp_path):
 def test_style_colours_and_labels():
     plotting.use_style()
     assert matplotlib.rcParams["axes.spines.top"] is False
+    assert matplotlib.rcParams["font.size"] == plotting.STYLE["font.size"]  # over seaborn's
     assert plotting.color("naive") != plotting.color("glocal")
     assert plotting.color("zero-shot") == plotting.color("original")
     assert plotting.label("glocal") == "gLocal" and plotting.label("other") == "other"
@@ -158,3 +159,99 @@ def test_glue_figure_saves_and_closes(tmp_path):
     assert plotting.glue_figure(fig, tmp_path, "curve") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "curve.svg"]
     assert not plt.fignum_exists(fig.number)
+
+
+# --- seaborn helpers: intervals by the shared rules, paired differences ------------------------
+
+
+def _units(rng):
+    rows = []
+    for x in ("a", "b"):
+        for name, shift in (("original", 0.0), ("naive", -0.1), ("glocal", 0.05)):
+            for unit in range(12):
+                rows.append({"task": x, "representation": name, "episode": unit,
+                             "accuracy": 0.5 + shift + 0.05 * rng.normal()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _drawn_intervals(ax):
+    """(x, low, high) of every vertical error bar seaborn drew, sorted by x."""
+    import numpy as np
+
+    bars = []
+    for line in ax.lines:  # an error bar: caps and the bar, as segments between NaNs
+        xs, ys = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        for seg in np.split(np.arange(len(xs)), np.flatnonzero(np.isnan(xs))):
+            seg = seg[~np.isnan(xs[seg])]
+            if len(seg) == 2 and xs[seg[0]] == xs[seg[1]] and ys[seg[0]] != ys[seg[1]]:
+                bars.append((float(xs[seg[0]]), float(ys[seg].min()), float(ys[seg].max())))
+    return sorted(bars)
+
+
+def test_estimate_plot_draws_t_intervals_of_the_units(rng):
+    import numpy as np
+
+    from glocal.evaluation.intervals import mean_interval
+
+    units = _units(rng)
+    fig, ax = plt.subplots()
+    plotting.estimate_plot(
+        units, "task", "accuracy", hue_order=["original", "naive", "glocal"], ax=ax
+    )
+    drawn = _drawn_intervals(ax)
+    expected = []
+    for name in ("original", "naive", "glocal"):
+        for task in ("a", "b"):
+            values = units[(units["task"] == task) & (units["representation"] == name)]
+            _, low, high, _ = mean_interval(values["accuracy"].to_numpy())
+            expected.append((low, high))
+    assert len(drawn) == 6
+    got = [v for _, lo, hi in sorted(drawn, key=lambda b: b[1]) for v in (lo, hi)]
+    assert got == pytest.approx([v for pair in sorted(expected) for v in pair])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["original", "naive", "gLocal"]
+    assert len({round(x, 6) for x, _, _ in drawn}) == 6  # dodged: no two bars at one x
+    plt.close(fig)
+    correct = pd.DataFrame({"x": "s", "representation": "glocal",
+                            "correct": np.r_[np.ones(30), np.zeros(70)]})  # fmt: skip
+    fig, ax = plt.subplots()
+    plotting.estimate_plot(correct, "x", "correct", interval="wilson", ax=ax)
+    ((_, low, high),) = _drawn_intervals(ax)
+    from glocal.evaluation.intervals import wilson_interval
+
+    assert (low, high) == pytest.approx(wilson_interval(0.3, 100))
+    plt.close(fig)
+    with pytest.raises(GlocalError, match="interval="):
+        plotting.estimate_plot(units, "task", "accuracy", interval="bootstrap")
+
+
+def test_paired_differences_subtract_unit_by_unit(rng):
+    units = _units(rng)
+    diffs = plotting.paired_differences(units, "task", "accuracy", "episode")
+    assert set(diffs["representation"]) == {"naive", "glocal"} and len(diffs) == 2 * 2 * 12
+    row = diffs.iloc[5]
+    pick = units.set_index(["task", "episode", "representation"])["accuracy"]
+    assert row["accuracy"] == pytest.approx(
+        pick[(row["task"], row["episode"], row["representation"])]
+        - pick[(row["task"], row["episode"], "original")]
+    )
+    fig, ax = plt.subplots()
+    plotting.paired_difference_plot(units, "task", "accuracy", "episode", ax=ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "naive − original", "gLocal − original",
+    ]  # fmt: skip
+    plt.close(fig)
+    with pytest.raises(GlocalError, match="appears twice"):
+        plotting.paired_differences(pd.concat([units, units]), "task", "accuracy", "episode")
+    with pytest.raises(GlocalError, match="no representation 'human'"):
+        plotting.paired_differences(units, "task", "accuracy", "episode", baseline="human")
+
+
+def test_interval_plot_draws_the_given_intervals():
+    table = pd.DataFrame({"n": [10, 100], "representation": "glocal", "acc": [0.5, 0.6],
+                          "lo": [0.45, 0.58], "hi": [0.52, 0.63]})  # fmt: skip
+    fig, ax = plt.subplots()
+    plotting.interval_plot(table, "n", "acc", "lo", "hi", log_x=True, ax=ax)
+    segments = ax.collections[0].get_segments()
+    assert [tuple(seg[:, 1]) for seg in segments] == [(0.45, 0.52), (0.58, 0.63)]
+    assert ax.get_xscale() == "log"
+    plt.close(fig)

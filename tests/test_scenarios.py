@@ -107,7 +107,28 @@ def test_check_predictions_pass_fail_share_and_not_run():
     assert checked.loc["b", "result"] == "PASS"  # 0.25 ≥ 0.8 · 0.3
     assert checked.loc["c", "result"] == "NOT RUN"
     assert checked.loc["d", "result"] == "NOT RUN"
-    assert checked.loc["a", "seeds_holding"] == "0/1"
+    assert checked.loc["a", "n_holding"] == 0 and checked.loc["a", "n_seeds"] == 1
+    # the compared quantities, not the raw sides: the difference and the ratio of gains
+    assert checked.loc["a", "value"] == pytest.approx(-0.05)
+    assert checked.loc["a", "compared"] == "x − y" and checked.loc["a", "threshold"] == "> 0.1"
+    assert checked.loc["b", "value"] == pytest.approx(0.25 / 0.3)
+    assert checked.loc["b", "threshold"] == "≥ 0.8"
+
+
+def test_a_prediction_passes_only_on_every_seed():
+    pred = [sim.Prediction("a", "main", "x beats y", ("x", "m"), ("y", "m"), 0.0)]
+    rows = []
+    for seed, (x, y) in enumerate([(0.9, 0.5), (0.4, 0.5), (0.8, 0.5)]):
+        rows += [{"scenario": "main", "seed": seed, "transform": t, "metric": "m", "value": v}
+                 for t, v in (("original", 0.5), ("x", x), ("y", y))]  # fmt: skip
+    results = pd.DataFrame(rows)
+    checked = sim.check_predictions(results, pred).iloc[0]
+    # the mean over seeds holds (0.7 > 0.5), but one seed of three does not
+    assert checked["left_value"] > checked["right_value"]
+    assert checked["result"] == "2 of 3 seeds" and checked["n_holding"] == 2
+    assert checked["per_seed"] == "0.400, -0.100, 0.300"
+    every = results.assign(value=results["value"].where(results["transform"] != "x", 0.9))
+    assert sim.check_predictions(every, pred).iloc[0]["result"] == "PASS"
 
 
 def test_mechanism_on_a_small_world():
@@ -123,7 +144,7 @@ def test_mechanism_on_a_small_world():
     results = pd.concat([sim.results_table(runs), control_table], ignore_index=True)
     checked = sim.check_predictions(results)
     print(sim.summarize(results).round(3).to_string())
-    print(checked[["id", "left_value", "right_value", "result"]].to_string())
+    print(checked[["id", "value", "threshold", "per_seed", "result"]].to_string())
     assert (checked["result"] == "PASS").all(), checked[checked["result"] != "PASS"]
     main = runs[0]
     assert main.name == "main" and main.fitted["original"] is None

@@ -9,6 +9,7 @@ import pytest
 from glocal.errors import GlocalError
 from glocal.evaluation.structure import (
     block_contrast,
+    block_contrast_interval,
     category_order,
     category_spans,
     describe_spaces,
@@ -27,6 +28,53 @@ def test_category_order_puts_large_categories_first_and_is_stable():
     assert category_order(series).tolist() == order.tolist()  # positions, not index labels
     with pytest.raises(GlocalError, match="no place"):
         category_order(labels, ["a", "b"])
+
+
+def _contrast_by_loops(S, labels, index):
+    """Block contrast of the drawn items by loops over pairs of distinct draws."""
+    within, between, every = [], [], []
+    for a in range(len(index)):
+        for b in range(len(index)):
+            i, j = index[a], index[b]
+            if i == j:
+                continue  # the same item (or two copies of it): not a pair
+            every.append(S[i, j])
+            (within if labels[i] == labels[j] else between).append(S[i, j])
+    return (np.mean(within) - np.mean(between)) / np.std(every)
+
+
+def test_block_contrast_interval_resamples_items_without_self_pairs(monkeypatch):
+    rng = np.random.default_rng(4)
+    labels = np.repeat(["a", "b", "c"], 8)
+    X = np.stack([{"a": 2.0, "b": -2.0, "c": 0.0}[c] * np.ones(4) for c in labels])
+    X = X + rng.standard_normal((24, 4))
+    S = X @ X.T
+    # the replicates, recomputed by loops from the same draws
+    from glocal.evaluation import intervals
+
+    draws = []
+    real = intervals.bootstrap_interval
+
+    def recording(statistic, n_units, n_bootstrap, confidence, seed):
+        def wrapped(index):
+            draws.append((index.copy(), statistic(index)))
+            return draws[-1][1]
+
+        return real(wrapped, n_units, n_bootstrap, confidence, seed)
+
+    monkeypatch.setattr(intervals, "bootstrap_interval", recording)
+    low, high = block_contrast_interval(S, labels, n_bootstrap=40, seed=1)
+    assert len(draws) == 40 and any(len(set(i)) < len(i) for i, _ in draws)  # copies drawn
+    for index, value in draws[:10]:
+        assert value == pytest.approx(_contrast_by_loops(S, labels, index), rel=1e-10)
+    values = np.array([v for _, v in draws])
+    assert (low, high) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])))
+    assert low < block_contrast(S, labels) < high
+    # no grouping: an interval about 0, far below the grouped one
+    shuffled = labels[rng.permutation(24)]
+    noise = rng.standard_normal((24, 4))
+    n_low, n_high = block_contrast_interval(noise @ noise.T, shuffled, n_bootstrap=200)
+    assert n_low < 0 < n_high < low
 
 
 def test_category_spans_are_contiguous_runs():

@@ -65,7 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="rewrite a finished store")
     parser.add_argument(
-        "--list-models", action="store_true", help="list registered models and exit"
+        "--list-models",
+        action="store_true",
+        help="list the registered models (the names --model and --module accept) and exit",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -91,6 +93,18 @@ def _out_paths(value: str | None) -> tuple[Path | None, Path | None]:
     return None, target
 
 
+def list_models_text(configs: list) -> str:
+    """The registered models as a table whose first two columns are what ``--model`` and
+    ``--module`` accept (a name's first module is its default)."""
+    head = ("--model", "--module", "library", "weights", "dim", "input")
+    rows = [(c.name, c.module, c.library, str(c.pretrained), str(c.dim), c.input) for c in configs]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *rows]
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the extraction described by ``args``; print the store path and its shape."""
     from glocal.features import (
@@ -106,11 +120,7 @@ def run(args: argparse.Namespace) -> int:
         for config in read_model_configs(path):
             register_model(config, replace=True)
     if args.list_models:
-        for config in list_models():
-            print(
-                f"{config.key}\t{config.library}\t{config.architecture}\t{config.pretrained}\t"
-                f"dim={config.dim}\t{config.input}"
-            )
+        print(list_models_text(list_models()))
         return 0
     if not args.model or not args.source:
         raise GlocalError("--model and --source are required (or --list-models)")

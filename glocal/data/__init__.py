@@ -28,6 +28,7 @@ from glocal.data._fetch import (
     verify,
 )
 from glocal.data._registry import Entry, Remote, released_transforms, transform_name
+from glocal.data._registry import get_entry as _get_entry
 from glocal.data._registry import registry as _entries
 from glocal.data.datasets import downstream_dataset
 
@@ -35,6 +36,27 @@ from glocal.data.datasets import downstream_dataset
 def registry() -> list[Entry]:
     """All registry entries (see :class:`Entry`), in registry file order."""
     return list(_entries())
+
+
+def entry(name: str) -> Entry:
+    """The registry entry called ``name`` (as ``glocal data list`` names it).
+
+    Parameters
+    ----------
+    name : str
+        A registry name, e.g. ``"things/concepts"``.
+
+    Returns
+    -------
+    Entry
+        Its record: the file as released and as served, checksums, kind, model and module.
+
+    Raises
+    ------
+    GlocalError
+        For an unknown name, with the closest known names.
+    """
+    return _get_entry(name)
 
 
 __all__ = [
@@ -50,6 +72,7 @@ __all__ = [
     "VerifyResult",
     "cache_dir",
     "downstream_dataset",
+    "entry",
     "fetch",
     "git_blob_id",
     "mirror_dir",

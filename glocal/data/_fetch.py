@@ -84,9 +84,15 @@ def mirror_dir() -> Path | None:
         return None
     mirror = Path(value).expanduser()
     if not mirror.is_dir():
+        where = (
+            ""
+            if mirror.is_absolute()
+            else f" (a relative path, read from the working directory {Path.cwd()})"
+        )
         raise GlocalError(
-            f"{ENV_MIRROR}={value} is not a folder; point it at an offline copy laid out like "
-            "../shared/data, or unset it"
+            f"{ENV_MIRROR}={value} is not a folder{where}; point it at an offline copy laid "
+            f'out like shared/data, as an absolute path (export {ENV_MIRROR}="$(realpath '
+            f'{value})" where it resolves), or unset it'
         )
     return mirror
 

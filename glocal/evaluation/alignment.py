@@ -36,6 +36,36 @@ def triplet_similarities(
     return out
 
 
+def triplet_correct(
+    X: np.ndarray, triplets: np.ndarray, similarity: Similarity = "dot"
+) -> np.ndarray:
+    """Per triplet, whether its human pair (i, j) is strictly the most similar pair in ``X``.
+
+    The per-triplet form of :func:`odd_one_out_accuracy` (its mean), for paired comparisons of
+    two representations on the same triplets.
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, p)
+        Features of the m objects.
+    triplets : ndarray of shape (n, 3)
+        Rows (i, j, k): the pair (i, j) people kept together and the odd one out k (0-based).
+    similarity : {"dot", "cosine"}, default="dot"
+        How object pairs are compared in ``X``.
+
+    Returns
+    -------
+    ndarray of shape (n,), bool
+        True where s_ij > s_ik and s_ij > s_jk (ties are wrong).
+
+    Raises
+    ------
+    GlocalError
+        For invalid features or triplets, as :func:`odd_one_out_accuracy`.
+    """
+    return answered_correctly(triplet_similarities(X, triplets, similarity))
+
+
 def odd_one_out_accuracy(
     X: np.ndarray, triplets: np.ndarray, similarity: Similarity = "dot"
 ) -> float:
@@ -66,15 +96,13 @@ def odd_one_out_accuracy(
         :func:`glocal.validate_triplets`), an unknown ``similarity``, or all-zero rows with
         ``"cosine"``.
     """
-    return float(answered_correctly(triplet_similarities(X, triplets, similarity)).mean())
+    return float(triplet_correct(X, triplets, similarity).mean())
 
 
 def answered_correctly(similarities: Any) -> Any:
-    """Whether each triplet's human pair is strictly the most similar pair (ties are wrong).
-
-    ``similarities`` holds (s_ij, s_ik, s_jk) per row, as a NumPy array or a torch tensor;
-    the result is a boolean array (or tensor) of one value per row.
-    """
+    """The rule: whether each triplet's human pair is strictly the most similar pair (ties are
+    wrong), given its similarities (s_ij, s_ik, s_jk) per row as a NumPy array or a torch
+    tensor; a boolean array (or tensor) of one value per row."""
     s = similarities
     return (s[:, 0] > s[:, 1]) & (s[:, 0] > s[:, 2])
 

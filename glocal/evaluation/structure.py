@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,16 +87,75 @@ def sorted_similarity(
 def block_contrast(S: np.ndarray, labels: pd.Series | np.ndarray | Sequence) -> float:
     """(mean within-category − mean between-category similarity) / std of all off-diagonal
     similarities: how strongly a space groups items by category (0 = not at all)."""
+    S, array = _square(S, labels)
+    return _contrast(S, array, ~np.eye(len(S), dtype=bool))
+
+
+def block_contrast_interval(
+    S: np.ndarray,
+    labels: pd.Series | np.ndarray | Sequence,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`block_contrast` over items.
+
+    Each replicate draws the items with replacement and computes the contrast on the drawn
+    items' similarities; pairs of two copies of one item are left out (they are not pairs of
+    items, and their similarity is the item's own).
+
+    Parameters
+    ----------
+    S : ndarray of shape (n, n)
+        Similarities of n items.
+    labels : array-like of shape (n,)
+        Each item's category.
+    n_bootstrap : int, default=1000
+        Replicates; 0 gives NaN bounds.
+    confidence : float, default=0.95
+        Coverage of the interval.
+    seed : int, default=0
+        Seed of the resampling.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``.
+
+    Raises
+    ------
+    GlocalError
+        For a non-square ``S``, labels of another length, or fewer than two categories.
+    """
+    from glocal.evaluation.intervals import bootstrap_interval
+
+    S, array = _square(S, labels)
+    _contrast(S, array, ~np.eye(len(S), dtype=bool))  # the same checks as the estimate
+
+    def statistic(index: np.ndarray) -> float:
+        try:
+            return _contrast(S[np.ix_(index, index)], array[index], index[:, None] != index)
+        except GlocalError:  # a replicate without two items of one category
+            return float("nan")
+
+    low, high, _ = bootstrap_interval(statistic, len(S), n_bootstrap, confidence, seed)
+    return low, high
+
+
+def _square(S: np.ndarray, labels: pd.Series | np.ndarray | Sequence) -> tuple[np.ndarray, Any]:
     S = np.asarray(S, dtype=np.float64)
-    array = _labels(labels, len(S))
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
         raise GlocalError(f"S: expected a square matrix, got shape {S.shape}")
+    return S, _labels(labels, len(S))
+
+
+def _contrast(S: np.ndarray, array: np.ndarray, pairs: np.ndarray) -> float:
+    """The block contrast over the item pairs marked in ``pairs`` (no item with itself)."""
     same = array[:, None] == array[None, :]
-    off = ~np.eye(len(S), dtype=bool)
-    within, between = S[same & off], S[~same]
+    within, between = S[same & pairs], S[~same]
     if len(within) == 0 or len(between) == 0:
         raise GlocalError("labels: need at least two categories, one with two or more items")
-    spread = S[off].std()
+    spread = S[pairs].std()
     if spread == 0:
         raise GlocalError("S: all off-diagonal similarities are equal; the contrast is undefined")
     return float((within.mean() - between.mean()) / spread)
@@ -140,6 +200,8 @@ def describe_spaces(
     labels: pd.Series | np.ndarray | Sequence,
     categories: Sequence | None = None,
     names: Sequence | None = None,
+    n_bootstrap: int = 0,
+    seed: int = 0,
 ) -> SpacesStructure:
     """Category-sorted similarity matrices, block contrast and 2-D PCA of several spaces.
 
@@ -147,6 +209,8 @@ def describe_spaces(
     ``labels`` (e.g. ``{"original": (X, "cosine"), "human": (H, "dot")}``); ``names`` are
     optional item names carried into the PCA table. Block contrast uses the raw similarities;
     the matrices are rank-scaled so that spaces with different scales share one colour map.
+    With ``n_bootstrap`` replicates the summary also holds ``block_contrast_low`` and
+    ``block_contrast_high``, a bootstrap interval over items (:func:`block_contrast_interval`).
     """
     if not spaces:
         raise GlocalError("spaces: give at least one representation")
@@ -162,9 +226,18 @@ def describe_spaces(
             )
         S = similarity_matrix(X[order], similarity)
         matrices[name] = percentile_ranks(S)
-        rows.append({"space": name, "similarity": similarity, "n_items": len(X),
-                     "n_features": X.shape[1],
-                     "block_contrast": block_contrast(S, array[order])})  # fmt: skip
+        row = {
+            "space": name,
+            "similarity": similarity,
+            "n_items": len(X),
+            "n_features": X.shape[1],
+            "block_contrast": block_contrast(S, array[order]),
+        }
+        if n_bootstrap:
+            row["block_contrast_low"], row["block_contrast_high"] = block_contrast_interval(
+                S, array[order], n_bootstrap, seed=seed
+            )
+        rows.append(row)  # fmt: skip
         coords, explained = pca_2d(X[order] if similarity == "dot" else _unit(X[order]))
         points.append(pd.DataFrame({
             "space": name, "position": order, "category": array[order],
