@@ -311,3 +311,51 @@ def test_shifted_anomaly_detection_tests_on_unseen_subclasses(rng):
             train_X, fine_train, coarse_of[fine_train], test_X, fine_test,
             coarse_of[fine_test], seen=(0, 1, 2, 3, 4), progress=False,
         )  # fmt: skip
+
+
+def _sklearn_protocol(Xs, ys, Xq, Cs, seed, cv_folds=5):
+    """The same protocol with scikit-learn's LogisticRegression at a tight tolerance: C by the
+    summed held-out accuracy over stratified folds (ties: the smallest C), then a fit on all."""
+    from sklearn.linear_model import LogisticRegression
+
+    from glocal.evaluation.few_shot import _stratified_folds
+
+    classes, codes = np.unique(ys, return_inverse=True)
+    n_folds = min(cv_folds, int(np.bincount(codes).min()))
+    fold = _stratified_folds(codes, n_folds, np.random.default_rng(seed))
+    accuracy = []
+    for C in sorted(Cs):
+        correct = 0
+        for f in range(n_folds):
+            train, test = fold != f, fold == f
+            model = LogisticRegression(C=C, tol=1e-10, max_iter=100_000)
+            correct += int(
+                (model.fit(Xs[train], codes[train]).predict(Xs[test]) == codes[test]).sum()
+            )
+        accuracy.append(correct)
+    best = sorted(Cs)[int(np.argmax(accuracy))]
+    model = LogisticRegression(C=best, tol=1e-10, max_iter=100_000).fit(Xs, codes)
+    return classes[model.predict(Xq)], best
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("episode", range(8))
+def test_logistic_regression_cv_picks_scikit_learns_c_on_small_separable_episodes(episode):
+    """Two-shot episodes of 3-7 Gaussian classes in 8-d: at the old tolerance (1e-4) the C
+    chosen depended on where the weakly penalised fits stopped (6 of these 8 failed)."""
+    import warnings
+
+    from glocal.evaluation.few_shot import DEFAULT_CS, logistic_regression_cv
+
+    rng = np.random.default_rng(episode)
+    n_classes = int(rng.integers(3, 8))
+    means = rng.normal(size=(n_classes, 8))
+    Xs = np.concatenate([m + rng.normal(size=(2, 8)) for m in means])
+    ys = np.repeat(np.arange(n_classes), 2)
+    Xq = np.concatenate([m + rng.normal(size=(20, 8)) for m in means])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's convergence warnings at large C
+        expected, expected_C = _sklearn_protocol(Xs, ys, Xq, DEFAULT_CS, seed=episode)
+    predicted, C = logistic_regression_cv(Xs, ys, Xq, seed=episode)
+    assert C == expected_C
+    np.testing.assert_array_equal(predicted, expected)
