@@ -57,8 +57,8 @@ def result_pages(root: str | os.PathLike) -> list[str]:
     return [name[len(prefix) :] for name in names]
 
 
-def sync_results(root: Path, executed_dir: Path, profile: str) -> list[str]:
-    """Copy the executed notebooks the toc lists into ``book/results/``; fail if one is missing."""
+def executed_pages(root: Path, executed_dir: Path, profile: str) -> list[str]:
+    """The result pages the toc lists, each checked to have a valid executed notebook."""
     pages = result_pages(root)
     missing = [name for name in pages if not (executed_dir / f"{name}.ipynb").is_file()]
     if missing:
@@ -70,6 +70,15 @@ def sync_results(root: Path, executed_dir: Path, profile: str) -> list[str]:
             f"--only {' '.join(name[:2] for name in missing)}` (or `make reproduce "
             f"PROFILE={profile}`)"
         )
+    for name in pages:
+        _check_executed(executed_dir / f"{name}.ipynb", name, profile)
+    return pages
+
+
+def sync_results(root: Path, executed_dir: Path, profile: str) -> list[str]:
+    """Copy the executed notebooks the toc lists into ``book/results/``; fail if one is missing
+    or broken."""
+    pages = executed_pages(root, executed_dir, profile)
     target = root / RESULTS_PAGES
     target.mkdir(parents=True, exist_ok=True)
     for stale in target.glob("*.ipynb"):
@@ -77,7 +86,6 @@ def sync_results(root: Path, executed_dir: Path, profile: str) -> list[str]:
             stale.unlink()
     for name in pages:
         source, copy = executed_dir / f"{name}.ipynb", target / f"{name}.ipynb"
-        _check_executed(source, name, profile)
         # Copy only when the content differs (an unchanged copy keeps its mtime).
         if not copy.is_file() or not filecmp.cmp(source, copy, shallow=False):
             with atomic_path(copy) as tmp:
@@ -193,6 +201,7 @@ def build_book(
     build = Path(build_dir).resolve() if build_dir is not None else root / "_build"
     if not (root / "_config.yml").is_file():
         raise GlocalError(f"{root / '_config.yml'} does not exist; pass the book's root folder")
+    executed_pages(root, executed, profile)  # a build that cannot run leaves no lock behind
     # Always this order (the book's copies, then the build folder), so that builds cannot
     # deadlock. The first lock file is hidden inside the git-ignored book/results/.
     with file_lock(root / RESULTS_PAGES / ".sync"), file_lock(build / "html"):

@@ -102,6 +102,10 @@ CASES = {
         f"{FIT} --device {NO_CUDA_DEVICE} --out {{w}}/o.npz", "--device"
     ),
     "fit: unknown --device": Case(f"{FIT} --device tpu0 --out {{w}}/o.npz", "--device"),
+    "fit: gLocal without --contrast (CLI words)": Case(
+        "fit --features {w}/X.npy --triplets {w}/t.npy --preset glocal --out {w}/o.npz",
+        "(--contrast on the command line)",
+    ),
     "fit: a start that is not finite (FitDivergedError)": Case(
         f"{FIT} --init-scale 1e30 --out {{w}}/o.npz", "init_scale (1e+30)"
     ),
@@ -129,6 +133,14 @@ CASES = {
         "extract --model resnet18 --random-weights --source {w}/images "
         "--out {w}/blocked/f.h5 --quiet",
         "{w}/blocked",
+    ),
+    "data fetch: offline": Case(
+        "data fetch human/vice_embedding", "GLOCAL_OFFLINE", env={"GLOCAL_OFFLINE": "1"}
+    ),
+    "extract: --device cuda that is not there": Case(
+        f"extract --model resnet18 --random-weights --source {{w}}/images --device "
+        f"{NO_CUDA_DEVICE} --out {{w}}/f.h5 --quiet",
+        "--device",
     ),
     "data fetch: unwritable cache": Case(
         "data fetch things/concepts", "{w}/blocked", env={"GLOCAL_CACHE_DIR": "{w}/blocked/cache"}

@@ -285,8 +285,10 @@ def test_book_refuses_missing_executed_notebooks(tmp_path: Path) -> None:
     site = make_site(tmp_path / "site", ["01_first", "02_second"])
     executed = tmp_path / "executed"
     placeholder_notebooks(executed, ["01_first"])
+    before = sorted(p for p in tmp_path.rglob("*"))
     with pytest.raises(GlocalError, match=r"lists book/results/02_second .*--only 02"):
         companion.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # no lock file, no build folder
 
 
 def test_book_build_is_skipped_when_nothing_changed(

@@ -447,6 +447,8 @@ def fetch(name: str, download: bool = True, *, allow_unpinned: bool | None = Non
             raise
     if not download:
         raise _unavailable(entry, target, "it is not in the mirror or the cache (download=False)")
+    if _truthy(os.environ.get(ENV_OFFLINE)) and not target.is_file():  # fail before any lock
+        raise _unavailable(entry, target, f"{ENV_OFFLINE} is set, so nothing is downloaded")
     with _cache_lock(target):
         try:  # someone else may have downloaded it while we waited
             if _check_file(entry, target, "cache"):

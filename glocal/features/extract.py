@@ -348,6 +348,7 @@ def extract_features(
     else:
         what = "feature store (in the cache; set GLOCAL_CACHE_DIR to a writable folder)"
     check_writable(final, what)  # before the model loads: a read-only cache fails at once
+    torch_device = resolve_device(device)  # an absent device fails before the lock is taken
     with file_lock(final):
         # someone else may have finished this store while we waited for the lock
         if final.exists() and (not overwrite or _signature(final) != seen):
@@ -360,7 +361,7 @@ def extract_features(
                 if not changes:
                     return store
         fmodel = plan.loaded or load_model(
-            config, pretrained=plan.pretrained, device=resolve_device(device), seed=plan.seed
+            config, pretrained=plan.pretrained, device=torch_device, seed=plan.seed
         )
         _extract_locked(
             fmodel,
