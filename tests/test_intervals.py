@@ -72,7 +72,8 @@ def test_bootstrap_interval_matches_a_loop_by_hand(rng):
         (-0.1, 0.3, "positive", 0.0, "not resolved"),
         (-0.004, 0.006, "positive", 0.01, "no effect"),
         (-0.004, 0.012, "positive", 0.01, "not resolved"),
-        (0.002, 0.006, "positive", 0.01, "holds"),  # excludes 0: the sign is decided
+        (0.002, 0.006, "positive", 0.01, "no effect"),  # excludes 0, but too small to matter
+        (0.002, 0.016, "positive", 0.01, "holds"),
         (-0.01, 0.005, "positive", 0.01, "not resolved"),  # touches the margin
         (math.nan, math.nan, "positive", 0.01, "n/a"),
     ],

@@ -150,7 +150,7 @@ def things_few_shot(
     categories: pd.DataFrame,
     heldout: np.ndarray | Sequence[int],
     shots: Sequence[int] = (1, 5, 10),
-    n_test_per_class: int = 5,
+    n_test_per_class: int | None = 5,
     n_repeats: int = 10,
     classifier: Classifier | Sequence[Classifier] = ("logreg", "centroid"),
     overlap: Overlap = "largest",
@@ -162,9 +162,9 @@ def things_few_shot(
     """Few-shot classification of held-out THINGS concepts into their categories.
 
     Support and test concepts both come from ``heldout`` (disjoint in every episode): for n
-    shots, n concepts per category train the classifier and ``n_test_per_class`` others are
-    classified. ``min_members`` defaults to max(shots) + n_test_per_class, so every category
-    serves every n.
+    shots, n concepts per category train the classifier and ``n_test_per_class`` others (None:
+    all the others) are classified. ``min_members`` defaults to max(shots) + n_test_per_class
+    (max(shots) + 1 with None), so every category serves every n.
 
     Parameters
     ----------
@@ -176,8 +176,9 @@ def things_few_shot(
         Distinct 0-based indices of the held-out objects.
     shots : sequence of int, default=(1, 5, 10)
         Support concepts per category; each value gets ``n_repeats`` episodes.
-    n_test_per_class : int, default=5
-        Test concepts per category in each episode.
+    n_test_per_class : int or None, default=5
+        Test concepts per category in each episode; None: every held-out member that is not
+        in the support set.
     n_repeats : int, default=10
         Episodes per value of ``shots``.
     classifier : {"logreg", "centroid"} or sequence of them, default=("logreg", "centroid")
@@ -210,7 +211,7 @@ def things_few_shot(
     """
     X = _check_inputs(X, categories)
     heldout = check_object_indices(heldout, len(X), "heldout")
-    need = max(int(n) for n in shots) + n_test_per_class
+    need = max(int(n) for n in shots) + (1 if n_test_per_class is None else n_test_per_class)
     labels = category_labels(categories, heldout, min_members or need, overlap)
     n_categories = labels.nunique()
     if n_categories < 2:

@@ -118,10 +118,11 @@ def bootstrap_interval(
 def verdict(low: float, high: float, expected: str = "positive", margin: float = 0.0) -> str:
     """What an interval of a difference says about a claimed direction.
 
-    ``"holds"`` when the whole interval has the ``expected`` sign, ``"opposite"`` when it has
-    the other sign, ``"no effect"`` when it contains 0 and lies inside ``(−margin, margin)``
-    (only with a positive ``margin``: every value it admits is too small to matter),
-    ``"not resolved"`` otherwise, and ``"n/a"`` without an interval.
+    ``"no effect"`` when the whole interval lies inside ``(−margin, margin)`` (only with a
+    positive ``margin``: every value it admits is too small to matter, even when it excludes
+    0); otherwise ``"holds"`` when the whole interval has the ``expected`` sign, ``"opposite"``
+    when it has the other sign, ``"not resolved"`` when it contains 0, and ``"n/a"`` without
+    an interval.
     """
     if expected not in ("positive", "negative"):
         raise GlocalError(f"expected must be 'positive' or 'negative', got {expected!r}")
@@ -129,13 +130,13 @@ def verdict(low: float, high: float, expected: str = "positive", margin: float =
         raise GlocalError(f"margin must be 0 or positive, got {margin}")
     if any(map(math.isnan, (low, high))):
         return "n/a"
+    if margin > 0 and -margin < low and high < margin:
+        return "no effect"
     sign = 1 if expected == "positive" else -1
     if sign * low > 0 and sign * high > 0:
         return "holds"
     if sign * low < 0 and sign * high < 0:
         return "opposite"
-    if margin > 0 and -margin < low and high < margin:
-        return "no effect"
     return "not resolved"
 
 
