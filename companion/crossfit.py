@@ -23,6 +23,7 @@ from companion.inputs import THINGS_TASKS, Inputs, load_inputs
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
+from glocal.evaluation.few_shot import Classifier
 from glocal.evaluation.intervals import mean_interval, verdict
 from glocal.transform import GlocalTransform
 
@@ -111,7 +112,7 @@ def few_shot_folds(
     task: str = "things-coarse",
     shots: Sequence[int] = (5,),
     n_repeats: int = 10,
-    classifiers: Sequence[str] = ("logreg",),
+    classifiers: Sequence[Classifier] = ("logreg",),
     seed: int = 0,
 ) -> pd.DataFrame:
     """Few-shot accuracy of every representation, episode by episode, over all folds.
