@@ -6,8 +6,8 @@ concept once (:func:`fold_inputs`, :func:`fit_folds`). Downstream tasks on THING
 then use every held-out member of a class: a few-shot episode trains on ``shots`` of them and
 tests on all the others (:func:`few_shot_folds`); anomaly detection splits them into reference
 and test concepts (:func:`anomaly_folds`). Every representation sees the same episodes and
-splits, so the comparisons are paired: :func:`paired_differences` gives the mean difference
-per unit (episode, or class of a split), its t-interval and the verdict with a stated margin.
+splits, so the comparisons are paired (:mod:`companion.comparisons` gives the intervals and
+verdicts).
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
 from glocal.evaluation.few_shot import Classifier
-from glocal.evaluation.intervals import mean_interval, verdict
 from glocal.transform import GlocalTransform
 
 #: Hyper-parameters that say where or how loudly a fit runs, not what it fits.
 _RUNTIME = ("device", "verbose")
+#: Folds of the object-disjoint split (the held-out fifth of page 1 is fold 0).
+N_FOLDS = 5
 
 
 def fold_inputs(
@@ -62,6 +63,27 @@ def fold_inputs(
         )  # fmt: skip
         for f in range(n_folds)
     ]
+
+
+def profile_folds(
+    tasks: Sequence[str],
+    source: str,
+    n_train: int | None,
+    n_val: int,
+    n_test: int | None,
+    n_contrast: int,
+    n_contrast_eval: int,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[Inputs]:
+    """The folds a downstream page needs: all five when it scores THINGS category tasks
+    (cross-fitting), else fold 0 alone (image tasks have test sets of their own)."""
+    n_folds = N_FOLDS if any(task in THINGS_TASKS for task in tasks) else 1
+    if n_folds == 1:
+        return [load_inputs(source, n_train, n_val, n_test, n_contrast, n_contrast_eval,
+                            seed=seed, device=device)]  # fmt: skip
+    return fold_inputs(source, n_train, n_val, n_test, n_contrast, n_contrast_eval, n_folds,
+                       seed, device)  # fmt: skip
 
 
 def fit_folds(
@@ -168,43 +190,52 @@ def anomaly_folds(
     return pd.concat(frames, ignore_index=True)
 
 
-def paired_differences(
-    table: pd.DataFrame,
-    value: str,
-    units: Sequence[str],
-    by: Sequence[str] = (),
-    baseline: str = "original",
-    expected: Mapping[str, str] | None = None,
-    margin: float = 0.0,
+def few_shot_episodes(
+    folds: Sequence[Inputs],
+    transforms: Sequence[Mapping[str, Any]],
+    tasks: Sequence[str],
+    shots: Sequence[int],
+    n_repeats: int,
+    classifiers: Sequence[Classifier] = ("logreg",),
+    n_test_per_class: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Each representation minus ``baseline``, unit by unit, with a t-interval and a verdict.
+    """Episodes of every task: THINGS tasks cross-fitted over ``folds``
+    (:func:`few_shot_folds`), image tasks on their own test sets with fold 0's transforms
+    (``n_test_per_class`` test images per class, :func:`companion.tables.few_shot_table`).
+    One row per episode, classifier and representation, with ``fold`` (0 for image tasks)."""
+    from companion.tables import few_shot_table
 
-    ``table`` is tidy: one row per (unit, representation) with the measure in ``value``;
-    ``units`` are the columns that identify a unit (e.g. fold, repeat, shots); ``by`` the
-    columns that keep comparisons apart (e.g. task). ``expected`` maps a representation to the
-    sign the claim expects (``"positive"`` by default); ``margin`` is the size below which a
-    difference does not matter (see :func:`glocal.evaluation.intervals.verdict`). Returns one
-    row per group and representation: ``mean``, ``ci_low``, ``ci_high``, ``width``, ``n``
-    (units) and ``verdict``.
-    """
-    keys = [*by, *units]
-    missing = sorted({*keys, value, "representation"} - set(table.columns))
-    if missing:
-        raise GlocalError(f"paired_differences: the table lacks the column(s) {missing}")
-    wide = table.pivot_table(index=keys, columns="representation", values=value, aggfunc="mean")
-    if baseline not in wide:
-        raise GlocalError(f"paired_differences: no rows of the baseline {baseline!r}")
-    groups = wide.groupby(level=list(range(len(by)))) if by else [((), wide)]
-    rows = []
-    for group, part in groups:
-        group = group if isinstance(group, tuple) else (group,)
-        for name in [c for c in wide.columns if c != baseline]:
-            pairs = part[[name, baseline]].dropna()
-            mean, low, high, n = mean_interval((pairs[name] - pairs[baseline]).to_numpy())
-            sign = (expected or {}).get(name, "positive")
-            rows.append({
-                **dict(zip(by, group, strict=True)), "representation": name, "mean": mean,
-                "ci_low": low, "ci_high": high, "width": high - low, "n": n,
-                "expected": sign, "verdict": verdict(low, high, sign, margin),
-            })  # fmt: skip
-    return pd.DataFrame(rows)
+    frames = []
+    for task in tasks:
+        if task in THINGS_TASKS:
+            frames.append(few_shot_folds(folds, transforms, task, shots, n_repeats,
+                                         classifiers, seed))  # fmt: skip
+        else:
+            table = few_shot_table(folds[0], transforms[0], (task,), shots, n_repeats,
+                                   n_test_per_class or 100, classifiers, seed)  # fmt: skip
+            frames.append(table.assign(fold=0))
+    return pd.concat(frames, ignore_index=True)
+
+
+def anomaly_splits(
+    folds: Sequence[Inputs],
+    transforms: Sequence[Mapping[str, Any]],
+    tasks: Sequence[str],
+    k: int = 5,
+    n_repeats: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """AUROC per class of every task: THINGS tasks cross-fitted with ``n_repeats`` splits per
+    fold (:func:`anomaly_folds`), image tasks on their own split with fold 0's transforms.
+    One row per class, split and representation, with ``fold`` and ``repeat``."""
+    from companion.tables import anomaly_table
+
+    frames = []
+    for task in tasks:
+        if task in THINGS_TASKS:
+            frames.append(anomaly_folds(folds, transforms, task, k, n_repeats, seed))
+        else:
+            table = anomaly_table(folds[0], transforms[0], (task,), k, seed)
+            frames.append(table.assign(fold=0, repeat=0))
+    return pd.concat(frames, ignore_index=True)

@@ -515,35 +515,6 @@ def estimate_plot(
     return ax
 
 
-def paired_differences(
-    units: pd.DataFrame,
-    x: str,
-    y: str,
-    unit: str | Sequence[str],
-    baseline: str = "original",
-    hue: str = "representation",
-) -> pd.DataFrame:
-    """Each ``hue`` value minus ``baseline``, unit by unit (the same ``x`` and ``unit``).
-
-    Returns the tidy table of differences (columns ``x``, the unit columns, ``hue`` and ``y``),
-    one row per unit and compared representation, for :func:`estimate_plot`.
-
-    Raises
-    ------
-    GlocalError
-        When ``baseline`` is not among the ``hue`` values, or a unit appears twice.
-    """
-    keys = [x, *([unit] if isinstance(unit, str) else unit)]
-    if baseline not in set(units[hue]):
-        raise GlocalError(f"paired_differences: no {hue} {baseline!r} to subtract")
-    if units.duplicated([*keys, hue]).any():
-        raise GlocalError(f"paired_differences: a ({', '.join(keys)}, {hue}) appears twice")
-    wide = units.pivot(index=keys, columns=hue, values=y)
-    names = [n for n in dict.fromkeys(units[hue]) if n != baseline]
-    frames = [(wide[n] - wide[baseline]).rename(y).reset_index().assign(**{hue: n}) for n in names]
-    return pd.concat(frames, ignore_index=True).dropna(subset=[y])
-
-
 def paired_difference_plot(
     units: pd.DataFrame,
     x: str,
@@ -553,12 +524,16 @@ def paired_difference_plot(
     hue: str = "representation",
     **kwargs: Any,
 ) -> Any:
-    """:func:`estimate_plot` of :func:`paired_differences`, with a line at 0 (no difference).
+    """:func:`estimate_plot` of the unit-by-unit differences to ``baseline``
+    (:func:`companion.crossfit.unit_differences`), with a line at 0 (no difference).
 
     Keyword arguments go to :func:`estimate_plot` (``ax``, ``numeric_x``, ``log_x``, ...);
     the legend says what is subtracted. Returns the axes.
     """
-    diffs = paired_differences(units, x, y, unit, baseline, hue)
+    from companion.comparisons import unit_differences
+
+    keys = [x, *([unit] if isinstance(unit, str) else unit)]
+    diffs = unit_differences(units, y, keys, baseline, hue)
     ax = estimate_plot(diffs, x, y, hue, interval="t", **kwargs)
     ax.axhline(0.0, color="black", lw=0.8, zorder=0)
     handles, names = ax.get_legend_handles_labels()

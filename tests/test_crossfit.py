@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from companion import crossfit
+from companion import comparisons, crossfit
 from companion import inputs as ci
 from glocal import GlocalTransform, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import GlocalError
@@ -80,7 +80,7 @@ def test_anomaly_splits_are_paired_per_class(data_dir, folds):
     assert set(table["fold"]) == {0, 1} and set(table["repeat"]) == {0, 1}
 
 
-def test_paired_differences_match_a_computation_by_hand():
+def test_paired_summary_matches_a_computation_by_hand():
     rng = np.random.default_rng(0)
     units = pd.MultiIndex.from_product([range(3), range(4)], names=["fold", "repeat"])
     base = rng.normal(0.6, 0.05, size=len(units))
@@ -90,7 +90,7 @@ def test_paired_differences_match_a_computation_by_hand():
                       "representation": name, "accuracy": values, "task": "t"})
         for name, values in (("original", base), ("glocal", better), ("naive", base - 0.001))
     ])  # fmt: skip
-    result = crossfit.paired_differences(
+    result = comparisons.paired_summary(
         table, "accuracy", units=["fold", "repeat"], by=["task"],
         expected={"naive": "negative"}, margin=0.01,
     ).set_index("representation")  # fmt: skip
@@ -104,7 +104,7 @@ def test_paired_differences_match_a_computation_by_hand():
     assert got["n"] == 12 and got["verdict"] == "holds"
     assert result.loc["naive", "verdict"] == "no effect"  # -0.001 every time: inside ±0.01
     with pytest.raises(GlocalError, match="lacks the column"):
-        crossfit.paired_differences(table, "auroc", units=["fold"])
+        comparisons.paired_summary(table, "auroc", units=["fold"])
 
 
 def test_fit_folds_reuses_fold_zeros_settings(folds, monkeypatch, tmp_path):

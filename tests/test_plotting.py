@@ -225,8 +225,10 @@ def test_estimate_plot_draws_t_intervals_of_the_units(rng):
 
 
 def test_paired_differences_subtract_unit_by_unit(rng):
+    from companion.comparisons import unit_differences
+
     units = _units(rng)
-    diffs = plotting.paired_differences(units, "task", "accuracy", "episode")
+    diffs = unit_differences(units, "accuracy", ["task", "episode"])
     assert set(diffs["representation"]) == {"naive", "glocal"} and len(diffs) == 2 * 2 * 12
     row = diffs.iloc[5]
     pick = units.set_index(["task", "episode", "representation"])["accuracy"]
@@ -241,9 +243,9 @@ def test_paired_differences_subtract_unit_by_unit(rng):
     ]  # fmt: skip
     plt.close(fig)
     with pytest.raises(GlocalError, match="appears twice"):
-        plotting.paired_differences(pd.concat([units, units]), "task", "accuracy", "episode")
+        unit_differences(pd.concat([units, units]), "accuracy", ["task", "episode"])
     with pytest.raises(GlocalError, match="no representation 'human'"):
-        plotting.paired_differences(units, "task", "accuracy", "episode", baseline="human")
+        unit_differences(units, "accuracy", ["task", "episode"], baseline="human")
 
 
 def test_interval_plot_draws_the_given_intervals():
