@@ -122,8 +122,11 @@ const report = () => {
   const script = document.querySelector('script[src*="mathjax"], script[src*="MathJax"]');
   done({raw: (text.match(/\\\[|\$\$/g) || []).length,
         typeset: document.querySelectorAll('mjx-container').length,
-        errors: Array.from(document.querySelectorAll('mjx-merror, [data-mjx-error]'))
-                     .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)),
+        // a parse error (merror) or an undefined macro, which MathJax shows as red text
+        errors: Array.from(document.querySelectorAll(
+                    'mjx-merror, [data-mjx-error], mjx-mtext[style*="color: red"]'))
+                  .map(e => (e.getAttribute('data-mjx-error') ||
+                             e.closest('mjx-container').textContent || 'error').slice(0, 80)),
         mathjax: script ? script.src : ''});
 };
 if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
