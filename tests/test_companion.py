@@ -194,6 +194,17 @@ def test_measurements_cover_every_representation(cache, data_dir):  # reads THIN
     np.testing.assert_allclose(summary["overlap_things"], expected, rtol=1e-9)
     assert summary.loc[0, "overlap_things"] == 1.0 > summary.loc[1, "overlap_things"]
     assert summary[["few_shot", "auroc"]].notna().all().all()
+    # the paired columns: per test triplet, transform minus original, by hand
+    full = sweeps.evaluate_with_intervals(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
+    test = inputs.triplets.test
+    zero = odd_one_out_accuracy(inputs.features, test, "cosine")
+    for name, t in fitted.items():
+        row = full.set_index("representation").loc[name]
+        assert row["alignment_diff"] == pytest.approx(
+            odd_one_out_accuracy(t.transform(inputs.features), test, "dot") - zero
+        )
+        assert row["alignment_diff_low"] < row["alignment_diff"] < row["alignment_diff_high"]
+        assert row["few_shot_verdict"] in ("holds", "opposite", "no effect", "not resolved")
 
 
 def _knn_overlap(X: np.ndarray, Z: np.ndarray, k: int) -> float:
