@@ -263,6 +263,41 @@ def fit_alpha_sweep(
     return fitted
 
 
+def fit_data_sizes(
+    inputs: Inputs,
+    sizes: Sequence[int],
+    kinds: Sequence[str],
+    params: Mapping[str, Any] | None = None,
+    selection: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[int, dict[str, GlocalTransform]]:
+    """Each kind fitted on the first n training triplets for every n of ``sizes``, with its
+    lambda chosen by cross-validation on those n triplets (the way the paper chooses it).
+
+    gLocal keeps the alpha page 1 selects on all triplets and searches the lambdas of the
+    profile's gLocal grid with the gLocal rule; the naive and global transforms search their
+    own grids. The searches and fits are cached (at the full size they are page 1's).
+    """
+    params = {k: v for k, v in dict(params or {}).items() if v is not None}
+    selection = selection or SELECTION
+    alpha = 0.0
+    if "glocal" in kinds:
+        alpha = float(fit_transform(inputs, "glocal", params, selection=selection).alpha)
+    fitted: dict[int, dict[str, GlocalTransform]] = {}
+    for n in sizes:
+        subset = inputs.with_train_size(n)
+        fitted[n] = {}
+        for kind in kinds:
+            if kind == "glocal":
+                grid = swept_grid(selection, alpha)
+                spec = {**SELECTION["glocal"], **dict(selection.get("glocal", {}))}
+                chosen = {"glocal": {**spec, "grid": grid}} if grid else None
+                fitted[n][kind] = fit_transform(subset, kind, {**params, "alpha": alpha},
+                                                selection=chosen)  # fmt: skip
+            else:
+                fitted[n][kind] = fit_transform(subset, kind, params, selection=selection)
+    return fitted
+
+
 def fit_summary(transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
     """One row per fitted transform: alpha, lambda, regulariser, steps, kept step, stop, seconds."""
     rows = []

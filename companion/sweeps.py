@@ -103,7 +103,14 @@ def evaluate_with_intervals(
     """
     units = sweep_units(inputs, transforms, k, shots, n_repeats, anomaly_k, anomaly_repeats,
                         task, classifier, seed)  # fmt: skip
-    rows: dict[str, dict[str, Any]] = {n: {"representation": n} for n in ["original", *transforms]}
+    return summarize_units(units)
+
+
+def summarize_units(units: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`evaluate_with_intervals`'s table from the unit tables of :func:`sweep_units`."""
+    names = list(dict.fromkeys(units["alignment"]["representation"]))
+    transforms = [n for n in names if n != "original"]
+    rows: dict[str, dict[str, Any]] = {n: {"representation": n} for n in names}
     for measure, frame in units.items():
         for name, part in frame.groupby("representation", sort=False):
             values = part["value"].to_numpy()
