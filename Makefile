@@ -6,7 +6,7 @@ PROFILE ?= quick
 GLOCAL_DATA_DIR ?= $(abspath ../shared/data)
 export GLOCAL_DATA_DIR
 
-.PHONY: setup test lint bench reproduce book clean
+.PHONY: setup test test-fast lint bench reproduce book clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ setup: $(VENV)/.installed
 
 test: setup
 	$(PY) -m pytest -q
+
+# The tests that take under ~20 s each (no fits on real features, no book build, no clusters).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -69,7 +69,7 @@ def select_settings(
     validation and held-out triplets are not used); every fold's fit is cached, so a second
     call costs seconds. Returns the chosen settings and the search's ``cv_results_``.
     """
-    from glocal.search import GlocalSearchCV, resolve_grid
+    from glocal.search import RULE_SCORE, GlocalSearchCV, resolve_grid
 
     spec = {**SELECTION.get(kind, {}), **dict(selection or {})}
     if "grid" not in spec:
@@ -79,14 +79,19 @@ def select_settings(
     fixed = {k: v for k, v in dict(params or {}).items() if k not in open_names}
     base = GlocalTransform(**transform_settings(kind, fixed))
     X, train, _ = _training_problem(inputs)
-    search = GlocalSearchCV(
-        base, spec["grid"], cv=spec.get("cv", 3), scoring=spec["scoring"],
+    rule = spec["scoring"]
+    if rule not in RULE_SCORE:
+        raise GlocalError(f"selection 'scoring' must be one of {sorted(RULE_SCORE)}, got {rule!r}")
+    search = GlocalSearchCV(  # every rule ranked (the pages compare them), the spec's selects
+        base, spec["grid"], cv=spec.get("cv", 3), scoring=list(RULE_SCORE),
         min_overlap=spec.get("min_overlap", 0.5), refit=False,
         scheduler=spec.get("scheduler", os.environ.get(ENV_SCHEDULER) or "serial"),
     )  # fmt: skip
     uses_contrast = any({**base.get_params(), **s}["alpha"] > 0 for s in grid)
     search.fit(X, train, contrast=inputs.contrast if uses_contrast else None)
-    return dict(search.best_params_), pd.DataFrame(search.cv_results_)
+    table = pd.DataFrame(search.cv_results_)
+    best = int(np.argmin(table[f"rank_test_{rule}"]))
+    return dict(table["params"].iloc[best]), table
 
 
 def _training_problem(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

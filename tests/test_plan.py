@@ -41,7 +41,9 @@ def test_paper_plan_on_an_empty_machine_lists_every_input_missing_with_its_comma
     assert by_name["things/triplets"].provides == "glocal data fetch things/triplets"
     assert by_name["things/images"].status == "manual" and "osf.io/jum2f" in by_name[
         "things/images"].provides  # fmt: skip
-    assert "--allow-unpinned" in by_name["transform/resnet50/avgpool"].provides
+    # pinned by its git blob id: a plain fetch, no --allow-unpinned
+    assert by_name["transform/resnet50/avgpool"].provides == (
+        "glocal data fetch transform/resnet50/avgpool")  # fmt: skip
     imagenet = next(n for n in plan.needs if n.name.startswith("imagenet"))
     assert imagenet.status == "manual" and "ILSVRC2012_img_train.tar" in imagenet.provides
     for name in ("breeds/class_hierarchy", "sun397/partitions"):
