@@ -362,3 +362,17 @@ def test_public_names_are_exported_lazily():
 def test_upper_triangle_is_pdist_order(rng):
     X = rng.normal(size=(7, 3))
     assert np.array_equal(upper_triangle(squareform(pdist(X))), pdist(X))
+
+
+def test_rsa_difference_of_equal_rankings_is_exactly_zero(rng):
+    """Two representations that rank every pair alike can differ by float rounding (1e-16);
+    that must not read as a difference whose interval excludes 0."""
+    from dataclasses import replace
+
+    X = rng.normal(size=(20, 4))
+    pairs = np.array([(i, (i + step) % 20) for step in (1, 3, 5) for i in range(20)])
+    base = pair_alignment(X, pairs, rng.uniform(0, 10, size=60), n_bootstrap=50)
+    nudged = replace(base, rho=base.rho + 1e-15, bootstrap=base.bootstrap + 1e-15)
+    assert rsa_difference(nudged, base) == (0.0, 0.0, 0.0)
+    moved = replace(base, rho=base.rho + 1e-3, bootstrap=base.bootstrap + 1e-3)
+    assert rsa_difference(moved, base) == pytest.approx((1e-3, 1e-3, 1e-3))

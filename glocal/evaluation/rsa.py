@@ -200,6 +200,8 @@ class _PairCorrelation:
     def _weighted(self, w: np.ndarray) -> float:
         if self.method == "pearson":
             total = w.sum()
+            if total <= 0:  # every draw was one object: no pair of distinct draws
+                return float("nan")
             da = self.a - (w @ self.a) / total
             db = self.b - (w @ self.b) / total
             wa = w * da
