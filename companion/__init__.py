@@ -2,7 +2,8 @@
 
 It uses only the public API of the ``glocal`` library and is not part of it: the notebook
 start-up (``session``), profile inputs (``inputs``), cached fits (``fits``), measurement
-tables (``tables``), the controlled simulation (``scenarios``), ``plotting``, the notebooks as
+tables (``tables``), page 10's human judgement sets (``judgements``), the controlled simulation
+(``scenarios``), ``plotting``, the notebooks as
 data (``notebooks``), the runner (``runner``: ``python -m companion`` or ``glocal reproduce``),
 the book build (``book_build``) and the Jupyter kernelspec (``kernel``).
 """

@@ -7,11 +7,13 @@ files each notebook declares, and ``notebooks/profiles/prepare.json`` (where the
 datasets come from and how extraction runs). They are, in order:
 
 - **data**: registry files (THINGS metadata, VICE, the THINGS-data triplets, the THINGS images,
-  BREEDS hierarchy files, SUN397 partitions, the released transforms of the reference column);
+  BREEDS hierarchy files, SUN397 partitions, the released transforms of the reference column,
+  the folders of the human similarity sets);
 - **datasets**: the image datasets (CIFAR, DTD, Flowers102 and SUN397 download through
   torchvision; ImageNet is manual; the smoke profile generates all of them: the smoke world);
 - **features**: one feature store per model x dataset x split (THINGS reference images, the
-  class-balanced ImageNet contrast set, both splits of every downstream task);
+  class-balanced ImageNet contrast set, both splits of every downstream task, the images of
+  every human similarity set family: ``similarity_sets``);
 - **fits**: the searches and fits of notebook 01 for every source (the other notebooks reuse
   them from the cache and fit the rest themselves).
 
@@ -35,11 +37,13 @@ from typing import Any
 from companion.inputs import (
     CONTRAST_STORE,
     IMAGE_TASKS,
+    SIMILARITY_SPLIT,
     THINGS_STORE,
     model_id,
     parse_source,
 )
 from companion.notebooks import declared_inputs, discover, load_parameters, read_notebook
+from glocal.data import human
 from glocal.errors import DataUnavailableError, GlocalError
 
 PREPARE_FILE = "prepare.json"
@@ -216,6 +220,14 @@ def _tasks(params: dict[str, dict[str, Any]]) -> list[str]:
     return [t for t in _ordered(found) if t in IMAGE_TASKS]
 
 
+def _similarity_families(params: dict[str, dict[str, Any]]) -> list[str]:
+    """The families (store datasets) of the human similarity sets the notebooks read."""
+    found: list[str] = []
+    for p in params.values():
+        found += [human.family_of(name) for name in p.get("similarity_sets", [])]
+    return _ordered(found)
+
+
 def _store_datasets(tasks: list[str]) -> list[str]:
     names: list[str] = []
     for task in tasks:
@@ -294,6 +306,8 @@ def _store_command(spec: StoreSpec, settings: Settings, overwrite: bool = False)
         source = "things"
     elif (spec.dataset, spec.split) == CONTRAST_STORE:
         source = f"dataset:imagenet:train:{settings.imagenet_per_class}"
+    elif dataset_is_family(spec.dataset):
+        source = f"human:{spec.dataset}"
     elif spec.dataset.startswith("breeds-") and spec.split == "train" and settings.breeds_per_class:
         source = f"dataset:{spec.dataset}:train:{settings.breeds_per_class}"
     else:
@@ -307,6 +321,11 @@ def _store_command(spec: StoreSpec, settings: Settings, overwrite: bool = False)
         f"glocal extract --model {spec.model} --module {spec.module}{flags} --source {source} "
         f"--dataset {spec.dataset} --split {spec.split} --batch-size {settings.batch_size}"
     )
+
+
+def dataset_is_family(dataset: str) -> bool:
+    """Whether a store's dataset is a human similarity set family (its images, split all)."""
+    return dataset in human.FAMILIES
 
 
 def _dataset_needs(settings: Settings, datasets: list[str]) -> list[Need]:
@@ -367,6 +386,7 @@ def make_plan(
     plan = Plan(profile, settings)
     sources = _image_sources(params)
     tasks = _tasks(params)
+    families = _similarity_families(params)
     pretrained = [parse_source(s)[2] for s in sources]
     configs = [_config(s) for s in sources]
 
@@ -386,6 +406,8 @@ def make_plan(
         extra += list(BREEDS_NAMES)
     if real and "sun397" in tasks:
         extra.append("sun397/partitions")
+    if real:
+        extra += [human.FAMILIES[family] for family in families]
     for config in configs:
         reference = config.reference_model
         if reference is not None:
@@ -408,6 +430,7 @@ def make_plan(
     for source, config, weights in zip(sources, configs, pretrained, strict=True):
         keys = [THINGS_STORE, CONTRAST_STORE]
         keys += [(d, split) for d in datasets for split in ("train", "test")]
+        keys += [(family, SIMILARITY_SPLIT) for family in families]
         for dataset, split in keys:
             spec = StoreSpec(source, config.name, config.module, weights, dataset, split)
             plan.stores.append(spec)
@@ -478,10 +501,14 @@ def _say(text: str) -> None:
 
 def _source_for(spec: StoreSpec, settings: Settings, world: Any) -> Any:
     """The extraction source of a store (the smoke world's files in the smoke profile)."""
-    from glocal.features import downstream_source, things_images
+    from glocal.features import downstream_source, similarity_images, things_images
 
     if (spec.dataset, spec.split) == THINGS_STORE:
         return things_images(world.things_images if world is not None else None)
+    if dataset_is_family(spec.dataset):
+        return similarity_images(
+            spec.dataset, world.similarity(spec.dataset) if world is not None else None
+        )
     options: dict[str, Any] = {}
     dataset, split = spec.dataset, spec.split
     if (dataset, split) == CONTRAST_STORE:

@@ -46,9 +46,15 @@ def test_paper_plan_on_an_empty_machine_lists_every_input_missing_with_its_comma
     assert imagenet.status == "manual" and "ILSVRC2012_img_train.tar" in imagenet.provides
     for name in ("breeds/class_hierarchy", "sun397/partitions"):
         assert by_name[name].provides == f"glocal data fetch {name}"
+    for family in ("multi-arrangement", "free-arrangement", "peterson"):  # page 10's image sets
+        need = by_name[f"human/{family}"]
+        assert need.status == "manual" and "lay them out as" in need.provides
+        assert f"human/{family}/images" in need.provides or family == "peterson"
+        store = by_name[f"clip_ViT-L/14 visual · {family}/all"]
+        assert f"--source human:{family} --dataset {family} --split all" in store.provides
     stores = [n for n in plan.needs if n.kind == "features"]
-    # 4 models x (THINGS, ImageNet contrast set, 2 splits of 9 task datasets)
-    assert len(stores) == len(plan.stores) == 4 * (2 + 2 * 9)
+    # 4 models x (THINGS, ImageNet contrast set, 2 splits of 9 task datasets, 3 human image sets)
+    assert len(stores) == len(plan.stores) == 4 * (2 + 2 * 9 + 3)
     assert all(n.provides.startswith("glocal extract --model ") for n in stores)
     contrast = by_name["clip_ViT-L/14 visual · imagenet/train-balanced"]
     assert "--source dataset:imagenet:train:64 --dataset imagenet --split train-balanced" in (
