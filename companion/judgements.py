@@ -22,7 +22,7 @@ from companion.inputs import Inputs, similarity_set, word_features
 from glocal import things
 from glocal.data.human import simlex999
 from glocal.errors import GlocalError
-from glocal.evaluation.intervals import verdict
+from glocal.evaluation.intervals import sign_of, verdict
 from glocal.evaluation.rsa import (
     Method,
     RSAResult,
@@ -263,22 +263,28 @@ def kernel_answer(
     table: pd.DataFrame, method: str = "spearman", margin: float = KERNEL_MARGIN
 ) -> dict[str, Any]:
     """What the data say about the kernel: the Pearson-kernel correlation minus the cosine-kernel
-    one for every set and representation, each classified by its paired interval
-    (:func:`glocal.evaluation.intervals.verdict` with ``margin``): ``pearson_higher``,
-    ``cosine_higher``, ``no_effect`` (the interval lies within ±margin) or ``unresolved``."""
+    one for every set and representation, each classified by its paired interval.
+
+    An equivalence rule first: an interval inside ±``margin`` means the kernels agree
+    (``no_effect``), even when it excludes 0, since such a difference is too small to matter.
+    Otherwise the interval's sign (:func:`glocal.evaluation.intervals.sign_of`) gives
+    ``pearson_higher``, ``cosine_higher`` or ``unresolved``.
+    """
     rows = table[(table["kernel"] == "pearson") & (table["method"] == method)]
     if rows.empty or rows["vs_cosine"].isna().all():
         return {"n": 0}
-    bounds = zip(rows["vs_cosine_low"], rows["vs_cosine_high"], strict=True)
-    verdicts = [verdict(low, high, margin=margin) for low, high in bounds]
+    counts = dict.fromkeys(("no_effect", "pearson_higher", "cosine_higher", "unresolved"), 0)
+    for low, high in zip(rows["vs_cosine_low"], rows["vs_cosine_high"], strict=True):
+        if -margin < low and high < margin:
+            counts["no_effect"] += 1
+        else:
+            side = sign_of(low, high)
+            counts[{"> 0": "pearson_higher", "< 0": "cosine_higher"}.get(side, "unresolved")] += 1
     largest = rows.iloc[int(np.argmax(rows["vs_cosine"].abs().to_numpy()))]
     return {
         "n": len(rows),
         "margin": margin,
-        "pearson_higher": verdicts.count("holds"),
-        "cosine_higher": verdicts.count("opposite"),
-        "no_effect": verdicts.count("no effect"),
-        "unresolved": verdicts.count("not resolved"),
+        **counts,
         "largest": float(largest["vs_cosine"]),
         "largest_representation": str(largest["representation"]),
         "largest_dataset": str(largest["dataset"]),

@@ -130,6 +130,7 @@ def test_kernel_answer_classifies_each_difference_with_the_margin():
         (0.03, 0.02, 0.04),  # Pearson higher
         (-0.05, -0.07, -0.03),  # cosine higher
         (0.001, -0.004, 0.006),  # within ±0.01: too small to matter
+        (0.002, 0.001, 0.003),  # excludes 0, but too small to matter all the same
         (0.01, -0.02, 0.04),  # not resolved
     ]
     table = pd.DataFrame([
@@ -139,7 +140,7 @@ def test_kernel_answer_classifies_each_difference_with_the_margin():
     ])  # fmt: skip
     answer = kernel_answer(table, margin=0.01)
     assert (answer["pearson_higher"], answer["cosine_higher"]) == (1, 1)
-    assert (answer["no_effect"], answer["unresolved"]) == (1, 1)
+    assert (answer["no_effect"], answer["unresolved"]) == (2, 1)
     assert answer["largest"] == -0.05 and answer["largest_representation"] == "r1"
 
 
