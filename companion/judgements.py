@@ -327,3 +327,17 @@ def wide_table(table: pd.DataFrame, method: str = "spearman") -> pd.DataFrame:
     wide = part.pivot_table(index=["source", "dataset", "representation"], columns="kernel",
                             values="value", aggfunc="first", sort=False)  # fmt: skip
     return wide.reset_index().rename_axis(columns=None)
+
+
+def short_label(dataset: str, lines: int = 2) -> str:
+    """A data set's name for an axis tick: ``SimLex-999\\nunseen pairs``, ``Peterson
+    animals``, ``free arr. set1`` (on one line when ``lines`` is 1)."""
+    family, _, part = dataset.partition("/")
+    if dataset.startswith(SIMLEX):
+        first, _, rest = dataset.partition(" · ")
+        family, part = first, rest
+    elif family == "free-arrangement":
+        family = "free arr."
+    elif family == "peterson":
+        family = "Peterson"
+    return f"{family}{' ' if lines == 1 else chr(10)}{part}" if part else family
