@@ -341,3 +341,34 @@ def short_label(dataset: str, lines: int = 2) -> str:
     elif family == "peterson":
         family = "Peterson"
     return f"{family}{' ' if lines == 1 else chr(10)}{part}" if part else family
+
+
+def kernel_summary(answer: Mapping[str, Any], method: str = "spearman") -> str:
+    """The page's answer to the kernel question, in words, from :func:`kernel_answer`."""
+    from companion.plotting import label
+
+    if not answer.get("n"):
+        return "No data set was scored with both kernels."
+    margin = answer["margin"]
+    if answer["no_effect"] == answer["n"]:
+        verdict_text = (
+            f"**On these data the kernel does not matter**: every difference's interval lies "
+            f"within ±{margin:g}."
+        )
+    elif answer["pearson_higher"] and not answer["cosine_higher"]:
+        verdict_text = "**Where the kernels differ, the Pearson kernel is closer to people.**"
+    elif answer["cosine_higher"] and not answer["pearson_higher"]:
+        verdict_text = "**Where the kernels differ, the cosine kernel is closer to people.**"
+    elif answer["cosine_higher"] and answer["pearson_higher"]:
+        verdict_text = "**Neither kernel is closer to people everywhere**: the data sets disagree."
+    else:
+        verdict_text = "**No difference is resolved**, but not every one is shown to be small."
+    return (
+        f"Pearson kernel minus cosine kernel ({method}), over {answer['n']} (data set, "
+        f"representation) pairs: interval above 0 in {answer['pearson_higher']}, below 0 in "
+        f"{answer['cosine_higher']}, within ±{margin:g} in {answer['no_effect']} (too small to "
+        f"matter), unresolved in {answer['unresolved']}; mean absolute difference "
+        f"{answer['mean_abs']:.4f}, largest {answer['largest']:+.4f} "
+        f"({label(answer['largest_representation'])} on {answer['largest_dataset']}). "
+        + verdict_text
+    )

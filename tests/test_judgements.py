@@ -12,6 +12,7 @@ from companion.judgements import (
     describe_sets,
     judgement_table,
     kernel_answer,
+    kernel_summary,
     summary_claim,
     wide_table,
 )
@@ -142,6 +143,10 @@ def test_kernel_answer_classifies_each_difference_with_the_margin():
     assert (answer["pearson_higher"], answer["cosine_higher"]) == (1, 1)
     assert (answer["no_effect"], answer["unresolved"]) == (2, 1)
     assert answer["largest"] == -0.05 and answer["largest_representation"] == "r1"
+    assert "**Neither kernel is closer to people everywhere**" in kernel_summary(answer)
+    small = kernel_answer(table.iloc[2:4], margin=0.01)
+    assert small["no_effect"] == small["n"] == 2
+    assert "**On these data the kernel does not matter**" in kernel_summary(small)
 
 
 def test_describe_and_wide_tables(world):
