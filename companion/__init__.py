@@ -1,11 +1,13 @@
 """The paper companion: what the result notebooks, the papermill runner and the book build share.
 
 It uses only the public API of the ``glocal`` library and is not part of it: the notebook
-start-up (``session``), profile inputs (``inputs``), cached fits (``fits``), measurement
-tables (``tables``), sweeps with intervals (``sweeps``), the controlled simulation
-(``scenarios``), figures and their theme (``plotting``), the notebooks as data
-(``notebooks``), the runner (``runner``: ``python -m companion`` or ``glocal reproduce``),
-the book build (``book_build``) and the Jupyter kernelspec (``kernel``).
+start-up (``session``), profile inputs (``inputs``), cached fits (``fits``), cross-fitting over
+the object-disjoint folds (``crossfit``), paired comparisons (``comparisons``), measurement
+tables (``tables``), sweeps with intervals (``sweeps``), page 10's human judgement sets
+(``judgements``), the controlled simulation (``scenarios``), figures and their theme
+(``plotting``), the notebooks as data (``notebooks``), the runner (``runner``: ``python -m
+companion`` or ``glocal reproduce``), the book build (``book_build``) and the Jupyter
+kernelspec (``kernel``).
 """
 
 from __future__ import annotations

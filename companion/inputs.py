@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from glocal import data, things
+from glocal.data import human
 from glocal.errors import DataUnavailableError, GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.triplets import object_disjoint_folds, simulate_triplets
@@ -57,6 +58,9 @@ IMAGE_DATASETS = tuple(IMAGE_TASKS)
 #: images (its size per class is a setting of notebooks/profiles/prepare.json).
 CONTRAST_STORE = ("imagenet", "train-balanced")
 THINGS_STORE = ("things", "reference")
+#: The split of a human similarity set family's store (dataset: the family, e.g. peterson):
+#: every image of the family's sets (glocal.features.similarity_images).
+SIMILARITY_SPLIT = "all"
 #: Prefix of a feature source with random weights (seed 0): the smoke profile's models.
 RANDOM_PREFIX = "random:"
 #: What the smoke profile's pages say first: its numbers come from random weights.
@@ -294,6 +298,18 @@ def contrast_text_features(
     return _text_store(source, device, progress)
 
 
+def word_features(
+    words: list[str], name: str, device: str = "auto", progress: bool = False
+) -> np.ndarray:
+    """MiniLM features (n, 384) of ``words``, encoded as ``text:words`` encodes the THINGS
+    concepts (the bare word), cached in the feature store under dataset ``name``."""
+    from glocal.features import TextSource
+
+    tag = hashlib.sha256("\n".join(words).encode()).hexdigest()[:8]
+    source = TextSource(words, ids=words, name=name, split=f"words-{tag}")
+    return _text_store(source, device, progress)
+
+
 # --- profile inputs --------------------------------------------------------------------------
 
 
@@ -457,6 +473,8 @@ def _missing_store(config: Any, pretrained: bool, dataset: str, split: str, path
         spec = "things"
     elif (dataset, split) == CONTRAST_STORE:
         spec = "dataset:imagenet:train:64 (64 images per ImageNet class)"
+    elif dataset in human.FAMILIES:
+        spec = f"human:{dataset}"
     else:
         spec = f"dataset:{dataset}:{split}"
         if not dataset.startswith(("imagenet", "breeds-")):
@@ -614,3 +632,39 @@ def image_downstream(model: str, module: str, task: str, pretrained: bool = True
         result = replace(result, train_fine=fine_train.labels(), test_fine=fine_test.labels(),
                          protocol=spec.get("protocol", "standard"))  # fmt: skip
     return result
+
+
+def similarity_set(source: str, name: str) -> tuple[Any, np.ndarray]:
+    """The human judgements of an image set (:data:`glocal.data.human.SIMILARITY_SETS`) and the
+    features of its images, rows in the judgements' order, for an image ``source``.
+
+    Pretrained sources (paper) read the registry's folder of the set; random-weight sources
+    (smoke) read the smoke world's miniature. The features come from the family's feature
+    store (dataset FAMILY, split :data:`SIMILARITY_SPLIT`); a missing folder or store raises
+    :class:`DataUnavailableError` naming the command that provides it.
+    """
+    model, module, pretrained = parse_source(source)
+    if model == "text":
+        raise GlocalError(f"similarity set {name!r}: source {source!r} has no image features")
+    family = human.family_of(name)
+    root = None
+    if not pretrained:
+        from companion.smoke import smoke_world
+
+        root = smoke_world().similarity(family)
+    judgements = human.similarity_judgements(name, root, download=False)
+    config = model_config(model, module)
+    store = _store(model_id(config.name, pretrained), config.module, family, SIMILARITY_SPLIT)
+    if isinstance(store, Path):
+        raise DataUnavailableError(
+            f"missing input: {_missing_store(config, pretrained, family, SIMILARITY_SPLIT, store)}"
+        )
+    row = {item: i for i, item in enumerate(store.ids())}
+    missing = [i for i in judgements.ids if i not in row]
+    if missing:
+        raise GlocalError(
+            f"{store.path}: {len(missing)} images of {name} are not in the store (e.g. "
+            f"{missing[0]}); re-extract it with --overwrite"
+        )
+    features = store.features(np.float32)
+    return judgements, features[[row[i] for i in judgements.ids]]

@@ -19,6 +19,7 @@ RUNNER_PARAMETERS = ("profile", "results_dir", "overrides")
 DEFAULTS_FILE = "defaults.json"
 INHERIT_KEY = "inherit_defaults"
 INPUTS_FIELD = "metadata.glocal.inputs"
+OPTIONAL_INPUTS_FIELD = "metadata.glocal.optional_inputs"
 
 
 @dataclass(frozen=True)
@@ -232,13 +233,18 @@ def source_hash(nb: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def declared_inputs(nb: dict[str, Any], path: Path) -> list[str]:
-    """The registry names listed in the notebook's ``metadata.glocal.inputs`` (may be none)."""
+def declared_inputs(nb: dict[str, Any], path: Path, optional: bool = False) -> list[str]:
+    """The registry names listed in the notebook's ``metadata.glocal.inputs`` (may be none).
+
+    ``optional=True``: those of ``metadata.glocal.optional_inputs`` instead, the files the
+    notebook reports as absent rather than failing without them (page 7's large transforms).
+    """
+    field = OPTIONAL_INPUTS_FIELD if optional else INPUTS_FIELD
     meta = nb.get("metadata", {}).get("glocal", {})
-    inputs = meta.get("inputs", []) if isinstance(meta, dict) else None
+    inputs = meta.get(field.rsplit(".", 1)[1], []) if isinstance(meta, dict) else None
     if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
         raise GlocalError(
-            f"notebook {path}: field {INPUTS_FIELD} must be a list of registry names "
+            f"notebook {path}: field {field} must be a list of registry names "
             "(see `glocal data list`)"
         )
     return inputs
@@ -266,14 +272,17 @@ def input_hashes(nb: dict[str, Any], path: Path) -> dict[str, str]:
     """``{registry name: sha256}`` of the notebook's declared input data."""
     from glocal import data
 
-    names = declared_inputs(nb, path)
     known = [entry.name for entry in data.registry()]
-    for name in names:
-        if name not in known:
+    names = []
+    for field, optional in ((INPUTS_FIELD, False), (OPTIONAL_INPUTS_FIELD, True)):
+        names += declared_inputs(nb, path, optional)
+        for name in declared_inputs(nb, path, optional):
+            if name in known:
+                continue
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise GlocalError(
-                f"notebook {path}: field {INPUTS_FIELD} names {name!r}, which is not in the data "
+                f"notebook {path}: field {field} names {name!r}, which is not in the data "
                 f"registry; {hint}see `glocal data list`"
             )
     return {name: _input_digest(name) for name in names}

@@ -7,11 +7,13 @@ files each notebook declares, and ``notebooks/profiles/prepare.json`` (where the
 datasets come from and how extraction runs). They are, in order:
 
 - **data**: registry files (THINGS metadata, VICE, the THINGS-data triplets, the THINGS images,
-  BREEDS hierarchy files, SUN397 partitions, the released transforms of the reference column);
+  BREEDS hierarchy files, SUN397 partitions, the released transforms of the reference column,
+  the folders of the human similarity sets);
 - **datasets**: the image datasets (CIFAR, DTD, Flowers102 and SUN397 download through
   torchvision; ImageNet is manual; the smoke profile generates all of them: the smoke world);
 - **features**: one feature store per model x dataset x split (THINGS reference images, the
-  class-balanced ImageNet contrast set, both splits of every downstream task);
+  class-balanced ImageNet contrast set, both splits of every downstream task, the images of
+  every human similarity set family: ``similarity_sets``);
 - **fits**: the searches and fits of notebook 01 for every source (the other notebooks reuse
   them from the cache and fit the rest themselves).
 
@@ -28,18 +30,20 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from companion.inputs import (
     CONTRAST_STORE,
     IMAGE_TASKS,
+    SIMILARITY_SPLIT,
     THINGS_STORE,
     model_id,
     parse_source,
 )
 from companion.notebooks import declared_inputs, discover, load_parameters, read_notebook
+from glocal.data import human
 from glocal.errors import DataUnavailableError, GlocalError
 
 PREPARE_FILE = "prepare.json"
@@ -138,6 +142,9 @@ class Need:
     provides: str = ""
     where: str = ""
     notebooks: tuple[str, ...] = ()
+    #: Every notebook that wants it reports its absence instead of failing (see
+    #: ``metadata.glocal.optional_inputs``): preparing the profile goes on without it.
+    optional: bool = False
 
     @property
     def done(self) -> bool:
@@ -184,7 +191,7 @@ class Plan:
             lines += ["", f"{titles[kind]}: {done} of {len(part)} present"]
             width = max(len(n.status) for n in part)
             for n in part:
-                lines.append(f"  {n.status:<{width}}  {n.name}")
+                lines.append(f"  {n.status:<{width}}  {n.name}" + (" (optional)" * n.optional))
                 if n.where and not n.done:
                     lines.append(f"  {'':<{width}}    at {n.where}")
                 if n.provides and not n.done:
@@ -214,6 +221,14 @@ def _tasks(params: dict[str, dict[str, Any]]) -> list[str]:
     for p in params.values():
         found += list(p.get("tasks", [])) + ([p["task"]] if "task" in p else [])
     return [t for t in _ordered(found) if t in IMAGE_TASKS]
+
+
+def _similarity_families(params: dict[str, dict[str, Any]]) -> list[str]:
+    """The families (store datasets) of the human similarity sets the notebooks read."""
+    found: list[str] = []
+    for p in params.values():
+        found += [human.family_of(name) for name in p.get("similarity_sets", [])]
+    return _ordered(found)
 
 
 def _store_datasets(tasks: list[str]) -> list[str]:
@@ -293,6 +308,8 @@ def _store_command(spec: StoreSpec, settings: Settings, overwrite: bool = False)
         source = "things"
     elif (spec.dataset, spec.split) == CONTRAST_STORE:
         source = f"dataset:imagenet:train:{settings.imagenet_per_class}"
+    elif dataset_is_family(spec.dataset):
+        source = f"human:{spec.dataset}"
     elif spec.dataset.startswith("breeds-") and spec.split == "train" and settings.breeds_per_class:
         source = f"dataset:{spec.dataset}:train:{settings.breeds_per_class}"
     else:
@@ -306,6 +323,11 @@ def _store_command(spec: StoreSpec, settings: Settings, overwrite: bool = False)
         f"glocal extract --model {spec.model} --module {spec.module}{flags} --source {source} "
         f"--dataset {spec.dataset} --split {spec.split} --batch-size {settings.batch_size}"
     )
+
+
+def dataset_is_family(dataset: str) -> bool:
+    """Whether a store's dataset is a human similarity set family (its images, split all)."""
+    return dataset in human.FAMILIES
 
 
 def _dataset_needs(settings: Settings, datasets: list[str]) -> list[Need]:
@@ -366,14 +388,19 @@ def make_plan(
     plan = Plan(profile, settings)
     sources = _image_sources(params)
     tasks = _tasks(params)
+    families = _similarity_families(params)
     pretrained = [parse_source(s)[2] for s in sources]
     configs = [_config(s) for s in sources]
 
     # data files
     wanted: dict[str, list[str]] = {}
+    optional: dict[str, list[str]] = {}
     for nb in chosen:
-        for name in declared_inputs(read_notebook(nb.path), nb.path):
+        notebook = read_notebook(nb.path)
+        for name in declared_inputs(notebook, nb.path):
             wanted.setdefault(name, []).append(nb.number)
+        for name in declared_inputs(notebook, nb.path, optional=True):
+            optional.setdefault(name, []).append(nb.number)
     if sources and not any(pretrained):
         wanted.pop("things/triplets", None)  # random-weight sources simulate the choices
     real = settings is not None and settings.world == "real"
@@ -385,6 +412,8 @@ def make_plan(
         extra += list(BREEDS_NAMES)
     if real and "sun397" in tasks:
         extra.append("sun397/partitions")
+    if real:
+        extra += [human.FAMILIES[family] for family in families]
     for config in configs:
         reference = config.reference_model
         if reference is not None:
@@ -392,7 +421,9 @@ def make_plan(
     for name in extra:
         wanted.setdefault(name, []).extend(n[:2] for n in image_notebooks)
     for name, notebooks in wanted.items():
-        plan.needs.append(_registry_need(name, tuple(_ordered(notebooks))))
+        plan.needs.append(_registry_need(name, tuple(_ordered(notebooks + optional.pop(name, [])))))
+    for name, notebooks in optional.items():
+        plan.needs.append(replace(_registry_need(name, tuple(_ordered(notebooks))), optional=True))
     if not sources:
         return plan
     if settings is None:
@@ -407,6 +438,7 @@ def make_plan(
     for source, config, weights in zip(sources, configs, pretrained, strict=True):
         keys = [THINGS_STORE, CONTRAST_STORE]
         keys += [(d, split) for d in datasets for split in ("train", "test")]
+        keys += [(family, SIMILARITY_SPLIT) for family in families]
         for dataset, split in keys:
             spec = StoreSpec(source, config.name, config.module, weights, dataset, split)
             plan.stores.append(spec)
@@ -469,6 +501,8 @@ class PrepareReport:
     items: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: Optional inputs that could not be fetched (their notebooks report them absent).
+    skipped: list[str] = field(default_factory=list)
 
 
 def _say(text: str) -> None:
@@ -477,10 +511,14 @@ def _say(text: str) -> None:
 
 def _source_for(spec: StoreSpec, settings: Settings, world: Any) -> Any:
     """The extraction source of a store (the smoke world's files in the smoke profile)."""
-    from glocal.features import downstream_source, things_images
+    from glocal.features import downstream_source, similarity_images, things_images
 
     if (spec.dataset, spec.split) == THINGS_STORE:
         return things_images(world.things_images if world is not None else None)
+    if dataset_is_family(spec.dataset):
+        return similarity_images(
+            spec.dataset, world.similarity(spec.dataset) if world is not None else None
+        )
     options: dict[str, Any] = {}
     dataset, split = spec.dataset, spec.split
     if (dataset, split) == CONTRAST_STORE:
@@ -525,7 +563,10 @@ def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareRep
             data.fetch(need.name, download=settings.download)
             report.fetched.append(need.name)
         except GlocalError as err:
-            report.problems.append(f"{need.name}: {err}")
+            if need.optional:  # its notebooks say it is absent
+                report.skipped.append(need.name)
+            else:
+                report.problems.append(f"{need.name}: {err}")
     report.seconds["data"] = time.perf_counter() - began
     world = None
     if settings.world == "smoke":

@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 
 from glocal.errors import GlocalError
-from glocal.evaluation.alignment import odd_one_out_accuracy, rsa
+from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.evaluation.few_shot import few_shot
 from glocal.evaluation.neighbours import neighbour_overlap
+from glocal.evaluation.rsa import rsa
 from glocal.evaluation.similarity import apply_transform, default_similarity
 from glocal.planted import World, WorldConfig, make_world
 from glocal.transform import GlocalTransform

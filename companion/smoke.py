@@ -15,7 +15,13 @@ expect, so that the real loaders read them:
   (images and partition lists), ``flowers102/`` (``.mat`` label and split files), ``sun397/``
   (images, ``ClassName.txt`` and a ``Partitions.zip``), each with ``checksums.json``: the md5
   of its generated files,
-  which take the place of the public files' md5 that torchvision checks.
+  which take the place of the public files' md5 that torchvision checks;
+- ``multi-arrangement/``, ``free-arrangement/``, ``peterson/``: miniatures of the three human
+  similarity sets in the layouts of the official gLocal readers (see ``glocal.data.human``):
+  images drawn from hidden points, and per-participant distance matrices (multi-arrangement:
+  ``judgments_general.mat``; free arrangement: ``BEHAVIOR.mat`` of two stimulus sets) or mean
+  similarity matrices (Peterson: a ``*sim*.mat`` per category, and for ``fruits`` the pickle of
+  each pair's ratings that the official reader falls back on) between those points.
 
 Its models are tiny random-weight variants of one open_clip, one timm and one torchvision model
 of the registry (``smoke_models.json``, :func:`register_models`).
@@ -58,6 +64,9 @@ COUNTS = {
 #: Classes per generated dataset (the smoke CIFAR-100 has 8 superclasses of 5 fine classes).
 N_CLASSES = {"cifar10": 10, "cifar100": 40, "dtd": 6, "flowers102": 5, "sun397": 6}
 DOWNSTREAM = ("cifar10", "cifar100", "dtd", "flowers102", "sun397")
+#: Images per generated human similarity set, and participants per set with one matrix each.
+SIMILARITY_IMAGES = {"multi-arrangement": 12, "free-arrangement": 10, "peterson": 8}
+N_PARTICIPANTS = 4
 #: The generated BREEDS hierarchy: root -> 2 level-1 nodes -> 1 level-2 node each -> 1 level-3
 #: superclass each -> 3 level-4 superclasses each -> 8 ImageNet classes each (48 classes).
 N_LEVEL4, N_LEAVES = 3, 8
@@ -104,6 +113,13 @@ class SmokeWorld:
     def partitions(self) -> Path:
         """SUN397's ``Partitions.zip``."""
         return self.root / "sun397" / "Partitions.zip"
+
+    def similarity(self, family: str) -> Path:
+        """The folder of a human similarity set family (multi-arrangement, free-arrangement,
+        peterson), laid out as the official gLocal readers read it."""
+        if family not in SIMILARITY_IMAGES:
+            raise GlocalError(f"the smoke world has no similarity set family {family!r}")
+        return self.root / family
 
     def downstream(self, name: str) -> Path:
         """The root of a torchvision downstream dataset (cifar100-coarse shares cifar100's)."""
@@ -180,6 +196,9 @@ def _generate(root: Path) -> dict[str, int]:
     counts["dtd"] = _dtd(root / "dtd", rng)
     counts["flowers102"] = _flowers(root / "flowers102", rng)
     counts["sun397"] = _sun397(root / "sun397", rng)
+    counts["multi-arrangement"] = _multi_arrangement(root / "multi-arrangement", rng)
+    counts["free-arrangement"] = _free_arrangement(root / "free-arrangement", rng)
+    counts["peterson"] = _peterson(root / "peterson", rng)
     return counts
 
 
@@ -364,3 +383,89 @@ def _sun397(folder: Path, rng: np.random.Generator) -> int:
         zf.writestr("Testing_01.txt", "".join(e + "\n" for e in lines["test"]))
     (folder / "Partitions.zip").write_bytes(buffer.getvalue())
     return k
+
+
+# --- the human similarity sets -------------------------------------------------------------------
+
+
+def _hidden_points(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n points whose colours are the images' and whose distances people judge."""
+    return rng.uniform(0.1, 0.9, size=(n, 48))
+
+
+def _judged_distances(rng: np.random.Generator, points: np.ndarray) -> np.ndarray:
+    """One noisy distance matrix per participant, (N_PARTICIPANTS, n, n), symmetric, 0 diagonal."""
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    out = []
+    for _ in range(N_PARTICIPANTS):
+        noise = 0.3 * rng.normal(size=distances.shape)
+        judged = np.abs(distances + (noise + noise.T) / 2)
+        np.fill_diagonal(judged, 0.0)
+        out.append(judged)
+    return np.stack(out)
+
+
+def _multi_arrangement(folder: Path, rng: np.random.Generator) -> int:
+    """images/image_NNN.jpg and sim_judgements/judgments_general.mat ('judgments': one RDM per
+    participant)."""
+    from scipy.io import savemat
+
+    n = SIMILARITY_IMAGES["multi-arrangement"]
+    points = _hidden_points(rng, n)
+    for i in range(n):
+        _save(folder / "images" / f"image_{i + 1:03d}.jpg", _pixels(rng, points[i]))
+    (folder / "sim_judgements").mkdir(parents=True)
+    savemat(folder / "sim_judgements" / "judgments_general.mat",
+            {"judgments": _judged_distances(rng, points)})  # fmt: skip
+    return n
+
+
+def _free_arrangement(folder: Path, rng: np.random.Generator) -> int:
+    """images/set1|set2/NNNN.jpg, images/stimulus_category_labels.txt and
+    sim_judgements/BEHAVIOR.mat (BEHAVIOR.setN.pairwisedistances: participants x pairs)."""
+    from scipy.io import savemat
+
+    n = SIMILARITY_IMAGES["free-arrangement"]
+    behaviour, labels, number = {}, ["category,stimulus"], 0
+    for stimulus_set in ("set1", "set2"):
+        points = _hidden_points(rng, n)
+        for i in range(n):
+            number += 1
+            _save(folder / "images" / stimulus_set / f"{number:04d}.jpg", _pixels(rng, points[i]))
+            labels.append(f"{stimulus_set}-category{i % 3},{number}")
+        rows, cols = np.triu_indices(n, 1)
+        behaviour[stimulus_set] = {
+            "pairwisedistances": _judged_distances(rng, points)[:, rows, cols]
+        }
+    (folder / "images" / "stimulus_category_labels.txt").write_text("\n".join(labels) + "\n")
+    (folder / "sim_judgements").mkdir(parents=True)
+    savemat(folder / "sim_judgements" / "BEHAVIOR.mat", {"BEHAVIOR": behaviour})
+    return number
+
+
+def _peterson(folder: Path, rng: np.random.Generator) -> int:
+    """CATEGORY/images/imNN.(png|jpg) and CATEGORY/sim_judgements/: a mean similarity matrix
+    ('*sim*.mat'), or for fruits the pickle of each pair's ratings (0-10)."""
+    from scipy.io import savemat
+
+    from glocal.data.human import PETERSON_CATEGORIES
+
+    n = SIMILARITY_IMAGES["peterson"]
+    for c, category in enumerate(PETERSON_CATEGORIES):
+        points = _hidden_points(rng, n)
+        suffix = ".png" if c % 2 == 0 else ".jpg"
+        for i in range(n):
+            _save(folder / category / "images" / f"im{i + 1:02d}{suffix}", _pixels(rng, points[i]))
+        ratings = np.clip(10.0 - 4.0 * _judged_distances(rng, points), 0.0, 10.0)
+        judgements = folder / category / "sim_judgements"
+        judgements.mkdir(parents=True)
+        if category == "fruits":
+            pairs = {
+                f"im{i + 1:02d}{suffix},im{j + 1:02d}{suffix}": [float(r) for r in ratings[:, i, j]]
+                for i, j in zip(*np.triu_indices(n, 1), strict=True)
+            }
+            with open(judgements / "fruits_mturkRESULTS_all.pickle", "wb") as fh:
+                pickle.dump(pairs, fh)
+        else:
+            savemat(judgements / f"{category}_simMatrix.mat", {"simMatrix": ratings.mean(axis=0)})
+    return n * len(PETERSON_CATEGORIES)

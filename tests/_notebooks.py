@@ -90,7 +90,11 @@ def make_site(root: Path, results: list[str] | None = None) -> Path:
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("results"))
     toc = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
-    if results is not None:
+    if results is not None:  # the given pages are the only result pages
+        for part in toc["parts"]:
+            part["chapters"] = [c for c in part["chapters"]
+                                if not c["file"].startswith("book/results/")]  # fmt: skip
+        toc["parts"] = [p for p in toc["parts"] if p["chapters"] or p.get("caption") == "Results"]
         part = next(p for p in toc["parts"] if p.get("caption") == "Results")
         part["chapters"] = [{"file": f"book/results/{name}"} for name in results]
     (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
@@ -98,7 +102,12 @@ def make_site(root: Path, results: list[str] | None = None) -> Path:
 
 
 def toc_results() -> list[str]:
-    """The result pages listed in the repository's ``_toc.yml``."""
+    """The result pages (``book/results/NN_slug``) listed in any part of the repository's
+    ``_toc.yml`` (Results, Open questions), in order."""
     toc = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
-    part = next(p for p in toc["parts"] if p.get("caption") == "Results")
-    return [c["file"].split("/")[-1] for c in part["chapters"]]
+    return [
+        c["file"].split("/")[-1]
+        for part in toc["parts"]
+        for c in part.get("chapters", [])
+        if c["file"].startswith("book/results/")
+    ]

@@ -1,4 +1,4 @@
-"""RSA and local-structure metrics against planted answers and brute-force computations."""
+"""Local-structure metrics against planted answers and brute-force computations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from scipy.stats import spearmanr, special_ortho_group
 
 from glocal.errors import GlocalError
-from glocal.evaluation.alignment import rsa
 from glocal.evaluation.neighbours import (
     nearest_neighbours,
     neighbour_overlap,
@@ -18,65 +17,6 @@ from glocal.evaluation.similarity import similarity_matrix
 
 def _upper(S: np.ndarray) -> np.ndarray:
     return S[np.triu_indices(len(S), 1)]
-
-
-def test_rsa_of_a_matrix_with_itself_is_one(rng):
-    X = rng.normal(size=(60, 8))
-    result = rsa(X, X, similarity="dot", reference_similarity="dot", n_bootstrap=50)
-    assert result.rho == pytest.approx(1.0, abs=1e-12)
-    assert result.ci_low == pytest.approx(1.0, abs=1e-12)
-    assert result.ci_high == pytest.approx(1.0, abs=1e-12)
-    assert result.n_objects == 60 and len(result.bootstrap) == 50
-
-
-def test_rsa_with_a_shuffled_copy_is_near_zero(rng):
-    X = rng.normal(size=(300, 10))
-    result = rsa(X, X[rng.permutation(300)], "cosine", "cosine", n_bootstrap=20)
-    assert abs(result.rho) < 0.05
-    assert result.ci_low < result.ci_high
-
-
-def test_rsa_point_estimate_matches_scipy_with_ties(rng):
-    X = np.round(rng.normal(size=(40, 3)), 1)  # coarse values: many tied similarities
-    R = X[:, :2] + 0.5 * rng.normal(size=(40, 2))
-    result = rsa(X, R, similarity="dot", reference_similarity="dot", n_bootstrap=0)
-    expected = spearmanr(_upper(similarity_matrix(X)), _upper(similarity_matrix(R)))[0]
-    assert result.rho == pytest.approx(expected, abs=1e-12)
-    assert np.isnan(result.ci_low) and np.isnan(result.ci_high)
-
-
-def test_rsa_bootstrap_replicates_match_materialised_resamples(rng):
-    m = 25
-    X = np.round(rng.normal(size=(m, 3)), 1)
-    R = X + rng.normal(size=(m, 3))
-    result = rsa(X, R, "cosine", "dot", n_bootstrap=6, seed=7)
-    SX, SR = similarity_matrix(X, "cosine"), similarity_matrix(R, "dot")
-    draws = np.random.default_rng(7)
-    for b in range(6):
-        idx = draws.integers(0, m, size=m)
-        p, q = np.triu_indices(m, 1)
-        keep = idx[p] != idx[q]  # pairs of copies of one object are left out
-        a, c = idx[p[keep]], idx[q[keep]]
-        expected = spearmanr(SX[a, c], SR[a, c])[0]
-        assert result.bootstrap[b] == pytest.approx(expected, abs=1e-10)
-
-
-def test_rsa_interval_brackets_the_estimate(rng):
-    X = rng.normal(size=(80, 6))
-    R = X + rng.normal(size=(80, 6))
-    result = rsa(X, R, "dot", "dot", n_bootstrap=200, confidence=0.9, seed=1)
-    assert result.ci_low < result.rho < result.ci_high
-    assert np.quantile(result.bootstrap, 0.05) == pytest.approx(result.ci_low)
-
-
-def test_rsa_rejects_bad_inputs(rng):
-    X = rng.normal(size=(10, 3))
-    with pytest.raises(GlocalError, match="reference has 9"):
-        rsa(X, X[:9])
-    with pytest.raises(GlocalError, match="confidence"):
-        rsa(X, X, confidence=1.5)
-    with pytest.raises(GlocalError, match="similarity must be"):
-        rsa(X, X, similarity="euclid")
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])

@@ -48,9 +48,15 @@ def test_paper_plan_on_an_empty_machine_lists_every_input_missing_with_its_comma
     assert imagenet.status == "manual" and "ILSVRC2012_img_train.tar" in imagenet.provides
     for name in ("breeds/class_hierarchy", "sun397/partitions"):
         assert by_name[name].provides == f"glocal data fetch {name}"
+    for family in ("multi-arrangement", "free-arrangement", "peterson"):  # page 10's image sets
+        need = by_name[f"human/{family}"]
+        assert need.status == "manual" and "lay them out as" in need.provides
+        assert f"human/{family}/images" in need.provides or family == "peterson"
+        store = by_name[f"clip_ViT-L/14 visual · {family}/all"]
+        assert f"--source human:{family} --dataset {family} --split all" in store.provides
     stores = [n for n in plan.needs if n.kind == "features"]
-    # 4 models x (THINGS, ImageNet contrast set, 2 splits of 9 task datasets)
-    assert len(stores) == len(plan.stores) == 4 * (2 + 2 * 9)
+    # 4 models x (THINGS, ImageNet contrast set, 2 splits of 9 task datasets, 3 human image sets)
+    assert len(stores) == len(plan.stores) == 4 * (2 + 2 * 9 + 3)
     assert all(n.provides.startswith("glocal extract --model ") for n in stores)
     contrast = by_name["clip_ViT-L/14 visual · imagenet/train-balanced"]
     assert "--source dataset:imagenet:train:64 --dataset imagenet --split train-balanced" in (
@@ -187,3 +193,16 @@ def test_a_damaged_shard_is_named_removed_and_extracted_again(folder, tmp_path, 
     assert "--overwrite" not in str(caught[0].message)  # extract_sharded has no such option
     plain = extract_features(TINY_TIMM, source, pretrained=False, out=tmp_path / "p.h5", **QUIET)
     np.testing.assert_allclose(store.features(), plain.features(), atol=1e-6)
+
+
+def test_a_transform_only_page_7_reads_is_optional_where_no_page_needs_it_as_a_reference(
+    no_network,
+):
+    """Page 7 reports absent transforms; the smoke models' references are other transforms, so
+    preparing smoke may go on without resnet50's, while paper's resnet50 column needs it."""
+    name = "transform/resnet50/avgpool"
+    smoke = {n.name: n for n in make_plan("smoke", NOTEBOOKS).needs}
+    paper = {n.name: n for n in make_plan("paper", NOTEBOOKS).needs}
+    assert smoke[name].optional and smoke[name].notebooks == ("07",)
+    assert not paper[name].optional and "07" in paper[name].notebooks
+    assert f"{name} (optional)" in make_plan("smoke", NOTEBOOKS).render()

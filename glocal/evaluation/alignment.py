@@ -1,14 +1,14 @@
-"""Alignment with human judgments: odd-one-out accuracy and representational similarity analysis."""
+"""Alignment with human odd-one-out choices: triplet similarities and odd-one-out accuracy.
+
+Representational similarity analysis lives in :mod:`glocal.evaluation.rsa`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from glocal.errors import GlocalError
 from glocal.evaluation.similarity import Similarity, similarity_matrix, similarity_rows
 from glocal.io import check_feature_matrix
 from glocal.triplets import validate_triplets
@@ -81,7 +81,7 @@ def odd_one_out_accuracy(
     triplets : ndarray of shape (n, 3)
         Rows (i, j, k) of 0-based object indices: the pair (i, j) people kept together and the
         odd one out k.
-    similarity : {"dot", "cosine"}, default="dot"
+    similarity : {"dot", "cosine", "pearson"}, default="dot"
         How object pairs are compared in ``X``.
 
     Returns
@@ -105,157 +105,3 @@ def answered_correctly(similarities: Any) -> Any:
     tensor; a boolean array (or tensor) of one value per row."""
     s = similarities
     return (s[:, 0] > s[:, 1]) & (s[:, 0] > s[:, 2])
-
-
-@dataclass(frozen=True)
-class RSAResult:
-    """Spearman RSA between two representations, with a percentile bootstrap interval.
-
-    Returned by :func:`rsa`.
-
-    Attributes
-    ----------
-    rho : float
-        Spearman correlation between the upper triangles of the two similarity matrices
-        (NaN when either is constant).
-    ci_low : float
-        Lower bound of the percentile bootstrap interval (NaN without replicates).
-    ci_high : float
-        Upper bound of that interval (NaN without replicates).
-    n_objects : int
-        Number of objects m.
-    confidence : float
-        Level of the interval.
-    bootstrap : ndarray of shape (n_bootstrap,)
-        The correlation of every bootstrap replicate.
-    """
-
-    rho: float
-    ci_low: float
-    ci_high: float
-    n_objects: int
-    confidence: float
-    bootstrap: np.ndarray = field(repr=False)
-
-
-def _tie_groups(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Start offsets and per-position group ids of runs of equal values; None without ties."""
-    new_group = np.empty(len(sorted_values), dtype=bool)
-    new_group[0] = True
-    np.not_equal(sorted_values[1:], sorted_values[:-1], out=new_group[1:])
-    if new_group.all():
-        return None
-    return np.flatnonzero(new_group), (np.cumsum(new_group) - 1).astype(np.int32)
-
-
-def _midranks(
-    sorted_weights: np.ndarray, groups: tuple[np.ndarray, np.ndarray] | None
-) -> np.ndarray:
-    """Mid-ranks of sorted values when position t occurs ``sorted_weights[t]`` times."""
-    weight = sorted_weights if groups is None else np.add.reduceat(sorted_weights, groups[0])
-    ranks = np.cumsum(weight)
-    ranks -= (weight - 1.0) / 2.0
-    return ranks if groups is None else ranks[groups[1]]
-
-
-class _PairRanker:
-    """Spearman correlation of two pair-value vectors under integer multiplicity weights.
-
-    Both vectors are sorted once; each call then costs a few O(pairs) passes, which makes an
-    exact object bootstrap affordable for thousands of objects (millions of pairs).
-    """
-
-    def __init__(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray):
-        rows, cols = rows.astype(np.int32), cols.astype(np.int32)
-        order_a = np.argsort(a, kind="stable")
-        self.rows_a, self.cols_a = rows[order_a], cols[order_a]
-        self.groups_a = _tie_groups(a[order_a])
-        b = b[order_a]
-        self.perm = np.argsort(b, kind="stable").astype(np.int32)  # b's order in a-sorted slots
-        self.rows_b, self.cols_b = self.rows_a[self.perm], self.cols_a[self.perm]
-        self.groups_b = _tie_groups(b[self.perm])
-
-    def __call__(self, counts: np.ndarray) -> float:
-        """Spearman rho over the multiset where pair (i, j) occurs counts[i]·counts[j] times."""
-        rank_a = _midranks(counts[self.rows_a] * counts[self.cols_a], self.groups_a)[self.perm]
-        w = counts[self.rows_b] * counts[self.cols_b]
-        rank_b = _midranks(w, self.groups_b)
-        mean = (w.sum() + 1.0) / 2.0  # the mean mid-rank of any weighted ranking
-        rank_a -= mean
-        rank_b -= mean
-        wa = w * rank_a
-        denom = np.sqrt((wa @ rank_a) * ((w * rank_b) @ rank_b))
-        return float((wa @ rank_b) / denom) if denom > 0 else float("nan")
-
-
-def rsa(
-    X: np.ndarray,
-    reference: np.ndarray,
-    similarity: Similarity = "cosine",
-    reference_similarity: Similarity = "dot",
-    n_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    progress: bool = False,
-) -> RSAResult:
-    """Spearman correlation between the upper triangles of two objects' similarity matrices.
-
-    ``X`` (m, p) and ``reference`` (m, q) describe the same m objects (e.g. model features and
-    the VICE human embedding, whose dot products model human similarity). The interval is a
-    percentile bootstrap over objects: each replicate draws m objects with replacement and
-    correlates all pairs of distinct draws (pairs of two copies of one object are left out),
-    computed exactly with multiplicity weights instead of materialising the resampled matrix.
-
-    Parameters
-    ----------
-    X : ndarray of shape (m, p)
-        The representation to test.
-    reference : ndarray of shape (m, q)
-        The reference of the same objects, in the same order.
-    similarity, reference_similarity : {"cosine", "dot"}
-        How the similarity matrices of ``X`` and of ``reference`` are formed.
-    n_bootstrap : int
-        Bootstrap replicates over objects (0: no interval).
-    confidence : float
-        Level of the percentile interval.
-    seed : int
-        Seeds the bootstrap.
-    progress : bool
-        Show a progress bar over replicates.
-    """
-    X = check_feature_matrix(X, "X")
-    reference = check_feature_matrix(reference, "reference")
-    if len(X) != len(reference):
-        raise GlocalError(
-            f"X has {len(X)} rows but reference has {len(reference)}; both must list the same "
-            "objects in the same order"
-        )
-    if len(X) < 3:
-        raise GlocalError(f"X: RSA needs at least 3 objects, got {len(X)}")
-    if n_bootstrap < 0:
-        raise GlocalError(f"n_bootstrap must be 0 or positive, got {n_bootstrap}")
-    if not 0.0 < confidence < 1.0:
-        raise GlocalError(f"confidence must lie in (0, 1), got {confidence}")
-    m = len(X)
-    rows, cols = np.triu_indices(m, 1)
-    ranker = _PairRanker(
-        similarity_matrix(X, similarity)[rows, cols],
-        similarity_matrix(reference, reference_similarity)[rows, cols],
-        rows,
-        cols,
-    )
-    rho = ranker(np.ones(m))
-    rng = np.random.default_rng(seed)
-    boots = np.empty(n_bootstrap)
-    for b in tqdm(range(n_bootstrap), desc="RSA bootstrap", disable=not progress):
-        boots[b] = ranker(np.bincount(rng.integers(0, m, size=m), minlength=m).astype(float))
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.nanquantile(boots, [tail, 1.0 - tail]) if n_bootstrap else (np.nan, np.nan)
-    return RSAResult(
-        rho=rho,
-        ci_low=float(low),
-        ci_high=float(high),
-        n_objects=m,
-        confidence=confidence,
-        bootstrap=boots,
-    )

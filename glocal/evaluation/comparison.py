@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from glocal.errors import GlocalError
-from glocal.evaluation.alignment import odd_one_out_accuracy, rsa
+from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.evaluation.anomaly import anomaly_detection
 from glocal.evaluation.categories import (
     Overlap,
@@ -24,6 +24,7 @@ from glocal.evaluation.categories import (
 )
 from glocal.evaluation.few_shot import DEFAULT_CS, Classifier, few_shot, summarize_few_shot
 from glocal.evaluation.neighbours import neighbour_overlap, neighbourhood_correlation
+from glocal.evaluation.rsa import rsa
 from glocal.evaluation.similarity import Similarity, apply_transform, default_similarity
 from glocal.io import check_feature_matrix
 
@@ -52,10 +53,10 @@ class EvalSettings:
 
     Parameters
     ----------
-    similarity : {"auto", "dot", "cosine"}, default="auto"
+    similarity : {"auto", "dot", "cosine", "pearson"}, default="auto"
         Similarity for odd-one-out accuracy and RSA; ``"auto"`` scores original features with
         cosines and transformed ones with dot products (the paper's convention).
-    reference_similarity : {"dot", "cosine"}, default="dot"
+    reference_similarity : {"dot", "cosine", "pearson"}, default="dot"
         Similarity of the human reference embedding in RSA (VICE: dot products).
     n_bootstrap : int, default=200
         Bootstrap replicates of the RSA interval (0: none).
@@ -63,7 +64,7 @@ class EvalSettings:
         Level of the RSA and few-shot intervals.
     ks : tuple of int, default=(1, 5, 10, 50)
         Neighbourhood sizes of the k-NN overlap.
-    local_similarity : {"cosine", "dot"}, default="cosine"
+    local_similarity : {"cosine", "dot", "pearson"}, default="cosine"
         Similarity that defines neighbourhoods for the overlap and the correlation.
     neighbourhood_k : int, default=10
         Neighbours whose similarities the neighbourhood correlation compares.
@@ -95,7 +96,7 @@ class EvalSettings:
         and test concepts).
     """
 
-    similarity: Literal["auto", "dot", "cosine"] = "auto"
+    similarity: Literal["auto", "dot", "cosine", "pearson"] = "auto"
     reference_similarity: Similarity = "dot"
     n_bootstrap: int = 200
     confidence: float = 0.95

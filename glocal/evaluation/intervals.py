@@ -108,11 +108,30 @@ def bootstrap_interval(
         [statistic(rng.integers(0, n_units, size=n_units)) for _ in range(n_bootstrap)],
         dtype=float,
     )
-    if n_bootstrap == 0 or np.isnan(replicates).all():
-        return math.nan, math.nan, replicates
+    low, high = percentile_interval(replicates, confidence)
+    return low, high, replicates
+
+
+def percentile_interval(
+    replicates: Sequence[float] | np.ndarray, confidence: float = 0.95
+) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``replicates``; NaN replicates are left out.
+
+    Also the interval of a *paired* bootstrap difference: pass the replicates of one statistic
+    minus those of another computed on the same resamples (the same seed and number of units).
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``; NaN bounds without a finite replicate.
+    """
+    _check_confidence(confidence)
+    values = np.asarray(replicates, dtype=float).ravel()
+    if not (~np.isnan(values)).any():
+        return math.nan, math.nan
     tail = (1.0 - confidence) / 2.0
-    low, high = np.nanquantile(replicates, [tail, 1.0 - tail])
-    return float(low), float(high), replicates
+    low, high = np.nanquantile(values, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def verdict(low: float, high: float, expected: str = "positive", margin: float = 0.0) -> str:

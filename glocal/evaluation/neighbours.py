@@ -30,7 +30,7 @@ def nearest_neighbours(
         The features.
     k : int
         Neighbours per row, in [1, n - 1]; a row is not its own neighbour.
-    similarity : {"cosine", "dot"}, default="cosine"
+    similarity : {"cosine", "dot", "pearson"}, default="cosine"
         Similarity that defines the neighbours.
     chunk_size : int, default=2048
         Rows compared at a time.
@@ -93,9 +93,9 @@ def neighbour_overlap(
         Two representations of the same n items, in the same order.
     ks : sequence of int
         Neighbourhood sizes.
-    similarity : {"cosine", "dot"}
+    similarity : {"cosine", "dot", "pearson"}
         Similarity that defines the neighbourhoods in ``X``.
-    similarity_y : {"cosine", "dot"} or None
+    similarity_y : {"cosine", "dot", "pearson"} or None
         The same for ``Y`` (default: ``similarity``).
     chunk_size : int
         Rows compared at a time (memory is O(chunk_size · n)).
@@ -140,7 +140,7 @@ def per_item_overlap(
         Two representations of the same n items, in the same order.
     k : int, default=10
         Neighbourhood size.
-    similarity, similarity_y : {"cosine", "dot"}
+    similarity, similarity_y : {"cosine", "dot", "pearson"}
         As in :func:`neighbour_overlap`.
     chunk_size : int, default=2048
         Rows compared at a time.
@@ -187,9 +187,9 @@ def neighbourhood_correlation(
         The transformed features of the same n items, in the same order.
     k : int, default=10
         Neighbourhood size, in [2, n - 1].
-    similarity : {"cosine", "dot"}, default="cosine"
+    similarity : {"cosine", "dot", "pearson"}, default="cosine"
         Similarity that defines the neighbourhoods and the similarities in ``X``.
-    similarity_y : {"cosine", "dot"} or None, default=None
+    similarity_y : {"cosine", "dot", "pearson"} or None, default=None
         The similarity in ``Y`` (default: ``similarity``).
     method : {"spearman", "pearson"}, default="spearman"
         The correlation.

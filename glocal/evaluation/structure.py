@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from glocal.errors import GlocalError
-from glocal.evaluation.similarity import Similarity, similarity_matrix
+from glocal.evaluation.similarity import Similarity, similarity_matrix, similarity_rows
 from glocal.io import check_feature_matrix
 
 
@@ -238,7 +238,7 @@ def describe_spaces(
                 S, array[order], n_bootstrap, seed=seed
             )
         rows.append(row)  # fmt: skip
-        coords, explained = pca_2d(X[order] if similarity == "dot" else _unit(X[order]))
+        coords, explained = pca_2d(similarity_rows(X[order], similarity))
         points.append(pd.DataFrame({
             "space": name, "position": order, "category": array[order],
             "item": np.asarray(names)[order] if names is not None else order,
@@ -253,11 +253,3 @@ def describe_spaces(
         summary=pd.DataFrame(rows),
         pca=pd.concat(points, ignore_index=True),
     )
-
-
-def _unit(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (PCA of a space compared by cosine)."""
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise GlocalError("X: cosine similarity is undefined for all-zero rows")
-    return X / norms

@@ -245,6 +245,30 @@ def things_images(images_root: str | os.PathLike | None = None) -> ImagePaths:
     )
 
 
+def similarity_images(family: str, root: str | os.PathLike | None = None) -> ImagePaths:
+    """Every image of a human similarity set family of :mod:`glocal.data.human`.
+
+    ``family``: ``multi-arrangement``, ``free-arrangement`` (both stimulus sets) or ``peterson``
+    (all six categories); ``root`` is its folder (None: the registry's). Item ids are the image
+    paths relative to ``root``, as :class:`glocal.data.human.SimilarityJudgements` names them,
+    so one store (dataset ``family``, split ``all``) serves every set of the family.
+    """
+    from glocal.data.human import FAMILIES, family_images
+
+    if family not in FAMILIES:
+        raise GlocalError(
+            f"unknown similarity-set family {family!r}; choose one of {', '.join(FAMILIES)}"
+        )
+    if root is None:
+        from glocal import data
+
+        root = data.fetch(FAMILIES[family])
+    root = Path(root)
+    paths = family_images(family, root)
+    ids = [p.relative_to(root).as_posix() for p in paths]
+    return ImagePaths(paths, ids=ids, name=family, split="all")
+
+
 class TextSource(Source):
     """A list of strings (e.g. THINGS concept names) to encode with a text model."""
 
@@ -461,6 +485,8 @@ def downstream_source(
 SOURCE_FORMS = (
     "things[:IMAGES_ROOT]",
     "dataset:NAME:SPLIT[:PER_CLASS] (glocal.data.downstream_dataset)",
+    "human:FAMILY[:ROOT] (the images of a human similarity set: multi-arrangement, "
+    "free-arrangement, peterson)",
     "text:things-words",
     "text:things-definitions",
     "text:FILE (one text per line)",
@@ -492,6 +518,11 @@ def resolve_source(
             raise GlocalError(f"source {text!r}: {listing} is not a file of texts")
         lines = [ln for ln in listing.read_text().splitlines() if ln.strip()]
         return TextSource(lines, name=_default_name(listing.with_suffix(""), "texts"))
+    if text.startswith("human:"):
+        _, family, folder = (text.split(":", 2) + [""])[:3]
+        images = similarity_images(family, folder or root)
+        return images if split is None else ImagePaths(
+            images.paths, ids=images.ids(), name=images.name, split=split)  # fmt: skip
     if text.startswith("dataset:"):
         _, name, ds_split, per_class = (text.split(":", 3) + ["", ""])[:4]
         if not name or not ds_split:
