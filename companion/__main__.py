@@ -2,4 +2,5 @@
 
 from companion.runner import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # Dask's local workers import this module again
+    raise SystemExit(main())

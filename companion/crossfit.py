@@ -42,8 +42,10 @@ def fold_inputs(
     n_folds: int = 5,
     seed: int = 0,
     device: str = "auto",
+    first: int | None = None,
 ) -> list[Inputs]:
-    """The profile's inputs once per fold: element f holds out fold f's concepts.
+    """The profile's inputs once per fold: element f holds out fold f's concepts (only the
+    ``first`` folds when given).
 
     Features and contrast sets are the same in every fold; the triplets (simulated or real)
     are split by the fold's objects (:func:`companion.inputs.load_inputs` with ``fold=f``).
@@ -61,7 +63,7 @@ def fold_inputs(
             seed=seed,
             device=device,
         )  # fmt: skip
-        for f in range(n_folds)
+        for f in range(n_folds if first is None else first)
     ]
 
 
@@ -75,15 +77,19 @@ def profile_folds(
     n_contrast_eval: int,
     seed: int = 0,
     device: str = "auto",
+    crossfit_folds: int = N_FOLDS,
 ) -> list[Inputs]:
-    """The folds a downstream page needs: all five when it scores THINGS category tasks
-    (cross-fitting), else fold 0 alone (image tasks have test sets of their own)."""
-    n_folds = N_FOLDS if any(task in THINGS_TASKS for task in tasks) else 1
-    if n_folds == 1:
+    """The folds a downstream page needs: the first ``crossfit_folds`` of the five when it
+    scores THINGS category tasks (cross-fitting; all five: every concept is a test concept
+    once), else fold 0 alone (image tasks have test sets of their own)."""
+    if not 1 <= crossfit_folds <= N_FOLDS:
+        raise GlocalError(f"crossfit_folds must lie in 1..{N_FOLDS}, got {crossfit_folds!r}")
+    if not any(task in THINGS_TASKS for task in tasks) or crossfit_folds == 1:
         return [load_inputs(source, n_train, n_val, n_test, n_contrast, n_contrast_eval,
                             seed=seed, device=device)]  # fmt: skip
-    return fold_inputs(source, n_train, n_val, n_test, n_contrast, n_contrast_eval, n_folds,
-                       seed, device)  # fmt: skip
+    folds = fold_inputs(source, n_train, n_val, n_test, n_contrast, n_contrast_eval, N_FOLDS,
+                        seed, device, first=crossfit_folds)  # fmt: skip
+    return folds
 
 
 def fit_folds(

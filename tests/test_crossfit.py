@@ -116,3 +116,21 @@ def test_fit_folds_reuses_fold_zeros_settings(folds, monkeypatch, tmp_path):
         assert isinstance(b, GlocalTransform)
         assert a.get_params() == b.get_params() and a.lmbda == 0.05
         assert not np.array_equal(a.weights_, b.weights_)  # other training concepts
+
+
+def test_profile_folds_cross_fits_the_first_folds_of_the_five(monkeypatch):
+    """crossfit_folds=2 gives folds 0 and 1 of the five-fold split (fold 0 stays page 1's), an
+    image task fold 0 alone, and an out-of-range count a clear error."""
+    calls = []
+
+    def fake_load(*args, n_folds=5, fold=0, **kwargs):
+        calls.append((n_folds, fold))
+        return (n_folds, fold)
+
+    monkeypatch.setattr(crossfit, "load_inputs", fake_load)
+    args = ("planted", 100, 10, 10, 20, 10)
+    assert crossfit.profile_folds(["things-fine"], *args, crossfit_folds=2) == [(5, 0), (5, 1)]
+    assert len(crossfit.profile_folds(["things-fine"], *args)) == 5
+    assert crossfit.profile_folds(["cifar100"], *args, crossfit_folds=5) == [(5, 0)]
+    with pytest.raises(GlocalError, match="crossfit_folds must lie in 1..5"):
+        crossfit.profile_folds(["things-fine"], *args, crossfit_folds=6)
