@@ -35,7 +35,6 @@ _EXPORTS = {
     "MARGINS": "companion.comparisons",
     "alignment_table": "companion.tables",
     "anomaly_table": "companion.tables",
-    "evaluate": "companion.sweeps",
     "evaluate_with_intervals": "companion.sweeps",
     "sweep_units": "companion.sweeps",
     "summarize_units": "companion.sweeps",

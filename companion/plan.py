@@ -231,6 +231,15 @@ def _similarity_families(params: dict[str, dict[str, Any]]) -> list[str]:
     return _ordered(found)
 
 
+def _similarity_sources(params: dict[str, dict[str, Any]]) -> set[str]:
+    """The image sources of the notebooks that read human similarity sets."""
+    found: set[str] = set()
+    for p in params.values():
+        if p.get("similarity_sets"):
+            found |= set(p.get("sources", [])) | ({p["source"]} if "source" in p else set())
+    return found
+
+
 def _store_datasets(tasks: list[str]) -> list[str]:
     names: list[str] = []
     for task in tasks:
@@ -389,6 +398,7 @@ def make_plan(
     sources = _image_sources(params)
     tasks = _tasks(params)
     families = _similarity_families(params)
+    judged = _similarity_sources(params)
     pretrained = [parse_source(s)[2] for s in sources]
     configs = [_config(s) for s in sources]
 
@@ -438,7 +448,8 @@ def make_plan(
     for source, config, weights in zip(sources, configs, pretrained, strict=True):
         keys = [THINGS_STORE, CONTRAST_STORE]
         keys += [(d, split) for d in datasets for split in ("train", "test")]
-        keys += [(family, SIMILARITY_SPLIT) for family in families]
+        if source in judged:  # only the sources a page scores on human similarity sets
+            keys += [(family, SIMILARITY_SPLIT) for family in families]
         for dataset, split in keys:
             spec = StoreSpec(source, config.name, config.module, weights, dataset, split)
             plan.stores.append(spec)

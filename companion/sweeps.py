@@ -130,23 +130,3 @@ def summarize_units(units: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                     f"{measure}_diff_high": row.ci_high, f"{measure}_verdict": row.verdict,
                 })  # fmt: skip
     return pd.DataFrame(list(rows.values()))
-
-
-def evaluate(
-    inputs: Any,
-    transforms: Mapping[str, Any],
-    k: int = 10,
-    shots: int = 5,
-    n_repeats: int = 5,
-    anomaly_k: int = 5,
-    task: str = "things-fine",
-    classifier: str = "logreg",
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The means of :func:`evaluate_with_intervals`: one row per representation, one column
-    per measure of :data:`MEASURES`."""
-    table = evaluate_with_intervals(
-        inputs, transforms, k, shots, n_repeats, anomaly_k, task=task, classifier=classifier,
-        seed=seed,
-    )  # fmt: skip
-    return table[["representation", *MEASURES]]

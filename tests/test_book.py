@@ -173,6 +173,7 @@ def _check_math(driver, page: Path) -> dict:
     return driver.execute_async_script(MATH_STATE)
 
 
+@pytest.mark.slow
 def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     browser, driver_path = _chromium()
     start = time.perf_counter()

@@ -63,6 +63,7 @@ def planted_things(n_per=40, n_cats=4, dim=12, seed=0):
     return X, frame
 
 
+@pytest.mark.slow
 def test_few_shot_on_planted_categories_uses_only_heldout_objects():
     X, categories = planted_things()
     heldout = np.arange(0, len(X), 2)

@@ -185,7 +185,8 @@ def test_measurements_cover_every_representation(cache, data_dir):  # reads THIN
     assert (models["accuracy"] <= models["ci_high"]).all()
     local = ct.local_structure_table(inputs, fitted, ks=(1, 5))
     assert len(local) == 2 * 2 * 2 and local["overlap"].between(0, 1).all()
-    summary = sweeps.evaluate(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
+    full = sweeps.evaluate_with_intervals(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
+    summary = full[["representation", *sweeps.MEASURES]]
     assert summary["representation"].tolist() == ["original", "naive", "glocal"]
     # k-NN overlap against a brute-force count: cosine neighbours, the item itself excluded
     heldout = inputs.features[inputs.triplets.heldout]
@@ -195,7 +196,6 @@ def test_measurements_cover_every_representation(cache, data_dir):  # reads THIN
     assert summary.loc[0, "overlap_things"] == 1.0 > summary.loc[1, "overlap_things"]
     assert summary[["few_shot", "auroc"]].notna().all().all()
     # the paired columns: per test triplet, transform minus original, by hand
-    full = sweeps.evaluate_with_intervals(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
     test = inputs.triplets.test
     zero = odd_one_out_accuracy(inputs.features, test, "cosine")
     for name, t in fitted.items():

@@ -2,7 +2,8 @@
 
 The quick profile's inputs: 300k training and 30k validation triplets simulated from the VICE
 embedding on the training concepts, 50k test triplets on held-out concepts, its contrast set
-(10k vocabulary words) and 2000 held-out words to measure. The fits take about 20 s.
+(10k vocabulary words) and 2000 held-out words to measure. The four fits take about 90 s on
+2 cores with the feature store present (more on an empty cache, which encodes the texts first).
 Nothing but ``alpha`` is set: alignment stays, local structure rises with alpha, and every fit
 ends by the stopping rule. (Full-size numbers: benchmarks/RESULTS.md, "Defaults on real
 features".)
@@ -16,6 +17,8 @@ from companion import fits as cf
 from companion import inputs as ci
 from glocal import GlocalTransform, odd_one_out_accuracy
 from glocal.evaluation.neighbours import neighbour_overlap
+
+pytestmark = pytest.mark.slow
 
 ALPHAS = (0.0, 0.1, 0.25, 0.5)
 

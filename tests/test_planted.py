@@ -43,6 +43,7 @@ def _knn_overlap(A: np.ndarray, B: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b, strict=False)]))
 
 
+@pytest.mark.slow
 def test_local_term_preserves_contrast_neighbourhoods(planted):
     split = random_split(planted.triplets, test_size=0.1, seed=1)
     contrast = planted.contrast

@@ -198,6 +198,7 @@ def test_a_setting_whose_fit_cannot_start_is_a_result_not_a_crash(problem):
     assert search.best_params_ == {"init_scale": None}
 
 
+@pytest.mark.slow
 def test_local_cluster_gives_the_same_results(problem, serial, tmp_path):
     search = _search(n_workers=2, cache=tmp_path)
     search.fit(problem.X, problem.triplets, contrast=problem.contrast)
@@ -258,6 +259,7 @@ def _kill_after_first_result(cache: Path, process: subprocess.Popen):
     return thread
 
 
+@pytest.mark.slow
 def test_remote_scheduler_with_a_worker_killed_mid_sweep(problem, serial, tmp_path, capfd):
     """A scheduler and two workers as separate processes; one worker dies mid-sweep. The
     sweep still completes (Dask reruns the lost task elsewhere) without printing Dask's
