@@ -21,7 +21,8 @@ setup: $(VENV)/.installed
 test: setup
 	$(PY) -m pytest -q --durations=25
 
-# The tests that take under ~20 s each (no fits on real features, no book build, no clusters).
+# The tests that take under ~10 s each (no fits on real features, no book build, no started
+# clusters or second processes); the slow tier is marked @pytest.mark.slow.
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 

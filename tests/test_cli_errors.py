@@ -221,6 +221,7 @@ def test_things_csv_with_txt_suffix_bom_and_quotes_is_read(work, capsys):
     assert code == 0 and "(1 triplets, cosine)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_installed_command_prints_one_line_and_exits_2(work):
     """The real console script: nothing swallowed by pytest (warnings, tracebacks)."""
     exe = Path(sys.executable).parent / "glocal"

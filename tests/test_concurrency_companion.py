@@ -82,6 +82,7 @@ def work_log(work: Path) -> list[str]:
     return sorted(log.read_text().splitlines()) if log.is_file() else []
 
 
+@pytest.mark.slow
 def test_two_notebooks_fitting_the_same_transform_fit_it_once(tmp_path: Path) -> None:
     script = """
     import numpy as np

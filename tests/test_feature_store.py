@@ -418,6 +418,7 @@ print(json.dumps({"path": str(store.path), "sha256": store.metadata["sha256"],
 """
 
 
+@pytest.mark.slow
 def test_two_processes_extract_the_same_store_once(tmp_path: Path) -> None:
     cache, loads, batches = tmp_path / "cache", tmp_path / "loads.log", tmp_path / "batches.log"
     args = [str(TESTS), str(loads), str(batches), "wait"]
@@ -433,6 +434,7 @@ def test_two_processes_extract_the_same_store_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in final.parent.iterdir()) == ["all.h5", "all.h5.lock"]
 
 
+@pytest.mark.slow
 def test_a_killed_extraction_resumes_in_the_next_process(tmp_path: Path) -> None:
     cache, loads, batches = tmp_path / "cache", tmp_path / "loads.log", tmp_path / "batches.log"
     argv = [sys.executable, "-c", PRELUDE + EXTRACT_SCRIPT, "-", "-", str(TESTS), str(loads),

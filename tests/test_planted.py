@@ -15,6 +15,7 @@ def planted():
     return planted_problem(n_objects=1854, n_features=64, n_dims=16, n_triplets=300_000, seed=0)
 
 
+@pytest.mark.slow
 def test_global_transform_recovers_the_planted_embedding(planted):
     fold = object_disjoint_folds(planted.triplets, 1854, n_folds=4, seed=0)[0]
     fit_part = random_split(fold.train, test_size=0.1, seed=0)

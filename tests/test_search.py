@@ -175,6 +175,7 @@ def _select_and_apply(search_class, estimator, grid, X, y):
     return search.transform(X), search.score(X, y)
 
 
+@pytest.mark.slow
 def test_a_script_written_for_grid_search_cv_runs_unchanged(problem, tmp_path, monkeypatch):
     from sklearn.decomposition import PCA
     from sklearn.model_selection import GridSearchCV
@@ -284,6 +285,7 @@ def test_remote_scheduler_with_a_worker_killed_mid_sweep(problem, serial, tmp_pa
         _stop([*workers, scheduler])
 
 
+@pytest.mark.slow
 def test_a_scheduler_lost_mid_search_is_one_line(problem, tmp_path, capfd):
     address, scheduler, workers = _cluster(tmp_path, n_workers=1)
     try:
@@ -302,6 +304,7 @@ def test_a_scheduler_lost_mid_search_is_one_line(problem, tmp_path, capfd):
         _stop([*workers, scheduler])
 
 
+@pytest.mark.slow
 def test_a_script_without_a_main_guard_runs_serially_and_says_why(problem, tmp_path):
     np.save(tmp_path / "X.npy", problem.X)
     np.save(tmp_path / "T.npy", problem.triplets)
