@@ -113,7 +113,7 @@ def test_breeds_tasks_follow_the_hierarchy(world: SmokeWorld, tmp_path: Path):
     with pytest.raises(GlocalError, match="missing"):
         BreedsHierarchy(tmp_path)
     with pytest.raises(GlocalError, match="unknown BREEDS task"):
-        breeds_task("living17", world.breeds)
+        breeds_task("living99", world.breeds)
     assert set(BREEDS_FILES.values()) == {p.name for p in world.breeds.iterdir()}
 
 

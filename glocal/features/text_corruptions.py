@@ -99,5 +99,8 @@ def corrupt_texts(texts: Sequence[str], kind: str, severity: float, seed: int = 
     """Every text corrupted by :func:`corrupt_text`, text i with its own generator seeded by
     (``seed``, kind, severity, i): the same call gives the same texts, and a text's corruption
     does not depend on the others."""
+    if kind not in TEXT_CORRUPTIONS:
+        raise GlocalError(f"unknown text corruption {kind!r}; choose one of {TEXT_CORRUPTIONS}")
+    n_edits(1, severity)  # checks the severity
     return [corrupt_text(t, kind, severity, _stream(kind, severity, i, seed))
             for i, t in enumerate(texts)]  # fmt: skip
