@@ -34,6 +34,7 @@ from companion.inputs import THINGS_TASKS, Inputs, model_config, model_id, parse
 from glocal import things
 from glocal.errors import DataUnavailableError, GlocalError
 from glocal.evaluation.categories import category_labels
+from glocal.evaluation.few_shot import Classifier
 from glocal.evaluation.intervals import verdict
 from glocal.evaluation.shift import shift_accuracy
 from glocal.features.corruptions import DATASET as CORRUPTION_DATASET
@@ -107,7 +108,7 @@ def text_shift(
     test_share: float = 0.5,
     corruptions: Sequence[str] = ("swap", "delete", "insert", "substitute"),
     severities: Sequence[float] = (0.05, 0.1, 0.2, 0.3),
-    classifier: str = "logreg",
+    classifier: Classifier = "logreg",
     Cs: Sequence[float] | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -183,7 +184,7 @@ def breeds_shift(
     inputs: Inputs,
     transforms: Mapping[str, Any],
     tasks: Sequence[str],
-    classifier: str = "logreg",
+    classifier: Classifier = "logreg",
     Cs: Sequence[float] | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -221,7 +222,7 @@ def corruption_shift(
     transforms: Mapping[str, Any],
     corruptions: Sequence[str],
     severities: Sequence[int],
-    classifier: str = "logreg",
+    classifier: Classifier = "logreg",
     Cs: Sequence[float] | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -306,7 +307,7 @@ def _bootstrap_differences(
     """Paired bootstrap over items (one train/test split): each representation minus the
     original, for the shifted accuracy and the drop, resampling the items of each test set
     (the same resamples for every representation)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     groups = items.groupby(["protocol", "task", "trained_on"], sort=False)
     for (protocol, task, trained_on), part in groups:
         ref_name = IN_DISTRIBUTION[str(protocol)]

@@ -93,7 +93,8 @@ def test_text_corruptions_edit_the_stated_share_and_repeat_per_seed(kind: str, s
         k = max(1, round(severity * len(text)))
         assert n_edits(len(text), severity) == k
         if kind == "substitute":  # exactly k characters differ
-            assert len(new) == len(text) and sum(a != b for a, b in zip(text, new)) == k
+            assert len(new) == len(text)
+            assert sum(a != b for a, b in zip(text, new, strict=True)) == k
         else:
             assert _osa(text, new) == k, (text, new)
             if kind != "swap":

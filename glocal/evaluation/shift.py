@@ -155,12 +155,14 @@ def shift_accuracy(
             "prediction": pred, "correct": pred == labels,
         }))  # fmt: skip
     per_item = pd.concat(frames, ignore_index=True)
-    accuracy = per_item.groupby("test_set", sort=False)["correct"].agg(["mean", "size"])
-    reference, n_reference = accuracy.loc[in_distribution]
+    grouped = per_item.groupby("test_set", sort=False)["correct"]
+    mean, size = grouped.mean().to_dict(), grouped.size().to_dict()
+    reference = float(mean[in_distribution])
     rows = [
-        {"shift": name, "accuracy": float(reference), "shifted_accuracy": float(acc),
-         "drop": float(reference - acc), "n": int(n_reference), "n_shifted": int(n)}
-        for name, (acc, n) in accuracy.iterrows() if name != in_distribution
+        {"shift": name, "accuracy": reference, "shifted_accuracy": float(mean[name]),
+         "drop": reference - float(mean[name]), "n": int(size[in_distribution]),
+         "n_shifted": int(size[name])}
+        for name in names if name != in_distribution
     ]  # fmt: skip
     return ShiftResult(per_item, pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)),
                        in_distribution, C)  # fmt: skip

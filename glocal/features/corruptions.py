@@ -115,7 +115,7 @@ def load_corrupt() -> Any:
     gaussian = getattr(module, "gaussian", None)
     if gaussian is not None and not getattr(gaussian, "_glocal_adapted", False):
         adapted = _gaussian_with_channel_axis(gaussian)
-        adapted._glocal_adapted = True  # type: ignore[attr-defined]
+        adapted._glocal_adapted = True
         module.gaussian = adapted  # type: ignore[attr-defined]
     return package.corrupt
 
