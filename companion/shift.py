@@ -44,9 +44,14 @@ from glocal.features.text_corruptions import corrupt_texts
 #: The columns of the per-item table every protocol returns.
 ITEM_COLUMNS = ("protocol", "task", "trained_on", "test_set", "severity", "fold", "repeat",
                 "item", "representation", "correct")  # fmt: skip
-#: The in-distribution test set of each protocol (its name in ``test_set``).
-IN_DISTRIBUTION = {"names": "names", "definitions": "definitions", "breeds": "source",
-                   "corruptions": "clean"}  # fmt: skip
+#: The in-distribution test set of the image protocols (its name in ``test_set``); the text
+#: analogue's is the form the classifier was trained on (``trained_on``: names or definitions).
+IN_DISTRIBUTION = {"breeds": "source", "corruptions": "clean"}
+
+
+def in_distribution(protocol: str, trained_on: str) -> str:
+    """The name of the in-distribution test set of a protocol and training form or set."""
+    return trained_on if protocol == "text" else IN_DISTRIBUTION[protocol]
 
 
 def _representations(transforms: Mapping[str, Any], X: np.ndarray) -> dict[str, np.ndarray]:
@@ -268,9 +273,8 @@ def corruption_shift(
 
 def _reference(test_set: pd.Series, trained_on: pd.Series, protocol: pd.Series) -> pd.Series:
     """Whether each row's test set is its protocol's in-distribution one."""
-    ref = protocol.map(IN_DISTRIBUTION)
-    text = protocol == "text"
-    return (test_set == trained_on).where(text, test_set == ref)
+    ref = [in_distribution(p, t) for p, t in zip(protocol, trained_on, strict=True)]
+    return pd.Series(test_set.to_numpy() == np.asarray(ref, dtype=object), index=test_set.index)
 
 
 def unit_accuracy(items: pd.DataFrame) -> pd.DataFrame:
@@ -310,7 +314,7 @@ def _bootstrap_differences(
     rows: list[dict[str, Any]] = []
     groups = items.groupby(["protocol", "task", "trained_on"], sort=False)
     for (protocol, task, trained_on), part in groups:
-        ref_name = IN_DISTRIBUTION[str(protocol)]
+        ref_name = in_distribution(str(protocol), str(trained_on))
         wide = {ts: sub.pivot(index="item", columns="representation", values="correct")
                 for ts, sub in part.groupby("test_set", sort=False)}  # fmt: skip
         rng = np.random.default_rng([seed, len(rows)])

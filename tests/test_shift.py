@@ -273,6 +273,9 @@ def test_shift_differences_pair_units_and_read_the_drop():
     assert diff.loc["drop", "mean"] == -0.5 and diff.loc["drop", "expected"] == "negative"
     assert diff.loc["shifted accuracy", "mean"] == 0.5 and diff.loc["drop", "n"] == 3
     assert diff.loc["drop", "verdict"] == "holds"  # identical units: a zero-width interval
+    # one unit of the text analogue: its reference is the form it was trained on
+    one = shift_differences(_items("text", 1, correct), margin=0.01, n_bootstrap=100)
+    assert one.set_index("measure").loc["drop", "mean"] == pytest.approx(-0.5)
     # one split (an image task): a paired bootstrap over the items
     image = _items("breeds", 1, {(k[0].replace("names", "source").replace("typo", "target"),
                                   k[1]): v * 25 for k, v in correct.items()})  # fmt: skip

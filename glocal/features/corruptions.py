@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,10 @@ def load_corrupt() -> Any:
         shim.resource_filename = resource_filename  # type: ignore[attr-defined]
         sys.modules.setdefault("pkg_resources", shim)
     try:
-        module = importlib.import_module("imagecorruptions.corruptions")
-        package = importlib.import_module("imagecorruptions")
+        with warnings.catch_warnings():  # its own imports of deprecated scipy/skimage names
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = importlib.import_module("imagecorruptions.corruptions")
+            package = importlib.import_module("imagecorruptions")
     except ImportError as err:
         raise GlocalError(EXTRA_HELP) from err
     if not hasattr(np, "float_") and getattr(module, "np", np) is np:
