@@ -214,6 +214,19 @@ def test_corrupted_images_are_deterministic_and_differ_from_the_clean_ones():
     # impulse noise goes through scikit-image's own generator: seeded as well
     impulse = CorruptedImages(_Images(), "impulse_noise", 2, size=32)
     assert (np.asarray(impulse[0][0]) == np.asarray(impulse[0][0])).all()
+    # it travels to other processes (sharded extraction) and gives the same pixels there
+    import os
+    import pickle
+    import subprocess
+
+    blob = pickle.dumps(noisy)
+    code = ("import pickle, sys, numpy as np; d = pickle.loads(sys.stdin.buffer.read()); "
+            "sys.stdout.buffer.write(np.asarray(d[1][0]).tobytes())")  # fmt: skip
+    here = Path(__file__).resolve().parent  # _Images is this module's: importable from here
+    path = os.pathsep.join([str(here.parent), str(here)])
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
+                         check=True, env={**os.environ, "PYTHONPATH": path})  # fmt: skip
+    assert out.stdout == first.tobytes()
     source = corruption_source(_Images(), "contrast", 5, size=32)
     assert source.name == "imagenet-c" and source.split == "contrast-5"
     assert source.ids() == _Images.ids and source.classes == ["a", "b"]

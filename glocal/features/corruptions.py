@@ -174,7 +174,8 @@ class CorruptedImages:
     validation subset of :func:`glocal.data.downstream_dataset`; its ``ids``, ``classes`` and
     ``targets`` are kept, so that the stores of every corruption pair item by item. Item i is
     corrupted with ``np.random`` seeded from (``seed``, corruption, severity, i); the global
-    numpy state is restored afterwards.
+    numpy state is restored afterwards. It pickles without the package (so it can travel to
+    the processes of a sharded extraction); each process loads it on first use.
 
     Parameters
     ----------
@@ -211,7 +212,10 @@ class CorruptedImages:
             f"CorruptedImages({base}, {corruption!r}, severity={severity}, seed={seed}, "
             f"size={size})"
         )
-        self._corrupt = None if severity == 0 else load_corrupt()
+        if severity:
+            load_corrupt()  # a missing package fails here, with the extra to install
+        # No reference to the package's function is kept: the dataset is pickled to the workers
+        # of a sharded extraction, and each process loads (and adapts) the package itself.
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -230,13 +234,14 @@ class CorruptedImages:
 
         image, label = self.dataset[index]
         image = _resize_crop(image.convert("RGB"), self.size)
-        if self._corrupt is None:
+        if self.severity == 0:
             return image, label
+        corrupt = load_corrupt()
         # imagecorruptions draws from numpy's global generator: seed it, then restore it
         state = np.random.get_state()  # noqa: NPY002
         try:
             np.random.seed(self.item_seed(index))  # noqa: NPY002
-            pixels = self._corrupt(
+            pixels = corrupt(
                 np.asarray(image), severity=self.severity, corruption_name=self.corruption
             )
         finally:
