@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# On these machines torch and torchvision come from local disk at these exact versions.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e ".[dev,book,features]"
+	$(PY) -m pip install --quiet -e ".[dev,book,features,shift]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -4,10 +4,10 @@ It uses only the public API of the ``glocal`` library and is not part of it: the
 start-up (``session``), profile inputs (``inputs``), cached fits (``fits``), cross-fitting over
 the object-disjoint folds (``crossfit``), paired comparisons (``comparisons``), measurement
 tables (``tables``), sweeps with intervals (``sweeps``), page 10's human judgement sets
-(``judgements``), the controlled simulation (``scenarios``), figures and their theme
-(``plotting``), the notebooks as data (``notebooks``), the runner (``runner``: ``python -m
-companion`` or ``glocal reproduce``), the book build (``book_build``) and the Jupyter
-kernelspec (``kernel``).
+(``judgements``), page 11's distribution shift (``shift``), the controlled simulation
+(``scenarios``), figures and their theme (``plotting``), the notebooks as data
+(``notebooks``), the runner (``runner``: ``python -m companion`` or ``glocal reproduce``), the
+book build (``book_build``) and the Jupyter kernelspec (``kernel``).
 """
 
 from __future__ import annotations

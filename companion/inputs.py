@@ -52,6 +52,8 @@ IMAGE_TASKS: dict[str, dict[str, str]] = {
     "imagenet30": {"dataset": "imagenet30"},
     "breeds-entity13": {"dataset": "breeds-entity13", "groups": "subclass"},
     "breeds-entity30": {"dataset": "breeds-entity30", "groups": "subclass"},
+    "breeds-living17": {"dataset": "breeds-living17", "groups": "subclass"},
+    "breeds-nonliving26": {"dataset": "breeds-nonliving26", "groups": "subclass"},
 }
 IMAGE_DATASETS = tuple(IMAGE_TASKS)
 #: The feature store of the contrast set: a class-balanced subset of ImageNet's training
@@ -469,6 +471,12 @@ PREPARE = "glocal reproduce --profile {profile}"
 def _missing_store(config: Any, pretrained: bool, dataset: str, split: str, path: Path) -> str:
     """What to say about a missing feature store: the command that writes it."""
     weights = "" if pretrained else " --random-weights"
+    if dataset == "imagenet-c":  # corrupted images: only the runner makes them
+        return (
+            f"{dataset} ({split}) features of {config.key} ({path}): run "
+            f"`{PREPARE.format(profile='paper' if pretrained else 'smoke')}`, which corrupts the "
+            "ImageNet validation subset (optional extra glocal[shift]) and extracts it"
+        )
     if (dataset, split) == THINGS_STORE:
         spec = "things"
     elif (dataset, split) == CONTRAST_STORE:

@@ -83,6 +83,10 @@ class Settings:
     #: CPU threads per process (torch, OpenMP) while the profile runs; None leaves the default.
     #: Small fits on a busy 2-core machine run several times faster on one thread.
     threads: int | None = None
+    #: ImageNet validation images per class of the ImageNet-C subset (None: all), and the
+    #: side in pixels it is resized and centre-cropped to before corrupting (None: as it is).
+    corruption_per_class: int | None = 10
+    corruption_size: int | None = 224
 
 
 def load_settings(notebooks_dir: Path, profile: str) -> Settings | None:
@@ -240,6 +244,39 @@ def _similarity_sources(params: dict[str, dict[str, Any]]) -> set[str]:
     return found
 
 
+def _shift_sources(params: dict[str, dict[str, Any]]) -> set[str]:
+    """The image sources of the notebooks that measure distribution shift (page 11)."""
+    found: set[str] = set()
+    for p in params.values():
+        if p.get("breeds_tasks") or p.get("corruptions"):
+            found |= set(p.get("sources", [])) | ({p["source"]} if "source" in p else set())
+    return found
+
+
+def _shift_stores(params: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """The stores of the distribution-shift protocols: every split of each BREEDS task of
+    ``breeds_tasks`` (source-val: the in-distribution reference) and the ImageNet-C subset,
+    clean and under each corruption at each severity."""
+    from glocal.features.corruptions import DATASET, corruption_split
+
+    keys: list[tuple[str, str]] = []
+    for p in params.values():
+        for task in p.get("breeds_tasks", []):
+            keys += [(task, split) for split in ("train", "test", "source-val")]
+        if p.get("corruptions"):
+            keys.append((DATASET, "clean"))
+            keys += [(DATASET, corruption_split(c, int(s)))
+                     for c in p["corruptions"] for s in p.get("severities", [])]  # fmt: skip
+    return _ordered_pairs(keys)
+
+
+def _ordered_pairs(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: dict[tuple[str, str], None] = {}
+    for key in keys:
+        seen.setdefault(key, None)
+    return list(seen)
+
+
 def _store_datasets(tasks: list[str]) -> list[str]:
     names: list[str] = []
     for task in tasks:
@@ -311,8 +348,16 @@ def _store_need(spec: StoreSpec, settings: Settings) -> Need:
 
 
 def _store_command(spec: StoreSpec, settings: Settings, overwrite: bool = False) -> str:
+    from glocal.features.corruptions import DATASET as CORRUPTED
+
     if settings.world == "smoke":
         return "glocal reproduce --profile smoke (extracts it from the smoke world)"
+    if spec.dataset == CORRUPTED:
+        return (
+            f"glocal reproduce --profile paper (corrupts {settings.corruption_per_class} "
+            "ImageNet validation images per class with imagecorruptions, the optional extra "
+            "glocal[shift], and extracts them)"
+        )
     if (spec.dataset, spec.split) == THINGS_STORE:
         source = "things"
     elif (spec.dataset, spec.split) == CONTRAST_STORE:
@@ -399,6 +444,8 @@ def make_plan(
     tasks = _tasks(params)
     families = _similarity_families(params)
     judged = _similarity_sources(params)
+    shifted = _shift_sources(params)
+    shift_keys = _shift_stores(params)
     pretrained = [parse_source(s)[2] for s in sources]
     configs = [_config(s) for s in sources]
 
@@ -418,7 +465,7 @@ def make_plan(
     extra = []
     if sources and real:
         extra.append("things/images")
-    if real and any(t.startswith("breeds-") for t in tasks):
+    if real and any(t.startswith("breeds-") for t in [*tasks, *(k[0] for k in shift_keys)]):
         extra += list(BREEDS_NAMES)
     if real and "sun397" in tasks:
         extra.append("sun397/partitions")
@@ -444,12 +491,15 @@ def make_plan(
 
     # image datasets and feature stores
     datasets = _store_datasets(tasks)
-    plan.needs += _dataset_needs(settings, ["imagenet", *datasets])
+    plan.needs += _dataset_needs(settings, ["imagenet", *datasets,
+                                            *(k[0] for k in shift_keys)])  # fmt: skip
     for source, config, weights in zip(sources, configs, pretrained, strict=True):
         keys = [THINGS_STORE, CONTRAST_STORE]
         keys += [(d, split) for d in datasets for split in ("train", "test")]
         if source in judged:  # only the sources a page scores on human similarity sets
             keys += [(family, SIMILARITY_SPLIT) for family in families]
+        if source in shifted:  # only the sources page 11 measures under distribution shift
+            keys = _ordered_pairs([*keys, *shift_keys])
         for dataset, split in keys:
             spec = StoreSpec(source, config.name, config.module, weights, dataset, split)
             plan.stores.append(spec)
@@ -532,6 +582,10 @@ def _source_for(spec: StoreSpec, settings: Settings, world: Any) -> Any:
         )
     options: dict[str, Any] = {}
     dataset, split = spec.dataset, spec.split
+    from glocal.features.corruptions import DATASET as CORRUPTED
+
+    if dataset == CORRUPTED:
+        return _corrupted_source(spec, settings, world)
     if (dataset, split) == CONTRAST_STORE:
         dataset, split = "imagenet", "train"
         options["per_class"] = settings.imagenet_per_class
@@ -549,6 +603,23 @@ def _source_for(spec: StoreSpec, settings: Settings, world: Any) -> Any:
         options["root"] = _imagenet_root()
     return downstream_source(dataset, split, store_split=spec.split,
                              download=settings.download and world is None, **options)  # fmt: skip
+
+
+def _corrupted_source(spec: StoreSpec, settings: Settings, world: Any) -> Any:
+    """The ImageNet-C store's source: a class-balanced ImageNet validation subset, clean or
+    with one corruption at one severity (:mod:`glocal.features.corruptions`)."""
+    from glocal.data.datasets import downstream_dataset
+    from glocal.features.corruptions import corruption_source, parse_split
+
+    corruption, severity = parse_split(spec.split)
+    options: dict[str, Any] = (
+        {"root": world.imagenet, "hierarchy": world.breeds}
+        if world is not None
+        else {"root": _imagenet_root()}
+    )
+    base = downstream_dataset("imagenet", "val", per_class=settings.corruption_per_class,
+                              seed=0, download=False, **options)  # fmt: skip
+    return corruption_source(base, corruption, severity, seed=0, size=settings.corruption_size)
 
 
 def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareReport:

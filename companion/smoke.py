@@ -10,7 +10,9 @@ expect, so that the real loaders read them:
   (``meta.bin``, ``train/WNID/*.JPEG``, ``val/WNID/*.JPEG``), with 48 classes of which 30 carry
   the ImageNet-30 names;
 - ``breeds/``: BREEDS hierarchy files over those classes (two level-3 superclasses with 24
-  classes each, six level-4 superclasses with 8), in the BREEDS authors' file format;
+  classes each, six level-4 superclasses with 8, twelve level-5 superclasses with 4; the two
+  level-1 nodes carry the WordNet ids of "living thing" and "artifact", the ancestors of
+  Living-17 and Nonliving-26), in the BREEDS authors' file format;
 - ``cifar10/``, ``cifar100/`` (pickled batches; 40 fine classes in 8 superclasses), ``dtd/``
   (images and partition lists), ``flowers102/`` (``.mat`` label and split files), ``sun397/``
   (images, ``ClassName.txt`` and a ``Partitions.zip``), each with ``checksums.json``: the md5
@@ -68,8 +70,11 @@ DOWNSTREAM = ("cifar10", "cifar100", "dtd", "flowers102", "sun397")
 SIMILARITY_IMAGES = {"multi-arrangement": 12, "free-arrangement": 10, "peterson": 8}
 N_PARTICIPANTS = 4
 #: The generated BREEDS hierarchy: root -> 2 level-1 nodes -> 1 level-2 node each -> 1 level-3
-#: superclass each -> 3 level-4 superclasses each -> 8 ImageNet classes each (48 classes).
-N_LEVEL4, N_LEAVES = 3, 8
+#: superclass each -> 3 level-4 superclasses each -> 2 level-5 superclasses each -> 4 ImageNet
+#: classes each (48 classes).
+N_LEVEL4, N_LEVEL5, N_LEAVES = 3, 2, 8
+#: The level-1 nodes: the WordNet ids of "living thing" and "artifact" (BREEDS_TASKS' ancestors).
+LEVEL1 = ("n00004258", "n00021939")
 
 
 MODELS_FILE = Path(__file__).with_name("smoke_models.json")
@@ -247,21 +252,27 @@ def _imagenet(folder: Path, breeds: Path, rng: np.random.Generator) -> int:
     torch.save(({w: n for w, n in zip(wnids, names, strict=True)},
                 [val_wnids[v] for v in order]), folder / "meta.bin")  # fmt: skip
 
-    # BREEDS: root -> living / non-living -> one node each -> one level-3 superclass each ->
-    # three level-4 superclasses each -> eight ImageNet classes each
+    # BREEDS: root -> living thing / artifact -> one node each -> one level-3 superclass each
+    # -> three level-4 superclasses each -> two level-5 superclasses each -> four ImageNet
+    # classes each
     breeds.mkdir(parents=True, exist_ok=True)
     edges, node_names, leaf = [], {BREEDS_ROOT: "entity"}, 0
     for a in range(2):
-        n1, n2, n3 = (f"n0{level}00000{a}" for level in (1, 2, 3))
+        n1 = LEVEL1[a]
+        n2, n3 = (f"n0{level}00000{a}" for level in (2, 3))
         node_names.update({n1: f"smoke group {a}", n2: f"smoke kind {a}", n3: f"smoke entity {a}"})
         edges += [(BREEDS_ROOT, n1), (n1, n2), (n2, n3)]
         for b in range(N_LEVEL4):
             n4 = f"n040000{a}{b}"
             node_names[n4] = f"smoke family {a}.{b}"
             edges.append((n3, n4))
-            for _ in range(N_LEAVES):
-                edges.append((n4, wnids[leaf]))
-                leaf += 1
+            for c in range(N_LEVEL5):
+                n5 = f"n05000{a}{b}{c}"
+                node_names[n5] = f"smoke genus {a}.{b}.{c}"
+                edges.append((n4, n5))
+                for _ in range(N_LEAVES // N_LEVEL5):
+                    edges.append((n5, wnids[leaf]))
+                    leaf += 1
     (breeds / "class_hierarchy.txt").write_text("".join(f"{p} {c}\n" for p, c in edges))
     (breeds / "node_names.txt").write_text("".join(f"{w}\t{n}\n" for w, n in node_names.items()))
     info = [[i, w, ", ".join(n)] for i, (w, n) in enumerate(zip(wnids, names, strict=True))]

@@ -44,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "logistic_regression_cv": "glocal.evaluation.few_shot",
     "nearest_centroid": "glocal.evaluation.few_shot",
     "summarize_few_shot": "glocal.evaluation.few_shot",
+    "ShiftResult": "glocal.evaluation.shift",
+    "shift_accuracy": "glocal.evaluation.shift",
     "AnomalyDetectionResult": "glocal.evaluation.anomaly",
     "anomaly_detection": "glocal.evaluation.anomaly",
     "knn_anomaly_scores": "glocal.evaluation.anomaly",

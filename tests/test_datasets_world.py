@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from companion.smoke import COUNTS, N_CLASSES, SmokeWorld, smoke_world
+from companion.smoke import COUNTS, LEVEL1, N_CLASSES, SmokeWorld, smoke_world
 from glocal.data.datasets import (
     BREEDS_FILES,
     IMAGENET30_CLASSES,
@@ -86,12 +86,17 @@ def test_imagenet_subsets_imagenet30_and_breeds(world: SmokeWorld):
         balanced.ids)  # fmt: skip
     i30 = downstream_dataset("imagenet30", "test", **options)
     assert i30.classes == list(IMAGENET30_CLASSES) and sorted(set(i30.targets)) == list(range(30))
-    for name, n_super in (("breeds-entity13", 2), ("breeds-entity30", 6)):
+    for name, n_super in (("breeds-entity13", 2), ("breeds-entity30", 6),
+                          ("breeds-living17", 6), ("breeds-nonliving26", 6)):  # fmt: skip
         train = downstream_dataset(name, "train", **options)
         test = downstream_dataset(name, "test", **options)
+        source_val = downstream_dataset(name, "source-val", **options)
         assert sorted(set(train.targets)) == sorted(set(test.targets)) == list(range(n_super))
         # the test images come from other ImageNet classes (subclasses) than the training ones
         assert not {i.split("/")[1] for i in train.ids} & {i.split("/")[1] for i in test.ids}
+        # source-val: validation images of the training subclasses (the in-distribution set)
+        assert {i.split("/")[1] for i in source_val.ids} == {i.split("/")[1] for i in train.ids}
+        assert all(i.startswith("val/") for i in source_val.ids) and source_val.targets
     source = downstream_source("imagenet", "train", store_split="train-balanced", per_class=2,
                                **options)  # fmt: skip
     assert source.split == "train-balanced" and len(source) == 96
@@ -112,8 +117,16 @@ def test_breeds_tasks_follow_the_hierarchy(world: SmokeWorld, tmp_path: Path):
         BreedsHierarchy(world.breeds).task("big", level=3, n_subclasses=30)
     with pytest.raises(GlocalError, match="missing"):
         BreedsHierarchy(tmp_path)
+    # Living-17 / Nonliving-26: the level-5 superclasses below "living thing" / "artifact"
+    living = breeds_task("living17", world.breeds)
+    hierarchy = BreedsHierarchy(world.breeds)
+    assert len(living.superclasses) == 6 and set(living.superclasses) <= hierarchy.below(LEVEL1[0])
+    assert all(len(s) == len(t) == 2 for s, t in zip(living.source, living.target, strict=True))
+    nonliving = breeds_task("nonliving26", world.breeds)
+    assert set(nonliving.superclasses) <= hierarchy.below(LEVEL1[1])
+    assert not set(nonliving.superclasses) & set(living.superclasses)
     with pytest.raises(GlocalError, match="unknown BREEDS task"):
-        breeds_task("living17", world.breeds)
+        breeds_task("living99", world.breeds)
     assert set(BREEDS_FILES.values()) == {p.name for p in world.breeds.iterdir()}
 
 

@@ -55,9 +55,16 @@ def test_paper_plan_on_an_empty_machine_lists_every_input_missing_with_its_comma
         store = by_name[f"clip_ViT-L/14 visual · {family}/all"]
         assert f"--source human:{family} --dataset {family} --split all" in store.provides
     stores = [n for n in plan.needs if n.kind == "features"]
-    # 4 models x (THINGS, ImageNet contrast set, 2 splits of 9 task datasets, 3 human image sets)
-    assert len(stores) == len(plan.stores) == 4 * (2 + 2 * 9 + 3)
-    assert all(n.provides.startswith("glocal extract --model ") for n in stores)
+    # 4 models x (THINGS, ImageNet contrast set, 2 splits of 9 task datasets, 3 human image sets),
+    # and for page 11's model: source-val of Entity-13/30, the 3 splits of Living-17 and
+    # Nonliving-26, and ImageNet-C (clean, 15 corruptions x 5 severities)
+    assert len(stores) == len(plan.stores) == 4 * (2 + 2 * 9 + 3) + 2 + 2 * 3 + 1 + 15 * 5
+    corrupted = [n for n in stores if "· imagenet-c/" in n.name]
+    assert len(corrupted) == 76 and all("glocal[shift]" in n.provides for n in corrupted)
+    assert all(n.provides.startswith("glocal extract --model ") for n in stores
+               if n not in corrupted)  # fmt: skip
+    living = by_name["clip_ViT-L/14 visual · breeds-living17/source-val"]
+    assert "--source dataset:breeds-living17:source-val" in living.provides
     contrast = by_name["clip_ViT-L/14 visual · imagenet/train-balanced"]
     assert "--source dataset:imagenet:train:64 --dataset imagenet --split train-balanced" in (
         contrast.provides)  # fmt: skip

@@ -82,8 +82,9 @@ def test_smoke_profile_runs_every_notebook_and_resumes_after_a_kill(
         assert (st.st_ino, st.st_mtime_ns) == stamp, f"{path} was extracted again"
     stores = _finished_stores(cache)
     # 3 models x (THINGS, ImageNet, 2 splits x 9 task datasets) + page 10: 3 human image sets
-    # of one model
-    assert len(stores) == 63
+    # of one model + page 11, for one model: source-val of Entity-13/30, 3 splits of Living-17
+    # and Nonliving-26, ImageNet-C clean and 3 corruptions x 3 severities
+    assert len(stores) == 63 + 2 + 6 + 1 + 9
     assert not list((cache / "features").rglob("*.shards"))
 
     # 3. every notebook ran cleanly, says that its numbers mean nothing, and has a page
@@ -104,8 +105,8 @@ def test_smoke_profile_runs_every_notebook_and_resumes_after_a_kill(
 
     # 4. a third run finds everything current, and the plan finds every store and fit
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "10 up to date" in again.stderr, again.stderr[-2000:]
+    assert again.returncode == 0 and "11 up to date" in again.stderr, again.stderr[-2000:]
     plan = subprocess.run([*command, "--plan"], env=env, capture_output=True, text=True)
     assert "feature stores (model x dataset x split" in plan.stdout
-    assert "63 of 63 present" in plan.stdout and "3 of 3 present" in plan.stdout
+    assert "81 of 81 present" in plan.stdout and "3 of 3 present" in plan.stdout
     assert time.perf_counter() - start < BUDGET_S

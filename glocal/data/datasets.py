@@ -3,8 +3,9 @@
 Besides the torchvision datasets themselves (CIFAR-10/100, DTD, Flowers102, SUN397, ImageNet)
 this module builds the paper's derived tasks from them: CIFAR-100's 20 superclasses, SUN397's
 official partitions, a class-balanced ImageNet training subset, ImageNet-30 (the 30 ImageNet
-classes of Hendrycks et al.'s anomaly-detection benchmark) and the BREEDS tasks Entity-13 and
-Entity-30 (ImageNet superclasses from the BREEDS hierarchy, Santurkar et al. 2021).
+classes of Hendrycks et al.'s anomaly-detection benchmark) and the BREEDS tasks Entity-13,
+Entity-30, Living-17 and Nonliving-26 (ImageNet superclasses from the BREEDS hierarchy,
+Santurkar et al. 2021).
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "sun397": ("train", "test"),
     "imagenet": ("train", "val"),
     "imagenet30": ("train", "test"),
-    "breeds-entity13": ("train", "test"),
-    "breeds-entity30": ("train", "test"),
+    "breeds-entity13": ("train", "test", "source-val"),
+    "breeds-entity30": ("train", "test", "source-val"),
+    "breeds-living17": ("train", "test", "source-val"),
+    "breeds-nonliving26": ("train", "test", "source-val"),
 }
 #: Datasets built from the user's ImageNet folder (never downloaded).
-FROM_IMAGENET = ("imagenet", "imagenet30", "breeds-entity13", "breeds-entity30")
+FROM_IMAGENET = ("imagenet", "imagenet30", "breeds-entity13", "breeds-entity30",
+                 "breeds-living17", "breeds-nonliving26")  # fmt: skip
 
 SOURCES = {
     "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
@@ -67,11 +71,16 @@ IMAGENET30_CLASSES = (
 )  # fmt: skip
 
 #: BREEDS tasks (Santurkar et al., 2021): superclasses at ``level`` of the BREEDS hierarchy
-#: with at least ``n_subclasses`` ImageNet classes, each split at random (seed 2) into two
-#: disjoint halves: source subclasses (training images) and target subclasses (test images).
-BREEDS_TASKS: dict[str, dict[str, int]] = {
-    "entity13": {"level": 3, "n_subclasses": 20},
-    "entity30": {"level": 4, "n_subclasses": 8},
+#: with at least ``n_subclasses`` ImageNet classes, below ``ancestor`` when one is named, each
+#: split at random (seed 2) into two disjoint halves: source subclasses (training images) and
+#: target subclasses (test images). The values are those of the BREEDS authors' ``make_*``
+#: functions (MadryLab/robustness, ``robustness/tools/breeds_helpers.py``): Living-17 lies below
+#: "living thing" (n00004258), Nonliving-26 below "artifact" (n00021939).
+BREEDS_TASKS: dict[str, dict[str, Any]] = {
+    "entity13": {"level": 3, "n_subclasses": 20, "ancestor": None},
+    "entity30": {"level": 4, "n_subclasses": 8, "ancestor": None},
+    "living17": {"level": 5, "n_subclasses": 4, "ancestor": "n00004258"},
+    "nonliving26": {"level": 5, "n_subclasses": 4, "ancestor": "n00021939"},
 }
 #: The BREEDS hierarchy files (registry names) and the file name each one has on disk.
 BREEDS_FILES = {
@@ -368,16 +377,40 @@ class BreedsHierarchy:
             found.add(node)
         return sorted(found)
 
-    def task(self, name: str, level: int, n_subclasses: int, seed: int = BREEDS_SEED) -> BreedsTask:
-        """Superclasses at ``level`` with at least ``n_subclasses`` leaves, each split at random
-        into two halves of ``n_subclasses / 2`` (one generator, superclasses in sorted order)."""
+    def below(self, node: str) -> set[str]:
+        """``node`` and every node under it (inner nodes and leaves)."""
+        found, todo = {node}, [node]
+        while todo:
+            for child in self.children.get(todo.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    def task(
+        self,
+        name: str,
+        level: int,
+        n_subclasses: int,
+        seed: int = BREEDS_SEED,
+        ancestor: str | None = None,
+    ) -> BreedsTask:
+        """Superclasses at ``level`` (below ``ancestor`` when given, the ancestor included) with
+        at least ``n_subclasses`` leaves, each split at random into two halves of
+        ``n_subclasses / 2`` (one generator, superclasses in sorted order)."""
         if n_subclasses % 2:
             raise GlocalError(f"BREEDS {name}: n_subclasses must be even, got {n_subclasses}")
-        nodes = sorted(n for n, lv in self.level.items() if lv == level)
+        if ancestor is not None and ancestor not in self.level:
+            raise GlocalError(f"BREEDS {name}: the ancestor {ancestor} is not in the hierarchy")
+        subtree = self.below(ancestor) if ancestor is not None else None
+        nodes = sorted(n for n, lv in self.level.items()
+                       if lv == level and (subtree is None or n in subtree))  # fmt: skip
         chosen = [n for n in nodes if len(self.leaves(n)) >= n_subclasses]
         if not chosen:
+            where = f" below {ancestor}" if ancestor is not None else ""
             raise GlocalError(
-                f"BREEDS {name}: no node at level {level} has {n_subclasses} ImageNet classes"
+                f"BREEDS {name}: no node at level {level}{where} has {n_subclasses} ImageNet "
+                "classes"
             )
         rng = np.random.RandomState(seed)  # the generator the BREEDS authors' splits used
         half = n_subclasses // 2
@@ -417,8 +450,9 @@ def _hierarchy(folder: str, stamp: tuple) -> BreedsHierarchy:
 
 
 def breeds_task(name: str, hierarchy: str | os.PathLike | None = None) -> BreedsTask:
-    """The BREEDS task ``entity13`` or ``entity30`` from the hierarchy files in ``hierarchy``
-    (default: the registry's copies of the BREEDS authors' files)."""
+    """The BREEDS task ``entity13``, ``entity30``, ``living17`` or ``nonliving26`` from the
+    hierarchy files in ``hierarchy`` (default: the registry's copies of the BREEDS authors'
+    files)."""
     if name not in BREEDS_TASKS:
         raise GlocalError(f"unknown BREEDS task {name!r}; choose one of {sorted(BREEDS_TASKS)}")
     folder = Path(hierarchy) if hierarchy is not None else breeds_hierarchy_dir()
@@ -446,14 +480,14 @@ def _from_imagenet(
         keep = {i: i for i in range(len(net.classes))}
         names = [c[0] for c in net.classes]
         return _subset(net, root, keep, names, per_class, seed, transform, description)
-    net = _imagenet(root, "train" if split == "train" else "val")
+    net = _imagenet(root, "train" if split == "train" else "val")  # test, source-val: val
     if name == "imagenet30":
         labels = imagenet30_labels(net.classes)
         keep = {c: i for i, c in enumerate(labels)}
         return _subset(net, root, keep, list(IMAGENET30_CLASSES), per_class, seed, transform,
                        description)  # fmt: skip
     task = breeds_task(name.removeprefix("breeds-"), hierarchy)
-    keep = task.labels("source" if split == "train" else "target")
+    keep = task.labels("target" if split == "test" else "source")
     return _subset(net, root, keep, task.names, per_class, seed, transform, description)
 
 
@@ -477,8 +511,10 @@ def downstream_dataset(
     (official ``partition`` 1-10: 50 train / 50 test images per class), and from the user's
     ImageNet folder (``root`` or ``$GLOCAL_IMAGENET_DIR``; never downloaded): imagenet (train /
     val), imagenet30 (the 30 ImageNet-30 classes; train from ImageNet train, test from ImageNet
-    val) and breeds-entity13 / breeds-entity30 (labels are superclasses; train holds the source
-    subclasses' ImageNet training images, test the target subclasses' validation images).
+    val) and breeds-entity13 / breeds-entity30 / breeds-living17 / breeds-nonliving26 (labels are
+    superclasses; train holds the source subclasses' ImageNet training images, test the target
+    subclasses' validation images, source-val the source subclasses' validation images: the
+    in-distribution reference of the BREEDS protocol).
     ``per_class`` keeps a seeded choice of at most that many images of each ImageNet class
     (ImageNet-based datasets). ``root`` defaults to ``cache_dir()/downstream/<name>``; downloads
     use torchvision's own downloaders and checksums. ``checksums`` (``{file: md5}``) replace the
