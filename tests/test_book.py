@@ -145,6 +145,29 @@ return {
 """
 
 
+def _settle(driver, timeout: float = 15.0) -> None:
+    """Wait until the page has loaded and stopped navigating.
+
+    index.html redirects to the intro with a meta refresh, so a script run right after
+    ``get`` can land mid-navigation and raise JavascriptException (seen on a fresh CI run).
+    Wait for a complete document whose address stays the same across two reads.
+    """
+    from selenium.common.exceptions import JavascriptException, WebDriverException
+
+    deadline, previous = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            ready = driver.execute_script("return document.readyState") == "complete"
+            url = driver.current_url
+        except (JavascriptException, WebDriverException):
+            ready, url = False, None
+        if ready and url == previous:
+            return
+        previous = url if ready else None
+        time.sleep(0.3)
+    raise AssertionError(f"{driver.current_url}: the page did not settle in {timeout} s")
+
+
 def _check_page(driver, page: Path, shot: Path | None) -> dict:
     """Open ``page``; return its title, images, broken images, outputs and captions.
 
@@ -152,6 +175,7 @@ def _check_page(driver, page: Path, shot: Path | None) -> dict:
     """
     driver.set_window_size(*WINDOW)
     driver.get(page.as_uri())
+    _settle(driver)
     images = driver.execute_script(
         "return Array.from(document.images).map(i => [i.currentSrc || i.src, i.complete,"
         " i.naturalWidth]);"
@@ -169,6 +193,7 @@ def _check_math(driver, page: Path) -> dict:
     """The method page after MathJax ran: raw TeX delimiters left, typeset formulas, the script."""
     driver.set_window_size(*WINDOW)
     driver.get(page.as_uri())
+    _settle(driver)
     driver.set_script_timeout(30)
     return driver.execute_async_script(MATH_STATE)
 
