@@ -123,7 +123,10 @@ def _runtime(params: Mapping[str, Any] | None) -> dict[str, Any]:
 def _representations(
     transforms: Mapping[str, GlocalTransform], features: np.ndarray
 ) -> dict[str, np.ndarray]:
-    return {"original": features, **{k: t.transform(features) for k, t in transforms.items()}}
+    return {
+        "original": features,
+        **{k: np.asarray(t.transform(features)) for k, t in transforms.items()},
+    }
 
 
 def _check_task(task: str) -> None:

@@ -601,17 +601,20 @@ class DownstreamData:
     protocol: str = "standard"
 
 
+def open_store(config: Any, pretrained: bool, dataset: str, split: str) -> Any:
+    """The feature store (dataset, split) of a model; a missing one raises
+    :class:`DataUnavailableError` with the command that writes it."""
+    store = _store(model_id(config.name, pretrained), config.module, dataset, split)
+    if isinstance(store, Path):
+        raise DataUnavailableError(
+            f"missing input: {_missing_store(config, pretrained, dataset, split, store)}"
+        )
+    return store
+
+
 def _task_stores(config: Any, pretrained: bool, dataset: str) -> tuple[Any, Any]:
-    folder = model_id(config.name, pretrained)
-    stores = []
-    for split in ("train", "test"):
-        store = _store(folder, config.module, dataset, split)
-        if isinstance(store, Path):
-            raise DataUnavailableError(
-                f"missing input: {_missing_store(config, pretrained, dataset, split, store)}"
-            )
-        stores.append(store)
-    return stores[0], stores[1]
+    return (open_store(config, pretrained, dataset, "train"),
+            open_store(config, pretrained, dataset, "test"))  # fmt: skip
 
 
 def image_downstream(model: str, module: str, task: str, pretrained: bool = True) -> DownstreamData:

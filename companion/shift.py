@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from companion.comparisons import paired_summary
-from companion.inputs import THINGS_TASKS, Inputs, model_config, model_id, parse_source
+from companion.crossfit import _representations
+from companion.inputs import THINGS_TASKS, Inputs, model_config, open_store, parse_source
 from glocal import things
-from glocal.errors import DataUnavailableError, GlocalError
+from glocal.errors import GlocalError
 from glocal.evaluation.categories import category_labels
 from glocal.evaluation.few_shot import Classifier
 from glocal.evaluation.intervals import verdict
@@ -52,10 +53,6 @@ IN_DISTRIBUTION = {"breeds": "source", "corruptions": "clean"}
 def in_distribution(protocol: str, trained_on: str) -> str:
     """The name of the in-distribution test set of a protocol and training form or set."""
     return trained_on if protocol == "text" else IN_DISTRIBUTION[protocol]
-
-
-def _representations(transforms: Mapping[str, Any], X: np.ndarray) -> dict[str, np.ndarray]:
-    return {"original": X, **{k: np.asarray(t.transform(X)) for k, t in transforms.items()}}
 
 
 def _rows(result: Any, **columns: Any) -> pd.DataFrame:
@@ -173,15 +170,8 @@ def text_shift(
 
 def _store_arrays(source: str, dataset: str, split: str) -> tuple[np.ndarray, np.ndarray, list]:
     """(features, labels, ids) of a feature store of an image ``source``."""
-    from companion.inputs import _missing_store, _store
-
     model, module, pretrained = parse_source(source)
-    config = model_config(model, module)
-    store = _store(model_id(config.name, pretrained), config.module, dataset, split)
-    if not hasattr(store, "features"):
-        raise DataUnavailableError(
-            f"missing input: {_missing_store(config, pretrained, dataset, split, store)}"
-        )
+    store = open_store(model_config(model, module), pretrained, dataset, split)
     return store.features(np.float32), store.labels(), store.ids()
 
 
