@@ -13,6 +13,7 @@ from glocal.errors import GlocalError
 from glocal.evaluation.anomaly import anomaly_detection, knn_anomaly_scores
 from glocal.evaluation.few_shot import (
     _fit_softmax,
+    _softmax_objective,
     few_shot,
     logistic_regression_cv,
     nearest_centroid,
@@ -150,6 +151,36 @@ def test_euclidean_centroid(rng):
         X, np.array([0, 0, 1, 1]), np.array([[4.0, 1.0], [6.0, 1.0]]), "euclidean"
     )
     assert pred.tolist() == [0, 1]
+
+
+def test_softmax_gradient_matches_autograd_and_finite_differences(rng):
+    """The hand-written gradient of the stacked problems (3 folds, unequal weights, a bias)."""
+    folds, n, dim, k = 3, 7, 5, 4
+    X = torch.as_tensor(rng.normal(size=(n, dim)))
+    y = torch.as_tensor(rng.integers(0, k, size=n))
+    weights = torch.as_tensor(rng.uniform(size=(folds, n)) * (rng.uniform(size=(folds, n)) > 0.3))
+    lam = torch.as_tensor(rng.uniform(0.1, 2.0, size=folds))
+    W = torch.as_tensor(rng.normal(size=(dim, folds * k)), dtype=torch.float64)
+    b = torch.as_tensor(rng.normal(size=(folds, k)))
+    loss, grad_W, grad_b = _softmax_objective(X, W, b, y, weights, lam)
+
+    Wg, bg = W.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    logits = (X @ Wg).view(n, folds, k).transpose(0, 1) + bg[:, None, :]
+    nll = -torch.log_softmax(logits, dim=-1).gather(-1, y.expand(folds, -1)[..., None])[..., 0]
+    penalty = (Wg * Wg).view(dim, folds, k).sum(dim=(0, 2))
+    reference = (weights * nll).sum() + (lam * penalty).sum()
+    reference.backward()
+    assert float(loss) == pytest.approx(float(reference), rel=1e-12)
+    np.testing.assert_allclose(grad_W.numpy(), Wg.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad_b.numpy(), bg.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+    eps = 1e-6
+    for i, j in [(0, 0), (2, 5), (4, folds * k - 1)]:
+        step = torch.zeros_like(W)
+        step[i, j] = eps
+        up = _softmax_objective(X, W + step, b, y, weights, lam)[0]
+        down = _softmax_objective(X, W - step, b, y, weights, lam)[0]
+        assert float(grad_W[i, j]) == pytest.approx(float(up - down) / (2 * eps), rel=1e-6)
 
 
 @pytest.mark.parametrize("C", [0.05, 1.0, 20.0])
