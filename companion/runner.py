@@ -320,7 +320,8 @@ def run_notebooks(
                 bar.set_postfix_str(job.notebook.name)
                 done(job, _run_job(job, kernel))
         else:
-            _run_parallel(todo, kernel, jobs, done)
+            with _threads(kernel_threads(jobs)):
+                _run_parallel(todo, kernel, jobs, done)
     finally:
         bar.close()
     report.ran.sort()
@@ -388,6 +389,19 @@ def reproduce(
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def kernel_threads(jobs: int, cores: int | None = None) -> int | None:
+    """CPU threads for each of ``jobs`` notebook kernels running at once: the cores shared out
+    (at least 1); None (each kernel keeps the default) for one job or when the thread count is
+    already set in the environment (``OMP_NUM_THREADS`` and friends, or a profile's ``threads``).
+
+    Each kernel's torch otherwise starts one thread per core, and kernels running at once
+    oversubscribe the cores.
+    """
+    if jobs <= 1 or any(os.environ.get(name) for name in THREAD_VARIABLES):
+        return None
+    return max(1, (cores or os.cpu_count() or 1) // jobs)
 
 
 @contextlib.contextmanager

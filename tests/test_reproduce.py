@@ -22,7 +22,14 @@ import companion.book_build
 import companion.kernel
 import companion.notebooks
 import glocal
-from companion.runner import Layout, key_path, reproduce, run_notebooks
+from companion.runner import (
+    THREAD_VARIABLES,
+    Layout,
+    kernel_threads,
+    key_path,
+    reproduce,
+    run_notebooks,
+)
 from glocal import data
 from glocal.cli import main
 from glocal.errors import GlocalError
@@ -212,6 +219,34 @@ def test_parallel_jobs_run_all_and_raise_the_first_failure(
     assert not (layout.executed_dir / "03_third.ipynb").exists()
     with pytest.raises(GlocalError, match="--jobs 0"):
         run_notebooks("tiny", layout, jobs=0)
+
+
+def test_parallel_kernels_share_the_cores(
+    layout: Layout, fake: FakePapermill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    seen: list[dict[str, str | None]] = []
+
+    def record(input_path, output_path, **kwargs):
+        seen.append({name: os.environ.get(name) for name in THREAD_VARIABLES})
+        return fake(input_path, output_path, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", record)
+    monkeypatch.setattr(os, "cpu_count", lambda: 5)
+    run_notebooks("tiny", layout, jobs=2)
+    assert seen == [dict.fromkeys(THREAD_VARIABLES, "2")] * 2  # 5 cores // 2 kernels
+    assert all(os.environ.get(name) is None for name in THREAD_VARIABLES)  # restored after
+
+    seen.clear()
+    run_notebooks("tiny", layout, jobs=1, force=True)
+    assert seen == [dict.fromkeys(THREAD_VARIABLES)] * 2  # one kernel keeps the default
+    assert kernel_threads(8, cores=2) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a setting of the user's wins
+    seen.clear()
+    run_notebooks("tiny", layout, jobs=2, force=True)
+    assert [s["OMP_NUM_THREADS"] for s in seen] == ["3", "3"]
+    assert [s["MKL_NUM_THREADS"] for s in seen] == [None, None]
 
 
 def test_missing_profile_file_names_the_file(layout: Layout, fake: FakePapermill) -> None:
