@@ -80,19 +80,28 @@ def cosine_similarity_matrix(features: Tensor) -> Tensor:
     return gram(F.normalize(features, dim=1))
 
 
-def local_loss(teacher: Tensor, student: Tensor, tau: float) -> Tensor:
+def local_target(teacher: Tensor, tau: float) -> Tensor:
+    """``P = softmax(C^t / τ)`` of :func:`local_loss`, row-wise, diagonal removed: (n, n − 1)."""
+    return torch.softmax(_off_diagonal(cosine_similarity_matrix(teacher)) / tau, dim=1)
+
+
+def local_loss(
+    teacher: Tensor, student: Tensor, tau: float, target: Tensor | None = None
+) -> Tensor:
     """Soft-label contrastive loss that keeps the student's local neighbourhoods.
 
     With ``C^t`` and ``C^s`` the cosine similarity matrices of the rows of ``teacher`` (original
     features) and ``student`` (transformed features) and the diagonal removed,
     ``P = softmax(C^t / τ)`` and ``Q = softmax(C^s / τ)`` row-wise, and
-    ``L_local = −mean_a Σ_{b≠a} P_ab log Q_ab``.
+    ``L_local = −mean_a Σ_{b≠a} P_ab log Q_ab``. ``target``: ``P`` when already computed
+    (:func:`local_target` of ``teacher`` at this ``tau``), e.g. for many students of one teacher.
     """
     if teacher.shape[0] != student.shape[0]:
         raise ValueError("teacher and student must hold the same rows")
     if teacher.shape[0] < 2:
         raise ValueError("the local loss needs at least two contrast examples")
-    target = torch.softmax(_off_diagonal(cosine_similarity_matrix(teacher)) / tau, dim=1)
+    if target is None:
+        target = local_target(teacher, tau)
     log_q = torch.log_softmax(_off_diagonal(cosine_similarity_matrix(student)) / tau, dim=1)
     return -(target * log_q).sum(dim=1).mean()
 

@@ -365,3 +365,38 @@ def test_local_cluster_workers_start_without_the_malloc_trim_setting():
         future = engine.submit(_environ, "MALLOC_TRIM_THRESHOLD_", key="environ-probe")
         assert future.result() is None
         assert engine.submit(_environ, "OMP_NUM_THREADS", key="omp-probe").result() == "1"
+
+
+def test_scores_with_the_kept_contrast_reference_equal_a_direct_computation(problem):
+    """The fold's teacher softmax and neighbours are computed once per worker and reused;
+    every fit's scores still equal the local loss and overlap computed from scratch."""
+    import torch
+
+    from glocal import losses
+    from glocal.evaluation.neighbours import neighbour_overlap
+    from glocal.search import _REFERENCES, SearchData, _scores
+
+    folds = object_folds(problem.X, problem.triplets, 240, cv=2, seed=0)
+    data = SearchData(problem.X, problem.contrast, folds, k=5, digest="planted-5")
+    _REFERENCES.clear()
+    for fold in folds:
+        for alpha, tau in [(0.25, 1.0), (0.5, 1.0), (0.5, 0.5)]:
+            est = _base(alpha=alpha, tau=tau, max_steps=20).fit(
+                problem.X[fold.train_objects], fold.train,
+                contrast=problem.contrast[fold.contrast_train],
+            )  # fmt: skip
+            got = _scores(est, data, fold)
+            original = problem.contrast[fold.contrast_val]
+            mapped = est.transform(original)
+            local = float(
+                losses.local_loss(
+                    torch.as_tensor(original, dtype=torch.float64),
+                    torch.as_tensor(mapped, dtype=torch.float64),
+                    tau,
+                )
+            )
+            assert got["neg_local_loss"] == pytest.approx(-local, rel=1e-12)
+            assert got["overlap"] == pytest.approx(
+                neighbour_overlap(original, mapped, (5,), "cosine")[5], abs=1e-12
+            )
+    assert len(_REFERENCES) == 4  # 2 folds x 2 temperatures, each computed once
