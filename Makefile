@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
+# Notebooks run at once (each kernel gets cores / JOBS CPU threads unless a profile sets them).
+JOBS ?= 2
 GLOCAL_DATA_DIR ?= $(abspath ../shared/data)
 export GLOCAL_DATA_DIR
 

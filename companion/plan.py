@@ -90,7 +90,7 @@ class Settings:
 
 
 def load_settings(notebooks_dir: Path, profile: str) -> Settings | None:
-    """The profile's preparation settings; None when it prepares nothing (quick, tiny)."""
+    """The profile's preparation settings; None when it prepares nothing (tiny)."""
     file = notebooks_dir / "profiles" / PREPARE_FILE
     if not file.is_file():
         return None
@@ -460,6 +460,8 @@ def make_plan(
             optional.setdefault(name, []).append(nb.number)
     if sources and not any(pretrained):
         wanted.pop("things/triplets", None)  # random-weight sources simulate the choices
+    elif not sources and "things/triplets" in wanted:  # text: real if cached, else simulated
+        optional.setdefault("things/triplets", []).extend(wanted.pop("things/triplets"))
     real = settings is not None and settings.world == "real"
     image_notebooks = [n for n, p in params.items() if "source" in p or "sources" in p]
     extra = []
@@ -482,7 +484,7 @@ def make_plan(
     for name, notebooks in optional.items():
         plan.needs.append(replace(_registry_need(name, tuple(_ordered(notebooks))), optional=True))
     if not sources:
-        return plan
+        return _with_fits(plan, params, executed_dir) if settings is not None else plan
     if settings is None:
         raise GlocalError(
             f"profile {profile!r} reads image features but notebooks/profiles/{PREPARE_FILE} "
@@ -505,20 +507,25 @@ def make_plan(
             plan.stores.append(spec)
             plan.needs.append(_store_need(spec, settings))
 
-    # searches and fits (notebook 01's, for every source it lists)
+    return _with_fits(plan, params, executed_dir)
+
+
+def _with_fits(plan: Plan, params: dict[str, dict[str, Any]], executed_dir: Path | None) -> Plan:
+    """``plan`` with notebook 01's searches and fits, for every source it lists."""
     first = next((n for n, p in params.items() if "sources" in p), None)
-    if first is not None:
-        p01 = params[first]
-        plan.fit_sources = [s for s in p01["sources"] if not s.startswith("text:")]
-        plan.fit_params = p01
-        current = _is_current(executed_dir, first) if executed_dir is not None else False
-        for source in plan.fit_sources:
-            plan.needs.append(Need(
-                "fits", f"{source}: {_search_size(p01.get('selection') or {})}",
-                "present" if current else "pending",
-                f"glocal reproduce --profile {profile} (stage fits, before the notebooks)",
-                notebooks=(first[:2],),
-            ))  # fmt: skip
+    if first is None:
+        return plan
+    p01 = params[first]
+    plan.fit_sources = list(p01["sources"])
+    plan.fit_params = p01
+    current = _is_current(executed_dir, first) if executed_dir is not None else False
+    for source in plan.fit_sources:
+        plan.needs.append(Need(
+            "fits", f"{source}: {_search_size(p01.get('selection') or {})}",
+            "present" if current else "pending",
+            f"glocal reproduce --profile {plan.profile} (stage fits, before the notebooks)",
+            notebooks=(first[:2],),
+        ))  # fmt: skip
     return plan
 
 
@@ -533,7 +540,7 @@ def _search_size(selection: dict[str, Any]) -> str:
     from glocal.search import resolve_grid
 
     parts = []
-    for kind in ("naive", "glocal"):
+    for kind in ("naive", "global", "glocal"):
         spec = selection.get(kind)
         if not spec:
             continue
@@ -693,12 +700,19 @@ def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareRep
 
 
 def _run_fits(plan: Plan) -> None:
-    """Notebook 01's searches and fits for each of its sources (the notebooks reuse them)."""
+    """Notebook 01's searches and fits for each of its sources (the notebooks reuse them).
+
+    The sources run side by side (one thread each): their searches share the engine's
+    workers, and one source's final fits run while the other's searches do.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from companion.fits import fit_transforms
     from companion.inputs import load_inputs
 
     p = plan.fit_params
-    for source in plan.fit_sources:
+
+    def fit_source(source: str) -> None:
         started = time.perf_counter()
         inputs = load_inputs(
             source, p["n_train"], p["n_val"], p["n_test"], p["n_contrast"],
@@ -707,3 +721,7 @@ def _run_fits(plan: Plan) -> None:
         params = {**p.get("fit_params", {}), "alpha": p.get("alpha"), "device": p.get("device")}
         fit_transforms(inputs, params=params, selection=p.get("selection"))
         _say(f"  fits of {source}: {time.perf_counter() - started:.1f} s")
+
+    with ThreadPoolExecutor(max_workers=max(1, len(plan.fit_sources))) as pool:
+        for done in [pool.submit(fit_source, source) for source in plan.fit_sources]:
+            done.result()

@@ -95,6 +95,20 @@ def test_smoke_plan_needs_the_world_and_random_weight_stores(no_network, monkeyp
     assert not only.stores and {n.kind for n in only.needs} == {"data"}
 
 
+def test_quick_plan_prepares_notebook_01s_fits_on_one_thread(monkeypatch):
+    monkeypatch.setenv("GLOCAL_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    plan = make_plan("quick", NOTEBOOKS)
+    assert plan.settings is not None and plan.settings.threads == 1
+    assert not plan.stores  # text features: computed by the notebooks, no feature stores
+    assert plan.fit_sources == ["text:words", "text:definitions"]
+    fits = [n for n in plan.needs if n.kind == "fits"]
+    assert [n.name.split(":")[0] + ":" + n.name.split(":")[1] for n in fits] == plan.fit_sources
+    assert all("glocal reproduce --profile quick" in n.provides for n in fits)
+    triplets = next(n for n in plan.needs if n.name == "things/triplets")
+    assert triplets.optional  # simulated from VICE when the THINGS-data file is not there
+    assert make_plan("tiny", NOTEBOOKS).fit_sources == []  # no entry: nothing prepared
+
+
 def test_settings_file_is_checked(tmp_path):
     folder = tmp_path / "notebooks"
     (folder / "profiles").mkdir(parents=True)
@@ -102,7 +116,7 @@ def test_settings_file_is_checked(tmp_path):
     (folder / "profiles" / "prepare.json").write_text(json.dumps({"paper": {"shards": 3}}))
     with pytest.raises(GlocalError, match="unknown keys"):
         load_settings(folder, "paper")
-    assert load_settings(NOTEBOOKS, "quick") is None
+    assert load_settings(NOTEBOOKS, "tiny") is None
     assert load_settings(NOTEBOOKS, "smoke") == Settings(**json.loads(
         (NOTEBOOKS / "profiles" / "prepare.json").read_text())["smoke"])  # fmt: skip
 
