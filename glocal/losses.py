@@ -112,9 +112,9 @@ def local_divergence(teacher: Tensor, student: Tensor, tau: float) -> Tensor:
     Same gradient as the local loss, but 0 when the student keeps every neighbourhood, so a
     relative improvement of it is not diluted by the target's irreducible entropy.
     """
-    target = torch.softmax(_off_diagonal(cosine_similarity_matrix(teacher)) / tau, dim=1)
+    target = local_target(teacher, tau)
     entropy = -(target * torch.log(target.clamp_min(1e-30))).sum(dim=1).mean()
-    return local_loss(teacher, student, tau) - entropy
+    return local_loss(teacher, student, tau, target) - entropy
 
 
 def eye_penalty(weights: Tensor) -> Tensor:

@@ -156,9 +156,9 @@ def test_student_side_uses_the_deployed_map(small, monkeypatch):
     seen = []
     original = losses.local_loss
 
-    def spy(teacher, student, tau):
+    def spy(teacher, student, tau, target=None):
         seen.append((teacher.detach().clone(), student.detach().clone()))
-        return original(teacher, student, tau)
+        return original(teacher, student, tau, target)
 
     monkeypatch.setattr(losses, "local_loss", spy)
     est = quick(alpha=0.5, max_steps=1, init_scale=0.7)
@@ -415,9 +415,9 @@ def test_raw_student_feeds_unstandardised_contrast(small, monkeypatch):
     seen = []
     original = losses.local_loss
 
-    def spy(teacher, student, tau):
+    def spy(teacher, student, tau, target=None):
         seen.append(student.detach().clone())
-        return original(teacher, student, tau)
+        return original(teacher, student, tau, target)
 
     monkeypatch.setattr(losses, "local_loss", spy)
     X, C = small.X * 5 + 3, small.contrast * 5 + 3  # far from standardised
