@@ -327,7 +327,9 @@ class Engine:
             return
         from distributed import as_completed
 
-        yield from as_completed(list(futures))
+        # on this engine's own client's loop: Dask's default is the newest client of the
+        # process, which may be another thread's engine, closed while these futures run
+        yield from as_completed(list(futures), loop=self.client.loop)
 
 
 def _is_cluster_failure(err: BaseException) -> bool:

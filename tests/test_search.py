@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -365,6 +366,35 @@ def test_local_cluster_workers_start_without_the_malloc_trim_setting():
         future = engine.submit(_environ, "MALLOC_TRIM_THRESHOLD_", key="environ-probe")
         assert future.result() is None
         assert engine.submit(_environ, "OMP_NUM_THREADS", key="omp-probe").result() == "1"
+
+
+def _slow_double(x):
+    time.sleep(1.0)
+    return 2 * x
+
+
+@pytest.mark.slow
+def test_an_engine_waits_on_its_own_client_when_another_thread_closes_its_engine():
+    """Two searches of one process (prepare's sources side by side) each have an engine on the
+    same scheduler. Dask's ``as_completed`` followed the newest client of the process; when
+    that was the other engine's and it closed, the first search waited forever."""
+    from glocal.engine import Engine
+
+    with Engine(n_workers=1) as cluster:
+        address = cluster.client.scheduler.address
+        with Engine(address) as first:
+            futures = {f"t{i}": first.submit(_slow_double, i, key=f"double-{i}")
+                       for i in range(3)}  # fmt: skip
+            second = Engine(address).__enter__()  # the newest client: Dask's default
+            got: dict = {}
+            reader = threading.Thread(target=lambda: got.update(first.results(futures)),
+                                      daemon=True)  # fmt: skip
+            reader.start()
+            time.sleep(0.3)
+            second.__exit__(None, None, None)
+            reader.join(timeout=30)
+            assert not reader.is_alive(), "the first engine's search never saw its results"
+    assert got == {"t0": 0, "t1": 2, "t2": 4}
 
 
 def test_scores_with_the_kept_contrast_reference_equal_a_direct_computation(problem):
