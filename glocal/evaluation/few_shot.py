@@ -126,20 +126,26 @@ def _fit_softmax(
         b = torch.zeros(folds, n_classes, dtype=X.dtype, device=X.device)
     else:
         W, b = init[0].clone(), init[1].clone()
+    # L-BFGS runs on (W, c·b): the intercepts' curvature is about 1/K, the weights' at least
+    # 2·lam, thousands of times more for the smallest Cs; c ≤ 1 evens them out, and a gradient
+    # below tol in c·b is one below c·tol in b
+    scale = (1.0 / (2.0 * n_classes * lam)).sqrt().clamp(max=1.0)[:, None]
+    b_scaled = b * scale
     opt = torch.optim.LBFGS(
-        [W, b], max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
+        [W, b_scaled], max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
         history_size=20, line_search_fn="strong_wolfe",
     )  # fmt: skip
 
     def closure() -> torch.Tensor:
-        loss, W.grad, b.grad = _softmax_objective(X, W, b, y, weights, lam)
+        loss, W.grad, grad_b = _softmax_objective(X, W, b_scaled / scale, y, weights, lam)
+        b_scaled.grad = grad_b / scale
         return loss
 
     small = X.device.type == "cpu" and X.numel() * folds * n_classes < _SMALL_PROBLEM
     with single_thread_if(small), torch.no_grad():
         opt.step(closure)
     iterations = int(opt.state[opt._params[0]].get("n_iter", 0))
-    return W, b, iterations < max_iter
+    return W, b_scaled / scale, iterations < max_iter
 
 
 def _predict_softmax(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
