@@ -357,6 +357,10 @@ class StoppingRule:
     start, which no step size tried could improve). After that, ``patience`` failing checks in
     a row end the fit (``"converged"``). A check whose objective is not finite is a failing
     check.
+
+    Every term of the monitored objective is non-negative, so a start at 0 or below (within
+    float32 rounding: α = 1 with every neighbourhood kept) cannot be beaten; the fit then ends
+    before its first step (``done_at_start``), as ``"no_improvement"``.
     """
 
     def __init__(self, start: float, settings: FitSettings):
@@ -365,7 +369,8 @@ class StoppingRule:
         self.reference, self.stale = start, 0
         self.halvings_at_start = 0
         self.lr_scale = 1.0
-        self.stop_reason = "max_steps"
+        self.done_at_start = settings.early_stopping and start <= 0.0
+        self.stop_reason = "no_improvement" if self.done_at_start else "max_steps"
 
     def update(self, objective: float, step: int) -> Decision:
         """Record the check at ``step`` and decide."""
@@ -434,7 +439,7 @@ def fit_affine(
                leave=False, file=sys.stderr)  # fmt: skip
     start_time = time.perf_counter()
     step = 0
-    while step < settings.max_steps:
+    while step < settings.max_steps and not rule.done_at_start:
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * rule.lr_scale
         loss, parts = _objective(data, weights, bias, settings)

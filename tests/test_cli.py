@@ -309,3 +309,24 @@ def test_written_files_honour_the_umask(tmp_path):
     if sys.platform == "linux":
         assert modes["b.npy"] == "0o664"
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_fit_that_starts_at_its_floor_says_no_step_ran(tmp_path, capsys):
+    """alpha = 1 on features of global mean 0: the start keeps every neighbourhood, its
+    held-out objective is 0, and the fit ends before its first step; the summary says why
+    instead of failing on an empty step history."""
+    problem = planted_problem(n_objects=120, n_features=8, n_dims=3, n_triplets=4000,
+                              n_contrast=200, seed=5)  # fmt: skip
+    half = problem.X[:60]
+    np.save(tmp_path / "X.npy", np.vstack([half, -half]))
+    triplets = problem.triplets % 120
+    np.save(tmp_path / "train.npy", triplets[:3000])
+    np.save(tmp_path / "val.npy", triplets[3000:])
+    np.save(tmp_path / "C.npy", problem.contrast)
+    code, out, _ = run(capsys, "fit", "--features", tmp_path / "X.npy", "--triplets",
+                       tmp_path / "train.npy", "--val-triplets", tmp_path / "val.npy",
+                       "--contrast", tmp_path / "C.npy", "--alpha", 1.0, "--out",
+                       tmp_path / "t.npz", "--quiet")  # fmt: skip
+    assert code == 0 and "kept step 0 of 0" in out and "no step ran" in out
+    weights = GlocalTransform.load(tmp_path / "t.npz").weights_
+    np.testing.assert_array_equal(weights, weights[0, 0] * np.eye(8, dtype=weights.dtype))

@@ -74,6 +74,14 @@ def test_burn_in_and_disabled_early_stopping():
     assert len(decisions) == 40 and not any(d.stop for d in decisions)
 
 
+def test_a_start_at_the_floor_of_the_objective_ends_before_the_first_step():
+    for start in (0.0, -2.4e-7):  # float32 rounding of a divergence of 0 can fall below it
+        rule = StoppingRule(start, _settings())
+        assert rule.done_at_start and rule.stop_reason == "no_improvement"
+    assert not StoppingRule(1e-6, _settings()).done_at_start
+    assert not StoppingRule(0.0, _settings(early_stopping=False)).done_at_start
+
+
 # --- the fits that used to stall ---------------------------------------------------------------
 
 
@@ -135,6 +143,27 @@ def test_alpha_one_returns_its_optimum_without_an_error(problem):
     assert est.history_[0]["objective"] < 0.01  # the start nearly keeps every neighbourhood
     if est.best_step_ == 0:
         np.testing.assert_array_equal(est.weights_, est.init_scale_ * np.eye(16, dtype="f4"))
+
+
+def test_alpha_one_with_every_neighbourhood_kept_takes_no_step(problem):
+    """Features of global mean 0: standardising does not move them, so at alpha = 1 the start
+    (a scaled identity) keeps every neighbourhood; the monitored objective is 0 up to float32
+    rounding, which no step can beat (every term is non-negative). Without the floor rule the
+    fit spent MAX_HALVINGS_AT_START checks finding that out."""
+    half = problem.X[: len(problem.X) // 2]
+    X = np.vstack([half, -half])
+    triplets = problem.triplets % len(X)
+    est = GlocalTransform(device="cpu", alpha=1.0).fit(
+        X, triplets[:9000], contrast=problem.contrast, val_triplets=triplets[9000:]
+    )
+    assert X.mean() == 0.0 and est.history_[0]["objective"] <= 0.0
+    assert (est.n_steps_, est.best_step_, est.stop_reason_) == (0, 0, "no_improvement")
+    assert len(est.history_) == 1
+    np.testing.assert_array_equal(est.weights_, est.init_scale_ * np.eye(16, dtype="f4"))
+    moved = GlocalTransform(device="cpu", alpha=0.9).fit(
+        X, triplets[:9000], contrast=problem.contrast, val_triplets=triplets[9000:]
+    )
+    assert moved.n_steps_ > 0  # the global term is positive below alpha = 1
 
 
 def test_a_step_size_far_too_large_is_backed_off(problem):

@@ -115,7 +115,12 @@ def run(args: argparse.Namespace) -> int:
         f"; kept step {estimator.best_step_} of {estimator.n_steps_}, "
         f"{estimator.stop_reason_.replace('_', ' ')})"
     )
-    if estimator.stop_reason_ == "no_improvement":
+    if estimator.stop_reason_ == "no_improvement" and estimator.n_steps_ == 0:
+        summary += (
+            "; the start's held-out objective is already 0, its floor (alpha = 1 and the start "
+            "keeps every neighbourhood), so the file holds the start (W = β I) and no step ran"
+        )
+    elif estimator.stop_reason_ == "no_improvement":
         smallest = min(h["lr"] for h in estimator.history_[1:])
         summary += (
             f"; no step size from --lr {estimator.lr:g} down to {smallest:g} improved the "
