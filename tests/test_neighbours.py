@@ -73,3 +73,14 @@ def test_local_structure_rejects_bad_inputs(rng):
         neighbour_overlap(X[0], X[0])
     with pytest.raises(GlocalError, match="at least 2"):
         neighbourhood_correlation(X, X, k=1)
+
+
+def test_shared_fraction_counts_common_neighbours_per_row():
+    from glocal.evaluation.neighbours import shared_fraction
+
+    rng = np.random.default_rng(11)
+    nx = np.array([rng.choice(50, size=6, replace=False) for _ in range(40)])
+    ny = np.array([rng.choice(50, size=6, replace=False) for _ in range(40)])
+    expected = [len(set(a) & set(b)) / 6 for a, b in zip(nx, ny, strict=True)]
+    np.testing.assert_allclose(shared_fraction(nx, ny), expected)
+    assert (shared_fraction(nx, nx[:, ::-1]) == 1.0).all()  # order within a row does not matter

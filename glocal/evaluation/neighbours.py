@@ -112,11 +112,16 @@ def neighbour_overlap(
     k_max = ks[-1]
     nx = nearest_neighbours(X, k_max, similarity, chunk_size)
     ny = nearest_neighbours(Y, k_max, similarity_y or similarity, chunk_size)
-    return {k: float(_shared(nx[:, :k], ny[:, :k]).mean()) for k in ks}
+    return {k: float(shared_fraction(nx[:, :k], ny[:, :k]).mean()) for k in ks}
 
 
-def _shared(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
-    """Each row's fraction of neighbour indices that ``nx`` and ``ny`` share."""
+def shared_fraction(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
+    """Each row's fraction of neighbour indices that ``nx`` and ``ny`` share.
+
+    ``nx`` and ``ny`` are (n, k) neighbour lists of the same items, e.g. two results of
+    :func:`nearest_neighbours`; an item's lists hold no repeats. Use it to compare many
+    representations with one reference whose neighbours are computed once.
+    """
     both = np.sort(np.concatenate([nx, ny], axis=1), axis=1)
     return (both[:, 1:] == both[:, :-1]).sum(axis=1) / nx.shape[1]
 
@@ -153,7 +158,7 @@ def per_item_overlap(
     _check_pair(X, Y)
     nx = nearest_neighbours(X, k, similarity, chunk_size)
     ny = nearest_neighbours(Y, k, similarity_y or similarity, chunk_size)
-    return _shared(nx, ny)
+    return shared_fraction(nx, ny)
 
 
 def _neighbour_similarities(Z: np.ndarray, neighbours: np.ndarray, chunk_size: int) -> np.ndarray:
