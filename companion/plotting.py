@@ -415,6 +415,28 @@ def error_bars(table: pd.DataFrame, column: str) -> np.ndarray:
     return np.nan_to_num(np.vstack([low.to_numpy(), high.to_numpy()]))
 
 
+def errorbar_kept_hollow(
+    ax: Any,
+    x: Any,
+    y: Any,
+    yerr: Any,
+    moved: Any,
+    fmt: str,
+    color: str,
+    label: str,
+    ms: float = 5,
+) -> None:
+    """Points with error bars: a fit that moved is drawn filled, one that kept its start hollow.
+
+    ``moved`` is a boolean per point. The filled markers go above ``errorbar``'s own (drawn
+    hollow at zorder 2.1): drawn at the default zorder 2 they were hidden and every point
+    looked hollow.
+    """
+    ax.errorbar(x, y, yerr=yerr, fmt=fmt, ms=ms, color=color, mfc="white", label=label)
+    keep = np.asarray(moved, dtype=bool)
+    ax.plot(np.asarray(x)[keep], np.asarray(y)[keep], fmt[0], ms=ms, color=color, zorder=3)
+
+
 # --- estimates with intervals, paired differences (seaborn on tidy tables) --------------------
 
 

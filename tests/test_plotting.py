@@ -257,3 +257,14 @@ def test_interval_plot_draws_the_given_intervals():
     assert [tuple(seg[:, 1]) for seg in segments] == [(0.45, 0.52), (0.58, 0.63)]
     assert ax.get_xscale() == "log"
     plt.close(fig)
+
+
+def test_moved_fits_are_drawn_filled_above_the_hollow_markers():
+    fig, ax = plt.subplots()
+    plotting.errorbar_kept_hollow(ax, [0, 1, 2], [0.5, 0.6, 0.7], [[0.1] * 3, [0.1] * 3],
+                                  [True, False, True], "o-", "#009e73", "gLocal")  # fmt: skip
+    hollow, filled = ax.lines[0], ax.lines[-1]
+    assert hollow.get_markerfacecolor() == "white" and len(hollow.get_xdata()) == 3
+    assert list(filled.get_xdata()) == [0, 2] and filled.get_markerfacecolor() != "white"
+    assert filled.get_zorder() > hollow.get_zorder()  # else the hollow markers cover them
+    plt.close(fig)
