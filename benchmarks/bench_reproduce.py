@@ -13,7 +13,6 @@ about half an hour on 2 cores).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -37,20 +36,23 @@ _PREPARE = re.compile(r"prepare \(quick\): .*; ([\d.]+) s$")
 
 
 def _fit_records(cache: Path) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Seconds of every search fold fit (by its settings' alpha) and final fit (by kind)."""
+    """Seconds of every search fold fit (by its settings' alpha) and final fit (by kind), read
+    with the readers of the search cache and of the fit cache."""
+    from glocal import GlocalTransform
+    from glocal.search import _read_entry
+
     units: dict[str, list[float]] = defaultdict(list)
     for path in sorted((cache / "search").glob("*.npz")):
-        with np.load(path, allow_pickle=False) as entry:
-            record = json.loads(str(entry["record"]))
+        record, why = _read_entry(path, {})
+        if record is None:
+            raise SystemExit(f"bench_reproduce: {why or path}")
         alpha = record["params"].get("alpha", 0.0)
         units[f"alpha {alpha:g}" if alpha else "alpha 0 (naive, global)"].append(
             float(record["fit_time"])
         )
     fits: dict[str, list[float]] = defaultdict(list)
     for path in sorted((cache / "fits").glob("*.npz")):
-        with np.load(path, allow_pickle=False) as entry:
-            meta = next(json.loads(str(entry[k])) for k in entry.files if "meta" in k)
-        experiment = meta.get("experiment", {})
+        experiment = GlocalTransform.load(path).metadata_.get("experiment", {})
         fits[experiment.get("kind", "?")].append(float(experiment.get("seconds", 0.0)))
     return units, fits
 
