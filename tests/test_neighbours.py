@@ -84,3 +84,6 @@ def test_shared_fraction_counts_common_neighbours_per_row():
     expected = [len(set(a) & set(b)) / 6 for a, b in zip(nx, ny, strict=True)]
     np.testing.assert_allclose(shared_fraction(nx, ny), expected)
     assert (shared_fraction(nx, nx[:, ::-1]) == 1.0).all()  # order within a row does not matter
+    for wrong in (ny[:, :5], ny[:30], ny[0]):
+        with pytest.raises(GlocalError, match="nx and ny must be neighbour lists of one shape"):
+            shared_fraction(nx, wrong)

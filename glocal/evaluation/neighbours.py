@@ -122,6 +122,12 @@ def shared_fraction(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
     :func:`nearest_neighbours`; an item's lists hold no repeats. Use it to compare many
     representations with one reference whose neighbours are computed once.
     """
+    if np.ndim(nx) != 2 or np.shape(nx) != np.shape(ny):
+        raise GlocalError(
+            f"nx and ny must be neighbour lists of one shape (n items, k neighbours), got "
+            f"shapes {np.shape(nx)} and {np.shape(ny)}; pass nearest_neighbours(X, k) and "
+            "nearest_neighbours(Y, k) of the same items with the same k"
+        )
     both = np.sort(np.concatenate([nx, ny], axis=1), axis=1)
     return (both[:, 1:] == both[:, :-1]).sum(axis=1) / nx.shape[1]
 
