@@ -639,6 +639,7 @@ def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareRep
     """
     from glocal import data
     from glocal.features import extract_sharded
+    from glocal.features.shards import drop_leftover_shards
 
     report = PrepareReport()
     settings = plan.settings
@@ -666,6 +667,9 @@ def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareRep
         report.seconds["smoke world"] = time.perf_counter() - began
     began = time.perf_counter()
     todo = [s for s in plan.stores if not s.path.is_file()]
+    for spec in plan.stores:
+        if spec.path.is_file():
+            drop_leftover_shards(spec.path)
     if todo:
         _say(f"prepare ({plan.profile}): {len(plan.stores) - len(todo)} of "
              f"{len(plan.stores)} feature stores present, extracting {len(todo)}")  # fmt: skip

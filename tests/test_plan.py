@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _features import TINY_TIMM, make_image_folder, one_torch_thread
 
-from companion.plan import Settings, load_settings, make_plan
+from companion.plan import Plan, Settings, StoreSpec, load_settings, make_plan, prepare
 from glocal.cli import main
 from glocal.errors import GlocalError
 from glocal.features import (
@@ -186,6 +186,51 @@ def test_a_killed_sharded_extraction_resumes_with_its_finished_shards(folder, tm
     assert store.n == 15 and FeatureStore.open(out).metadata["shards"] == 4
     assert all(not p.exists() or p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert shard_path(out, 0, 4).parent == shards_dir(out)
+
+
+def test_shards_left_by_a_kill_after_the_join_are_removed_by_the_next_run(
+    folder, tmp_path, monkeypatch
+):
+    """Killed between publishing the joined store and removing its shards: the next run finds
+    the store finished, leaves it untouched and removes the shards (a full copy of it)."""
+    import glocal.features.shards as shards
+
+    source = image_folder(folder, name="imgs")
+    out = tmp_path / "s.h5"
+    real = shards.drop_leftover_shards
+
+    def killed(final):
+        raise KeyboardInterrupt  # the run is killed right after the rename
+
+    monkeypatch.setattr(shards, "drop_leftover_shards", killed)
+    with one_torch_thread(), pytest.raises(KeyboardInterrupt):
+        extract_sharded(TINY_TIMM, source, pretrained=False, out=out, shard_size=4,
+                        scheduler="serial", **QUIET)  # fmt: skip
+    assert out.is_file() and len(list(shards_dir(out).glob("*.h5"))) == 4
+    stamp = (out.stat().st_ino, out.stat().st_mtime_ns)
+    monkeypatch.setattr(shards, "drop_leftover_shards", real)
+    with one_torch_thread():
+        store = extract_sharded(TINY_TIMM, source, pretrained=False, out=out, shard_size=4,
+                                scheduler="serial", **QUIET)  # fmt: skip
+    assert store.n == 15 and (out.stat().st_ino, out.stat().st_mtime_ns) == stamp
+    assert not shards_dir(out).exists()
+    assert not real(out)  # nothing left to remove
+
+
+def test_prepare_removes_the_shards_of_stores_it_finds_present(tmp_path, monkeypatch):
+    """The reproduce run skips present stores without calling the extractor, so it removes
+    their leftover shards itself."""
+    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(tmp_path / "cache"))
+    present = StoreSpec("imgs", "tiny-resnet18", "visual", False, "imgs", "train")
+    present.path.parent.mkdir(parents=True)
+    present.path.write_bytes(b"finished")
+    shards_dir(present.path).mkdir()
+    (shards_dir(present.path) / "00000-of-00002.h5").write_bytes(b"shard")
+    extracted = []
+    monkeypatch.setattr("glocal.features.extract_sharded", lambda *a, **k: extracted.append(a))
+    prepare(Plan("smoke", Settings(world="real"), stores=[present]), progress=False)
+    assert not shards_dir(present.path).exists() and present.path.read_bytes() == b"finished"
+    assert not extracted
 
 
 def test_a_damaged_shard_is_named_removed_and_extracted_again(folder, tmp_path, monkeypatch):

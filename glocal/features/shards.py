@@ -87,6 +87,20 @@ def shards_dir(final: str | os.PathLike) -> Path:
     return final.with_name(final.name + SHARDS_SUFFIX)
 
 
+def drop_leftover_shards(final: str | os.PathLike) -> bool:
+    """Remove the shards folder of a finished store; True when there was one.
+
+    The join publishes the store first and removes its shards after, so a run killed in
+    between leaves a finished store with a full copy of its features beside it; whoever next
+    finds the store finished removes them.
+    """
+    folder = shards_dir(final)
+    if not folder.exists() or not Path(final).is_file():
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
 def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of every shard: ``ceil(n / shard_size)`` nearly equal parts."""
     if shard_size < 1:
@@ -193,6 +207,7 @@ def _join(plan: ExtractionPlan, parts: list[Path], dtype: str, chunk_size: int) 
         if final.exists():
             store = finished_store(plan)
             if store is not None:
+                drop_leftover_shards(final)
                 return store
         first = FeatureStore.open(parts[0])
         record = {**plan.record, **{k: first.metadata.get(k) for k in MODEL_FIELDS}}
@@ -217,7 +232,7 @@ def _join(plan: ExtractionPlan, parts: list[Path], dtype: str, chunk_size: int) 
             "seconds": round(seconds, 3),
             "items_per_second": round(row / seconds, 3) if seconds > 0 else None,
         })  # fmt: skip
-    shutil.rmtree(shards_dir(final), ignore_errors=True)
+    drop_leftover_shards(final)
     return FeatureStore.open(final)
 
 
@@ -317,6 +332,7 @@ def extract_sharded(
     )  # fmt: skip
     store = finished_store(plan)
     if store is not None:
+        drop_leftover_shards(plan.final)
         return store
     check_writable(plan.final, "feature store (in the cache; set GLOCAL_CACHE_DIR)")
     ranges = shard_ranges(len(plan.ids), shard_size)
