@@ -666,10 +666,12 @@ def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareRep
         world = smoke_world()
         report.seconds["smoke world"] = time.perf_counter() - began
     began = time.perf_counter()
-    todo = [s for s in plan.stores if not s.path.is_file()]
+    todo = []
     for spec in plan.stores:
         if spec.path.is_file():
             drop_leftover_shards(spec.path)
+        else:
+            todo.append(spec)
     if todo:
         _say(f"prepare ({plan.profile}): {len(plan.stores) - len(todo)} of "
              f"{len(plan.stores)} feature stores present, extracting {len(todo)}")  # fmt: skip

@@ -192,16 +192,13 @@ def _prepare(
         else:
             monitor_rows, train_rows = order[:n_monitor], order
         cycler = _Cycler(len(train_rows), settings.contrast_batch_size, generator, device)
+        teacher, monitor_teacher = teacher_all[train_rows], teacher_all[monitor_rows]
         with torch.no_grad():
-            monitor_target = losses.local_target(teacher_all[monitor_rows], settings.tau)
-            target = (
-                losses.local_target(teacher_all[train_rows], settings.tau)
-                if cycler.per_pass == 1
-                else None
-            )
+            monitor_target = losses.local_target(monitor_teacher, settings.tau)
+            target = losses.local_target(teacher, settings.tau) if cycler.per_pass == 1 else None
         local = _Contrast(
-            student_all[train_rows], teacher_all[train_rows],
-            student_all[monitor_rows], teacher_all[monitor_rows], monitor_target, cycler, target,
+            student_all[train_rows], teacher, student_all[monitor_rows], monitor_teacher,
+            monitor_target, cycler, target,
         )  # fmt: skip
     cycler = _Cycler(len(train_pairs), settings.triplet_batch_size, generator, device)
     return _Data(x, train_pairs, monitor_pairs, cycler, local)
