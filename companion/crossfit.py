@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.fits import fit_transform
+from companion.fits import record_search, fit_transform
 from companion.inputs import THINGS_TASKS, Inputs, load_inputs
 from glocal import things
 from glocal.errors import GlocalError
@@ -109,8 +109,11 @@ def fit_folds(
     fitted = [first]
     for inputs in folds[1:]:
         fitted.append({
-            kind: fit_transform(inputs, kind, {k: v for k, v in est.get_params().items()
-                                               if k not in _RUNTIME} | _runtime(params))
+            kind: record_search(
+                fit_transform(inputs, kind, {k: v for k, v in est.get_params().items()
+                                             if k not in _RUNTIME} | _runtime(params)),
+                est.metadata_.get("experiment", {}).get("search", {}),
+            )
             for kind, est in first.items()
         })  # fmt: skip
     return fitted

@@ -64,34 +64,62 @@ def select_settings(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The settings a grid search chooses for ``kind`` on the training objects of ``inputs``.
 
-    ``selection`` holds ``grid``, ``scoring`` and optionally ``min_overlap``, ``cv`` and
-    ``scheduler`` (default :data:`SELECTION`). The folds split the training objects only (the
-    validation and held-out triplets are not used); every fold's fit is cached, so a second
-    call costs seconds. Returns the chosen settings and the search's ``cv_results_``.
+    ``selection`` holds ``grid``, ``scoring`` and optionally ``min_overlap``, ``cv``,
+    ``scheduler``, ``extend`` and ``max_extensions`` (default :data:`SELECTION`). The folds
+    split the training objects only (the validation and held-out triplets are not used); every
+    fold's fit is cached, so a second call costs seconds. When the chosen setting sits at the
+    end of an axis named in ``extend`` (e.g. ``["lmbda"]``), the grid grows by a decade beyond
+    that end (every other axis kept) and the search runs again, at most ``max_extensions``
+    times (default 2), until the choice is inside the grid. Returns the chosen settings and the
+    last search's ``cv_results_``, whose ``attrs`` hold ``edges`` (the axes the choice still
+    sits on the end of, :func:`glocal.search.grid_edges`), ``grid`` (every axis's values) and
+    ``extensions`` (how many times the grid grew).
     """
-    from glocal.search import RULE_SCORE, GlocalSearchCV, resolve_grid
+    from glocal.search import RULE_SCORE, GlocalSearchCV, grid_edges, resolve_grid
 
     spec = {**SELECTION.get(kind, {}), **dict(selection or {})}
     if "grid" not in spec:
         raise GlocalError(f"selection for {kind!r} needs a 'grid' (e.g. 'small'), got {spec}")
-    grid = resolve_grid(spec["grid"])
-    open_names = sorted({name for setting in grid for name in setting})
-    fixed = {k: v for k, v in dict(params or {}).items() if k not in open_names}
-    base = GlocalTransform(**transform_settings(kind, fixed))
-    X, train, _ = _training_problem(inputs)
     rule = spec["scoring"]
     if rule not in RULE_SCORE:
         raise GlocalError(f"selection 'scoring' must be one of {sorted(RULE_SCORE)}, got {rule!r}")
-    search = GlocalSearchCV(  # every rule ranked (the pages compare them), the spec's selects
-        base, spec["grid"], cv=spec.get("cv", 3), scoring=list(RULE_SCORE),
-        min_overlap=spec.get("min_overlap", 0.5), refit=False,
-        scheduler=spec.get("scheduler", os.environ.get(ENV_SCHEDULER) or "serial"),
-    )  # fmt: skip
-    uses_contrast = any({**base.get_params(), **s}["alpha"] > 0 for s in grid)
-    search.fit(X, train, contrast=inputs.contrast if uses_contrast else None)
-    table = pd.DataFrame(search.cv_results_)
-    best = int(np.argmin(table[f"rank_test_{rule}"]))
-    return dict(table["params"].iloc[best]), table
+    extend = list(spec.get("extend", []))
+    max_extensions = int(spec.get("max_extensions", 2))
+    grid = resolve_grid(spec["grid"])
+    open_names = sorted({name for setting in grid for name in setting})
+    unknown = sorted(set(extend) - set(open_names))
+    if unknown:
+        raise GlocalError(
+            f"selection for {kind!r}: 'extend' names {unknown}, which its grid does not vary; "
+            f"name axes of the grid ({open_names})"
+        )
+    fixed = {k: v for k, v in dict(params or {}).items() if k not in open_names}
+    base = GlocalTransform(**transform_settings(kind, fixed))
+    X, train, _ = _training_problem(inputs)
+    extensions = 0
+    while True:
+        search = GlocalSearchCV(  # every rule ranked (the pages compare them), the spec's selects
+            base, grid, cv=spec.get("cv", 3), scoring=list(RULE_SCORE),
+            min_overlap=spec.get("min_overlap", 0.5), refit=False,
+            scheduler=spec.get("scheduler", os.environ.get(ENV_SCHEDULER) or "serial"),
+        )  # fmt: skip
+        uses_contrast = any({**base.get_params(), **s}["alpha"] > 0 for s in grid)
+        search.fit(X, train, contrast=inputs.contrast if uses_contrast else None)
+        table = pd.DataFrame(search.cv_results_)
+        best = dict(table["params"].iloc[int(np.argmin(table[f"rank_test_{rule}"]))])
+        edges = grid_edges(grid, best)
+        grow = {name: end for name, end in edges.items() if name in extend}
+        if not grow or extensions == max_extensions:
+            break
+        for name, end in grow.items():
+            beyond = best[name] * 10.0 if end == "highest" else best[name] / 10.0
+            grid = grid + [{**s, name: beyond} for s in grid if s.get(name) == best[name]]
+        extensions += 1
+    table.attrs.update({
+        "edges": edges, "extensions": extensions,
+        "grid": {name: sorted({s[name] for s in grid if name in s}) for name in open_names},
+    })  # fmt: skip
+    return best, table
 
 
 def _training_problem(inputs: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,6 +161,7 @@ def fit_transform(
 
     params = {k: v for k, v in dict(params or {}).items() if v is not None}
     chosen: dict[str, Any] = {}
+    searched: dict[str, Any] = {}
     spec = {**SELECTION.get(kind, {}), **dict((selection or {}).get(kind, {}))}
     if spec and selection is not None:
         grid = resolve_grid(spec["grid"])
@@ -142,7 +171,8 @@ def fit_transform(
                 values.setdefault(name, set()).add(json.dumps(value))
         open_names = {name for name, seen in values.items() if len(seen) > 1}
         if not open_names & set(params):
-            chosen, _ = select_settings(select_on or inputs, kind, spec, params)
+            chosen, table = select_settings(select_on or inputs, kind, spec, params)
+            searched = dict(table.attrs)
     settings = transform_settings(kind, {**params, **chosen})
     X, train, val = _training_problem(inputs)
     uses_contrast = settings["alpha"] > 0
@@ -153,20 +183,31 @@ def fit_transform(
         __version__, fitter_digest(),
     )  # fmt: skip
     if not cache:
-        return _fit(inputs, kind, settings, X, train, val, chosen)
+        return record_search(_fit(inputs, kind, settings, X, train, val, chosen), searched)
     path = fit_cache_dir() / f"{kind}-{key[:20]}.npz"
     cached = _cached(path)
     if cached is not None:
-        return cached
+        return record_search(cached, searched)
     check_writable(path, f"the fit cache (${ENV_CACHE}) file")
     # Of two processes (parallel notebooks) asking for the same fit, one fits while the other
     # waits for the lock and then reads the finished file instead of fitting again.
     with file_lock(path):
         cached = _cached(path)
         if cached is not None:
-            return cached
+            return record_search(cached, searched)
         estimator = _fit(inputs, kind, settings, X, train, val, chosen)
         estimator.save(path, model=inputs.model, module=inputs.module)
+    return record_search(estimator, searched)
+
+
+def record_search(estimator: GlocalTransform, searched: Mapping[str, Any]) -> GlocalTransform:
+    """Record what the selecting search saw (its grid, the axes the choice sits on the end of,
+    how often the grid grew) in ``metadata_["experiment"]["search"]``; not part of the cached
+    file, so a fit cached before this record existed gets it too."""
+    if searched:
+        experiment = dict(estimator.metadata_.get("experiment", {}))
+        experiment["search"] = {k: searched[k] for k in ("grid", "edges", "extensions")}
+        estimator.metadata_ = {**estimator.metadata_, "experiment": experiment}
     return estimator
 
 
@@ -240,31 +281,47 @@ def swept_grid(selection: Mapping[str, Any] | None, alpha: float) -> dict[str, l
     return {"alpha": [alpha], "lmbda": lmbdas} if lmbdas else None
 
 
+#: How :func:`fit_alpha_sweep` sets lambda: one value for every alpha, or a search per alpha.
+LAMBDA_RULES = ("fixed", "per-alpha")
+
+
 def fit_alpha_sweep(
     inputs: Inputs,
     alphas: Sequence[float],
     params: Mapping[str, Any] | None = None,
     selection: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, GlocalTransform]:
-    """One transform per alpha, lambda chosen per alpha the way page 1 chooses it.
+    lmbda: str = "fixed",
+) -> dict[float, GlocalTransform]:
+    """One transform per alpha: ``{alpha: transform}``, alpha = 0 the global transform.
 
-    alpha = 0 is page 1's global transform (its own selection); every other alpha searches the
-    lambdas of the profile's gLocal grid with the gLocal rule (the trade-off), alpha held fixed,
-    so that the alpha page 1 selects gets page 1's lambda and its transform. Keys:
-    ``"alpha=A"``.
+    ``lmbda="fixed"`` holds lambda at the value page 1's selection gives gLocal (the profile's
+    gLocal rule on all its settings), so that the curve over alpha changes alpha alone.
+    ``lmbda="per-alpha"`` chooses lambda at every alpha the way page 1 chooses it: alpha = 0 is
+    page 1's global transform (its own selection), every other alpha searches the lambdas of the
+    profile's gLocal grid with the gLocal rule, alpha held fixed; alpha and lambda then change
+    together along the curve. Fits and searches are cached.
     """
+    if lmbda not in LAMBDA_RULES:
+        raise GlocalError(f"lmbda must be one of {LAMBDA_RULES}, got {lmbda!r}")
     params = {k: v for k, v in dict(params or {}).items() if k not in ("alpha", "lmbda")}
-    spec = {**SELECTION["glocal"], **dict((selection or {}).get("glocal", {}))}
-    fitted = {}
+    selection = selection or SELECTION
+    spec = {**SELECTION["glocal"], **dict(selection.get("glocal", {}))}
+    fixed = None
+    if lmbda == "fixed":
+        fixed = float(fit_transform(inputs, "glocal", params, selection=selection).lmbda)
+    fitted: dict[float, GlocalTransform] = {}
     for alpha in alphas:
-        if alpha == 0:
-            est = fit_transform(inputs, "global", params, selection=selection or SELECTION)
+        kind = "global" if alpha == 0 else "glocal"
+        if fixed is not None:
+            fitted[float(alpha)] = fit_transform(inputs, kind, {**params, "alpha": alpha,
+                                                                "lmbda": fixed})  # fmt: skip
+        elif alpha == 0:
+            fitted[0.0] = fit_transform(inputs, "global", params, selection=selection)
         else:
             grid = swept_grid(selection, alpha)
             chosen = {"glocal": {**spec, "grid": grid}} if grid else None
-            est = fit_transform(inputs, "glocal", {**params, "alpha": alpha},
-                                selection=chosen)  # fmt: skip
-        fitted[f"alpha={alpha:g}"] = est
+            fitted[float(alpha)] = fit_transform(inputs, "glocal", {**params, "alpha": alpha},
+                                                 selection=chosen)  # fmt: skip
     return fitted
 
 
@@ -314,5 +371,19 @@ def fit_summary(transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
             "steps": info.get("steps"), "best_step": info.get("best_step"),
             "stopped_by": info.get("stop_reason"),
             "seconds": info.get("seconds"),
+            "on_edge": edge_note(info.get("search")),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def edge_note(search: Mapping[str, Any] | None) -> str:
+    """``"lmbda = 10, the highest of 0.01 … 10"`` for each axis a selected setting sits on the end
+    of; ``""`` when it is inside its grid on every axis, ``"not searched"`` without a search."""
+    if not search:
+        return "not searched"
+    notes = []
+    for name, end in search["edges"].items():
+        values = search["grid"][name]
+        value = max(values) if end == "highest" else min(values)
+        notes.append(f"{name} = {value:g}, the {end} of {min(values):g} … {max(values):g}")
+    return "; ".join(notes)

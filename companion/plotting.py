@@ -608,3 +608,79 @@ def interval_plot(
     if log_x:
         ax.set_xscale("log")
     return ax
+
+
+# --- page 2: the alpha trade-off ----------------------------------------------------------------
+
+#: The second curve of page 2 (lambda chosen per alpha) in a colour apart from gLocal's.
+PER_ALPHA_COLOR = "#56b4e9"
+
+
+def alpha_tradeoff_figure(
+    curves: pd.DataFrame, references: pd.DataFrame, k: int, shots: int, task: str
+) -> Any:
+    """Page 2's four panels over alpha: alignment, local structure, few-shot, anomaly AUROC.
+
+    ``curves`` holds one row per (``lmbda_rule``, ``alpha``) with the measures of
+    :func:`companion.sweeps.summarize_units` (``m``, ``m_low``, ``m_high``) and ``kept start``;
+    the ``fixed`` rule (lambda held at page 1's value) is the main curve, ``per-alpha`` (lambda
+    chosen at every alpha) the second. ``references`` is indexed by representation and holds
+    the ``naive`` and ``original`` rows, drawn as lines with their intervals as bands. A fit
+    that kept its start is drawn hollow.
+    """
+    import matplotlib.pyplot as plt
+
+    alphas = sorted(curves["alpha"].unique())
+    position = {a: i for i, a in enumerate(alphas)}
+    ticks = [f"{a:g}" + ("\n(global)" if a == 0 else "") for a in alphas]
+    styles = {"fixed": (color("glocal"), "gLocal, λ fixed"),
+              "per-alpha": (PER_ALPHA_COLOR, "gLocal, λ chosen per α")}  # fmt: skip
+    panels = [
+        ("alignment", "(a) alignment", "odd-one-out accuracy"),
+        ("overlap", "(b) local structure", f"{k}-NN overlap with original"),
+        ("few_shot", f"(c) {shots}-shot accuracy", f"accuracy ({task})"),
+        ("auroc", "(d) anomaly detection", f"mean AUROC ({task})"),
+    ]
+
+    def draw(ax: Any, rule: str, column: str, fmt: str, text: str) -> None:
+        line = curves[curves["lmbda_rule"] == rule].sort_values("alpha")
+        if line.empty:
+            return
+        tint, name = styles[rule]
+        x = line["alpha"].map(position).to_numpy()
+        errorbar_kept_hollow(ax, x, line[column], error_bars(line, column),
+                             line["kept start"] != "yes", fmt, tint, f"{name}{text}")  # fmt: skip
+
+    def band(ax: Any, name: str, column: str, text: str, ls: str = "--") -> None:
+        row = references.loc[name]
+        ax.axhline(row[column], color=color(name), ls=ls, lw=1.2, label=text)
+        ax.axhspan(row[f"{column}_low"], row[f"{column}_high"], color=color(name), alpha=0.12,
+                   lw=0)  # fmt: skip
+
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH, 7.4), sharex=True)
+    for ax, (column, title, ylabel) in zip(axes.flat, panels, strict=True):
+        for rule, fmt in (("per-alpha", "s:"), ("fixed", "o-")):
+            if column == "overlap":
+                draw(ax, rule, "overlap_things", fmt, ": held-out concepts")
+                draw(ax, rule, "overlap_contrast", fmt[0] + "--", ": held-out contrast items")
+            else:
+                draw(ax, rule, column, fmt, "")
+        if column == "overlap":
+            band(ax, "naive", "overlap_things", "naive: held-out concepts")
+            band(ax, "naive", "overlap_contrast", "naive: held-out contrast items", ls=":")
+        else:
+            band(ax, "naive", column, "naive")
+            band(ax, "original", column, "original (zero-shot)", ls=":")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(range(len(alphas)), ticks)
+    for ax in axes[1]:
+        ax.set_xlabel("α (weight of the local term)")
+    entries: dict[str, Any] = {}
+    for ax in axes.flat:  # one legend for all panels, each entry once
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(name, handle)
+    fig.legend(entries.values(), entries.keys(), loc="lower center", ncol=2,
+               bbox_to_anchor=(0.5, -0.01), fontsize=8.5)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    return fig

@@ -90,6 +90,36 @@ def resolve_grid(param_grid: str | os.PathLike | Mapping | Sequence) -> list[dic
     return settings
 
 
+def grid_edges(settings: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> dict[str, str]:
+    """The axes of a grid on which ``chosen`` sits at an end: ``{name: "lowest" | "highest"}``.
+
+    An axis is a hyper-parameter that takes two or more numeric values over ``settings`` (the
+    list of :func:`resolve_grid`); ``chosen`` sits on its edge when its value is the smallest or
+    the largest of them. A selected setting on an edge says the grid may not contain the
+    optimum: the score might still improve beyond it.
+
+    Examples
+    --------
+    >>> grid_edges(resolve_grid({"lmbda": [1.0, 0.1, 0.01], "alpha": [0.25]}), {"lmbda": 1.0,
+    ...            "alpha": 0.25})
+    {'lmbda': 'highest'}
+    """
+    edges: dict[str, str] = {}
+    for name, value in chosen.items():
+        seen = {s[name] for s in settings if name in s}
+        if len(seen) < 2 or not all(_is_number(v) for v in (*seen, value)):
+            continue
+        if value == min(seen):
+            edges[name] = "lowest"
+        elif value == max(seen):
+            edges[name] = "highest"
+    return edges
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 # --- folds ----------------------------------------------------------------------------------
 
 
@@ -523,6 +553,10 @@ class GlocalSearchCV(BaseEstimator):
         The selected setting.
     best_score_ : float
         The selecting rule's mean score of it (``mean_test_S``; greater is better).
+    best_edges_ : dict
+        The axes of the grid on which the selected setting sits at the smallest or largest
+        value (``{name: "lowest" | "highest"}``, :func:`grid_edges`); empty when it is inside
+        the grid on every axis.
     best_estimator_ : GlocalTransform
         The selected setting refit on all triplets (with ``refit``).
     refit_time_ : float
@@ -733,6 +767,7 @@ class GlocalSearchCV(BaseEstimator):
             self.best_score_ = float(
                 self.cv_results_[f"mean_test_{RULE_SCORE[rule]}"][self.best_index_]
             )
+            self.best_edges_ = grid_edges(settings, self.best_params_)
         if self.refit:
             began = time.perf_counter()
             best = clone(base).set_params(**self.best_params_, verbose=self.verbose)

@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from glocal.errors import GlocalError
-from glocal.evaluation.categories import category_labels, things_anomaly_detection, things_few_shot
+from glocal.evaluation.categories import (
+    category_labels,
+    near_categories,
+    things_anomaly_detection,
+    things_few_shot,
+)
 
 FEW_CS = (0.01, 1.0, 100.0)
 
@@ -135,3 +140,26 @@ def test_real_categories_give_top_level_classes(data_dir):
     heldout = np.sort(rng.permutation(1854)[:371])
     kept = category_labels(categories, heldout, min_members=15)
     assert kept.nunique() >= 5 and (kept.value_counts() >= 15).all()
+
+
+def test_near_categories_follow_the_reference_centroids():
+    labels = pd.Series(["a", "a", "b", "b", "c", "c", "d", "d"], index=[0, 1, 2, 3, 4, 5, 6, 7])
+    angle = {"a": 0.0, "b": 0.3, "c": 1.5, "d": 1.9}  # a-b close, c-d close, b nearer c than a
+    reference = np.array([[np.cos(angle[c]), np.sin(angle[c])] for c in labels])
+    reference[::2] *= 3.0  # the length of a row does not matter to the cosine of the centroids
+    assert near_categories(reference, labels, 1) == {"a": ["b"], "b": ["a"], "c": ["d"],
+                                                     "d": ["c"]}  # fmt: skip
+    assert near_categories(reference, labels, 2)["b"] == ["a", "c"]
+    with pytest.raises(GlocalError, match="near=4: choose 1 to 3"):
+        near_categories(reference, labels, 4)
+
+
+def test_near_protocol_needs_a_reference_and_counts_fewer_anomalies():
+    X, categories = planted_things()
+    heldout = np.arange(1, len(X), 2)
+    with pytest.raises(GlocalError, match="needs reference="):
+        things_anomaly_detection(X, categories, heldout, k=5, near=1)
+    near = things_anomaly_detection(X, categories, heldout, k=5, near=1, reference=X)
+    every = things_anomaly_detection(X, categories, heldout, k=5)
+    assert (near.per_class["n_test_anomalous"] < every.per_class["n_test_anomalous"]).all()
+    assert (near.per_class["n_test_normal"] == every.per_class["n_test_normal"]).all()

@@ -217,3 +217,41 @@ def _knn_overlap(X: np.ndarray, Z: np.ndarray, k: int) -> float:
         return set(np.argsort(-sims, kind="stable")[:k].tolist())
 
     return float(np.mean([len(neighbours(X, i) & neighbours(Z, i)) / k for i in range(len(X))]))
+
+
+def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatch):
+    import glocal.search as gs
+
+    searched = []
+
+    class PeakAtTen:  # a search whose score peaks at lmbda = 10, whatever else is set
+        def __init__(self, base, grid, **kwargs):
+            self.grid = list(grid)
+
+        def fit(self, X, triplets, contrast=None):
+            searched.append(sorted({s["lmbda"] for s in self.grid}))
+            score = np.array([-abs(np.log10(s["lmbda"]) - 1.0) - s["alpha"] for s in self.grid])
+            ranks = (-score).argsort().argsort() + 1
+            self.cv_results_ = {"params": self.grid, **{f"rank_test_{r}": ranks
+                                                        for r in gs.RULE_SCORE}}  # fmt: skip
+            return self
+
+    monkeypatch.setattr(gs, "GlocalSearchCV", PeakAtTen)
+    inputs = _planted_inputs()
+    spec = {"grid": {"alpha": [0.1, 0.5], "lmbda": [1.0, 0.1]}, "scoring": "alignment",
+            "extend": ["lmbda"]}  # fmt: skip
+    best, table = cf.select_settings(inputs, "glocal", spec)
+    assert best == {"alpha": 0.1, "lmbda": 10.0}
+    assert searched == [[0.1, 1.0], [0.1, 1.0, 10.0], [0.1, 1.0, 10.0, 100.0]]
+    assert table.attrs["edges"] == {"alpha": "lowest"} and table.attrs["extensions"] == 2
+    assert table.attrs["grid"]["lmbda"] == [0.1, 1.0, 10.0, 100.0]
+    assert len(table) == 8  # every alpha at every lambda: the grid stays a product
+    searched.clear()
+    best, table = cf.select_settings(inputs, "glocal", {**spec, "max_extensions": 1})
+    assert best == {"alpha": 0.1, "lmbda": 10.0}
+    assert table.attrs["edges"] == {"alpha": "lowest", "lmbda": "highest"}
+    assert cf.edge_note(table.attrs) == ("alpha = 0.1, the lowest of 0.1 … 0.5; "
+                                         "lmbda = 10, the highest of 0.1 … 10")  # fmt: skip
+    assert cf.edge_note(None) == "not searched"
+    with pytest.raises(GlocalError, match="'extend' names \\['tau'\\]"):
+        cf.select_settings(inputs, "glocal", {**spec, "extend": ["tau"]})

@@ -434,3 +434,34 @@ def test_logistic_regression_cv_picks_scikit_learns_c_on_small_separable_episode
     predicted, C = logistic_regression_cv(Xs, ys, Xq, seed=episode)
     assert C == expected_C
     np.testing.assert_array_equal(predicted, expected)
+
+
+def test_near_protocol_scores_only_the_named_classes_against_each_normal_one(rng):
+    train_X, train_y = planted(rng, 4, 25, 8, spread=0.8)
+    test_X, test_y = planted(rng, 4, 20, 8, spread=0.8)
+    near = {0: [1], 1: [0, 2], 2: [3], 3: [2]}
+    result = anomaly_detection(train_X, train_y, test_X, test_y, k=3, anomalies=near)
+    everything = anomaly_detection(train_X, train_y, test_X, test_y, k=3)
+    np.testing.assert_array_equal(result.scores, everything.scores)
+    for j, c in enumerate(range(4)):
+        keep = (test_y == c) | np.isin(test_y, near[c])
+        expected = auroc_by_pairs(test_y[keep] != c, result.scores[keep, j])
+        assert result.per_class["auroc"][j] == pytest.approx(expected)
+    assert result.per_class["n_test_anomalous"].tolist() == [20, 40, 20, 20]
+    with pytest.raises(GlocalError, match="class 2 needs a list of other classes"):
+        anomaly_detection(train_X, train_y, test_X, test_y, k=3, anomalies={**near, 2: [2]})
+    with pytest.raises(GlocalError, match="class 3 needs a list"):
+        anomaly_detection(train_X, train_y, test_X, test_y, k=3, anomalies={0: [1], 1: [0],
+                                                                             2: [3]})  # fmt: skip
+
+
+def test_per_class_rows_add_up_to_the_episode_accuracy(rng):
+    X, y = planted(rng, 4, 12, 6, spread=1.5)
+    episodes = few_shot(X, y, shots=(2,), n_repeats=3, classifier="centroid")
+    classes = few_shot(X, y, shots=(2,), n_repeats=3, classifier="centroid", per_class=True)
+    assert len(classes) == 4 * len(episodes) and set(classes["class"]) == {0, 1, 2, 3}
+    pooled = classes.assign(hits=classes["accuracy"] * classes["n_test"]).groupby("repeat")
+    recovered = pooled["hits"].sum() / pooled["n_test"].sum()
+    np.testing.assert_allclose(recovered.to_numpy(), episodes["accuracy"].to_numpy())
+    assert (classes.groupby("repeat")["n_test"].sum().to_numpy()
+            == episodes["n_test"].to_numpy()).all()  # fmt: skip

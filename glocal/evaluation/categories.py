@@ -270,6 +270,8 @@ def things_anomaly_detection(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
+    near: int | None = None,
+    reference: np.ndarray | None = None,
 ) -> AnomalyDetectionResult:
     """Category-vs-rest anomaly detection on held-out THINGS concepts.
 
@@ -277,7 +279,10 @@ def things_anomaly_detection(
     least k) into reference and test concepts. For each category, its reference concepts are
     the normal set; every test concept is scored by its mean cosine distance to its k nearest
     normal concepts, and the AUROC separates the other categories' test concepts from the
-    category's own. ``min_members`` defaults to 2k.
+    category's own. ``min_members`` defaults to 2k. With ``near``, only the test concepts of
+    the ``near`` categories most similar to it count as a category's anomalies (the "near"
+    protocol, :func:`near_categories`): similar by ``reference``, an embedding that no compared
+    representation defines (e.g. the human VICE embedding).
 
     Parameters
     ----------
@@ -302,6 +307,12 @@ def things_anomaly_detection(
         Torch device of the computation (see :func:`glocal.anomaly_detection`).
     progress : bool, default=False
         Show a progress bar over categories.
+    near : int or None, default=None
+        Anomalies of a category: the test concepts of its ``near`` most similar categories
+        (None: of every other category).
+    reference : ndarray of shape (1854, d) or None, default=None
+        With ``near``: the embedding whose category centroids (over the held-out members)
+        define "most similar" (cosine).
 
     Returns
     -------
@@ -333,6 +344,14 @@ def things_anomaly_detection(
             f"{len(heldout)} held-out objects; hold out more objects or lower min_members"
         )
     train, test = split_per_category(labels, train_fraction, k, seed)
+    anomalies = None
+    if near is not None:
+        if reference is None:
+            raise GlocalError(
+                "near: the near protocol needs reference=, an embedding of the 1854 objects "
+                "(e.g. the VICE embedding) whose category centroids say which are most similar"
+            )
+        anomalies = near_categories(reference, labels, near)
     return anomaly_detection(
         X[train],
         labels.loc[train].to_numpy(),
@@ -341,4 +360,32 @@ def things_anomaly_detection(
         k=k,
         device=device,
         progress=progress,
+        anomalies=anomalies,
     )
+
+
+def near_categories(reference: np.ndarray, labels: pd.Series, near: int) -> dict[Any, list]:
+    """Each category's ``near`` most similar other categories, most similar first.
+
+    ``labels`` maps object indices (its index) to categories (:func:`category_labels`);
+    similarity is the cosine between the categories' mean ``reference`` rows over those
+    objects. Used by the near protocol of :func:`things_anomaly_detection`.
+    """
+    reference = check_feature_matrix(reference, "reference")
+    names = sorted(labels.unique())
+    if not 1 <= near < len(names):
+        raise GlocalError(
+            f"near={near}: choose 1 to {len(names) - 1} (there are {len(names)} categories)"
+        )
+    index = labels.index.to_numpy()
+    if index.max() >= len(reference):
+        raise GlocalError(
+            f"reference has {len(reference)} rows but the labels index object {index.max()}; "
+            "pass one row per THINGS object"
+        )
+    centroids = np.stack([reference[index[labels.to_numpy() == c]].mean(axis=0) for c in names])
+    unit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    order = np.argsort(-similarity, axis=1, kind="stable")[:, :near]
+    return {c: [names[j] for j in row] for c, row in zip(names, order, strict=True)}

@@ -359,6 +359,7 @@ def few_shot(
     fixed_test: bool = False,
     test_groups: np.ndarray | None = None,
     one_shot: str = "skip",
+    per_class: bool = False,
 ) -> pd.DataFrame:
     """Few-shot classification (the gLocal paper's protocol); one row per episode and classifier.
 
@@ -423,6 +424,11 @@ def few_shot(
         up to ``n_test_per_class`` items per group instead of per class.
     one_shot : {"skip", "fixed_C"}, default="skip"
         Protocol of 1-shot logistic regression (see above).
+    per_class : bool, default=False
+        One row per episode, classifier and class instead: ``class``, the accuracy on that
+        class's test items and their number ``n_test`` (an episode's accuracy is the
+        ``n_test``-weighted mean of its rows). For intervals over classes
+        (:func:`glocal.evaluation.intervals.cluster_bootstrap`).
 
     Returns
     -------
@@ -430,7 +436,7 @@ def few_shot(
         One row per episode and classifier, with columns ``classifier``, ``shots``,
         ``repeat``, ``accuracy``, ``C`` (the chosen C; NaN for ``centroid``), ``n_classes``,
         ``n_test``, ``converged`` (always True for ``centroid``) and ``protocol``
-        (``"official"`` or a description of the addition).
+        (``"official"`` or a description of the addition); with ``per_class`` also ``class``.
 
     Raises
     ------
@@ -523,21 +529,19 @@ def few_shot(
                     protocol = f"addition: 1-shot, C fixed at {fallback_C:g} (no CV possible)"
             else:
                 pred = nearest_centroid(X[support], y[support], Xq, centroid_metric)
-            rows.append(
-                {
-                    "classifier": name,
-                    "shots": n,
-                    "repeat": r,
-                    "accuracy": float((pred == yq).mean()),
-                    "C": C,
-                    "n_classes": len(classes),
-                    "n_test": len(test),
-                    "converged": converged,
-                    "protocol": protocol,
-                }
-            )
-    columns = ["classifier", "shots", "repeat", "accuracy", "C", "n_classes", "n_test",
-               "converged", "protocol"]  # fmt: skip
+            episode = {"classifier": name, "shots": n, "repeat": r, "C": C,
+                       "n_classes": len(classes), "converged": converged,
+                       "protocol": protocol}  # fmt: skip
+            hits = pred == yq
+            if not per_class:
+                rows.append({**episode, "accuracy": float(hits.mean()), "n_test": len(test)})
+                continue
+            for c in classes:
+                mine = yq == c
+                rows.append({**episode, "class": c, "accuracy": float(hits[mine].mean()),
+                             "n_test": int(mine.sum())})  # fmt: skip
+    columns = ["classifier", "shots", "repeat", *(["class"] if per_class else []), "accuracy",
+               "C", "n_classes", "n_test", "converged", "protocol"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
