@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.fits import record_search, fit_transform
+from companion.fits import fit_transform, record_search
 from companion.inputs import THINGS_TASKS, Inputs, load_inputs
 from glocal import things
 from glocal.errors import GlocalError
