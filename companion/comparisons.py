@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from glocal.errors import GlocalError
-from glocal.evaluation.intervals import mean_interval, verdict
+from glocal.evaluation.intervals import cluster_bootstrap, mean_interval, verdict
 
-#: The differences too small to matter, per measure: one point of accuracy and 0.01 AUROC.
-#: The paper's downstream gains are several points (its Figure 1b); a change below one point is
-#: within the spread of a single task's re-runs, so an interval inside ±1 point reads as "no
-#: effect" rather than as a gain or a loss. Correlations with human judgements (page 10's
-#: kernels) use 0.01 as well: the paper reports them to two decimals.
+#: The differences too small to matter, per measure, where a profile sets none of its own (the
+#: profiles' ``margins``, notebooks/profiles/defaults.json, hold the values the pages quote,
+#: with their reason): one point of accuracy, 0.01 AUROC, 0.01 in a correlation.
 MARGINS = {"accuracy": 0.01, "auroc": 0.01, "correlation": 0.01}
+#: Replicates of every cluster-bootstrap interval of the book.
+N_BOOTSTRAP = 2000
 
 
 def unit_differences(
@@ -57,6 +58,57 @@ def unit_differences(
     return pd.concat(frames, ignore_index=True).dropna(subset=[value])
 
 
+def interval_of(
+    values: np.ndarray,
+    members: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
+) -> tuple[float, float, float, int]:
+    """``(mean, low, high, n)``: a 95% interval of the (``weights``-weighted) mean of
+    ``values``, over the units in ``members`` (a cluster bootstrap,
+    :func:`glocal.evaluation.intervals.cluster_bootstrap`; ``n`` counts units) or, without
+    them, the t-interval over the rows (``n`` counts rows)."""
+    if members is None:
+        if weights is not None:
+            raise GlocalError("interval_of: weights need members (the units to resample)")
+        return mean_interval(values)
+    result = cluster_bootstrap(values, members, weights=weights, n_bootstrap=n_bootstrap,
+                               seed=seed)  # fmt: skip
+    return result.estimate, result.ci_low, result.ci_high, result.n_units
+
+
+def summary(
+    table: pd.DataFrame,
+    value: str,
+    by: Sequence[str] = (),
+    hue: str = "representation",
+    clusters: Sequence[str] | None = None,
+    weights: str | None = None,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The mean of ``value`` per group of ``by`` and ``hue``, with a 95% interval over the
+    units named by ``clusters`` (see :func:`interval_of`). One row per group: the ``by`` and
+    ``hue`` columns, ``mean``, ``ci_low``, ``ci_high``, ``n`` and ``unit``."""
+    rows = []
+    for group, part in table.groupby([*by, hue], sort=False):
+        labels = group if isinstance(group, tuple) else (group,)
+        mean, low, high, n = interval_of(
+            part[value].to_numpy(float),
+            None if clusters is None else part[list(clusters)].to_numpy(),
+            None if weights is None else part[weights].to_numpy(float),
+            n_bootstrap, seed,
+        )  # fmt: skip
+        rows.append({**dict(zip([*by, hue], labels, strict=True)), "mean": mean, "ci_low": low,
+                     "ci_high": high, "n": n, "unit": _unit_name(clusters)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _unit_name(clusters: Sequence[str] | None) -> str:
+    return "row" if clusters is None else " × ".join(dict.fromkeys(clusters))
+
+
 def paired_summary(
     table: pd.DataFrame,
     value: str,
@@ -65,26 +117,74 @@ def paired_summary(
     baseline: str = "original",
     expected: Mapping[str, str] | None = None,
     margin: float = 0.0,
+    clusters: Sequence[str] | None = None,
+    weights: str | None = None,
+    control: str | None = None,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Each representation minus ``baseline``, unit by unit, with a t-interval and a verdict.
+    """Each representation minus ``baseline``, unit by unit, with an interval and a verdict.
 
     ``table`` is tidy: one row per (unit, representation) with the measure in ``value``;
     ``units`` are the columns that identify a unit (e.g. fold, repeat); ``by`` the columns that
-    keep comparisons apart (e.g. task, shots). ``expected`` maps a representation to the sign
-    the claim expects (``"positive"`` by default); ``margin`` is the size below which a
-    difference does not matter (see :func:`glocal.evaluation.intervals.verdict`). Returns one
-    row per group and representation: ``mean``, ``ci_low``, ``ci_high``, ``width``, ``n``
-    (units), ``expected`` and ``verdict``.
+    keep comparisons apart (e.g. task, shots). The interval is over ``clusters``, the columns
+    whose values are the units the claim generalises over (THINGS concepts of a triplet,
+    categories: a paired cluster bootstrap, :func:`interval_of`), or, without them, the
+    t-interval over ``units``; ``weights`` names a column that weighs each row (e.g. the test
+    items behind a class's accuracy). ``expected`` maps a representation to the sign the claim
+    expects (``"positive"`` by default); ``margin`` is the size below which a difference does
+    not matter; ``control`` names the positive control (e.g. ``"naive"``): when its own
+    difference in the same group lies inside the margin too, a difference inside the margin
+    reads *insensitive*, not *no effect* (:func:`glocal.evaluation.intervals.verdict`). Returns
+    one row per group and representation: ``mean``, ``ci_low``, ``ci_high``, ``width``, ``n``
+    (units), ``unit``, ``expected``, ``control_low``, ``control_high`` and ``verdict``.
     """
-    diffs = unit_differences(table, value, [*by, *units], baseline)
+    keys = list(dict.fromkeys([*by, *units, *(clusters or [])]))
+    extra = [weights] if weights is not None else []
+    diffs = unit_differences(table, value, keys, baseline)
+    if weights is not None:  # the baseline's weights: the compared rows share them
+        base = table[table["representation"] == baseline].set_index(keys)[weights]
+        diffs = diffs.join(base, on=keys)
+    summary_rows = summary(diffs, value, by, "representation", clusters, *extra,
+                           n_bootstrap=n_bootstrap, seed=seed)  # fmt: skip
+    if clusters is None:
+        summary_rows["unit"] = " × ".join(units)
     rows = []
-    for group, part in diffs.groupby([*by, "representation"], sort=False):
-        *labels, name = group if isinstance(group, tuple) else (group,)
-        mean, low, high, n = mean_interval(part[value].to_numpy())
-        sign = (expected or {}).get(str(name), "positive")
+    for row in summary_rows.to_dict("records"):
+        sign = (expected or {}).get(str(row["representation"]), "positive")
+        ctrl = None
+        if control is not None and row["representation"] != control:
+            same = summary_rows[summary_rows["representation"] == control]
+            for column in by:
+                same = same[same[column] == row[column]]
+            if len(same):
+                ctrl = (float(same["ci_low"].iloc[0]), float(same["ci_high"].iloc[0]))
         rows.append({
-            **dict(zip(by, labels, strict=True)), "representation": name, "mean": mean,
-            "ci_low": low, "ci_high": high, "width": high - low, "n": n, "expected": sign,
-            "verdict": verdict(low, high, sign, margin),
+            **row, "width": row["ci_high"] - row["ci_low"], "expected": sign,
+            "control_low": ctrl[0] if ctrl else np.nan,
+            "control_high": ctrl[1] if ctrl else np.nan,
+            "verdict": verdict(row["ci_low"], row["ci_high"], sign, margin, control=ctrl),
         })  # fmt: skip
-    return pd.DataFrame(rows)
+    columns = [*by, "representation", "mean", "ci_low", "ci_high", "width", "n", "unit",
+               "expected", "control_low", "control_high", "verdict"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def claim(
+    difference: pd.DataFrame, name: str, prefix: str = "", by: str = "task"
+) -> tuple[str, str]:
+    """The sentence and the verdict of a page's claim, from :func:`paired_summary`'s rows.
+
+    One clause per row of ``name`` (``"things-coarse +0.032 [+0.024, +0.039], holds"``),
+    labelled by ``by``; the verdict is the rows' common verdict, ``mixed`` when they differ,
+    ``n/a`` without rows. Every page builds its claims here, so that the intro's table reads
+    the same rule everywhere.
+    """
+    part = difference[difference["representation"] == name]
+    text = "; ".join(
+        f"{getattr(r, by)} {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}], {r.verdict}"
+        for r in part.itertuples()
+    )
+    verdicts = list(part["verdict"])
+    overall = (verdicts[0] if len(set(verdicts)) == 1 else "mixed") if verdicts else "n/a"
+    return (f"{prefix}: {text}" if prefix else text), overall

@@ -172,6 +172,11 @@ def few_shot_folds(
     return pd.concat(frames, ignore_index=True)
 
 
+#: Anomaly-detection protocols: every other category's test concepts are anomalies
+#: (one-vs-rest), or only those of the categories people find most similar (near).
+PROTOCOLS = ("one-vs-rest", "near")
+
+
 def anomaly_folds(
     folds: Sequence[Inputs],
     transforms: Sequence[Mapping[str, GlocalTransform]],
@@ -179,15 +184,22 @@ def anomaly_folds(
     k: int = 5,
     n_repeats: int = 5,
     seed: int = 0,
+    near: int | None = None,
 ) -> pd.DataFrame:
-    """One-vs-rest anomaly AUROC of every representation, per class, split and fold.
+    """Anomaly AUROC of every representation, per class, split and fold.
 
     In fold f each category of fold f's held-out concepts with at least 2k members is split
     into reference and test concepts (``n_repeats`` seeded splits); every representation is
-    scored on the same splits, so rows pair on (fold, repeat, class).
+    scored on the same splits, so rows pair on (fold, repeat, class). The anomalies of a
+    category are every other category's test concepts (``protocol`` one-vs-rest) or, with
+    ``near``, those of the ``near`` categories closest to it in the human (VICE) embedding
+    (``protocol`` near; :func:`glocal.evaluation.categories.near_categories`), which no
+    compared representation defines.
     """
     _check_task(task)
     categories = things.categories()
+    reference = None if near is None else things.human_embedding()
+    protocol = PROTOCOLS[0] if near is None else PROTOCOLS[1]
     frames = []
     for f, (inputs, fitted) in enumerate(zip(folds, transforms, strict=True)):
         for r in range(n_repeats):
@@ -195,10 +207,10 @@ def anomaly_folds(
             for name, Z in _representations(fitted, inputs.features).items():
                 result = things_anomaly_detection(
                     Z, categories, inputs.triplets.heldout, k=k, overlap=THINGS_TASKS[task],
-                    seed=split,
+                    seed=split, near=near, reference=reference,
                 )  # fmt: skip
                 frames.append(result.per_class.assign(fold=f, repeat=r, representation=name,
-                                                      task=task))  # fmt: skip
+                                                      task=task, protocol=protocol))  # fmt: skip
     return pd.concat(frames, ignore_index=True)
 
 
@@ -237,17 +249,21 @@ def anomaly_splits(
     k: int = 5,
     n_repeats: int = 5,
     seed: int = 0,
+    near: int | None = None,
 ) -> pd.DataFrame:
     """AUROC per class of every task: THINGS tasks cross-fitted with ``n_repeats`` splits per
-    fold (:func:`anomaly_folds`), image tasks on their own split with fold 0's transforms.
-    One row per class, split and representation, with ``fold`` and ``repeat``."""
+    fold (:func:`anomaly_folds`), each in the one-vs-rest protocol and, with ``near``, the near
+    protocol too; image tasks on their own split with fold 0's transforms (one-vs-rest: no
+    reference embedding says which of their classes are near). One row per class, split,
+    protocol and representation, with ``fold``, ``repeat`` and ``protocol``."""
     from companion.tables import anomaly_table
 
     frames = []
     for task in tasks:
         if task in THINGS_TASKS:
-            frames.append(anomaly_folds(folds, transforms, task, k, n_repeats, seed))
+            for n in (None, near) if near is not None else (None,):
+                frames.append(anomaly_folds(folds, transforms, task, k, n_repeats, seed, n))
         else:
             table = anomaly_table(folds[0], transforms[0], (task,), k, seed)
-            frames.append(table.assign(fold=0, repeat=0))
+            frames.append(table.assign(fold=0, repeat=0, protocol=PROTOCOLS[0]))
     return pd.concat(frames, ignore_index=True)

@@ -505,7 +505,7 @@ class GlocalSearchCV(BaseEstimator):
         The base estimator whose other settings every fit shares (default
         ``GlocalTransform()``).
     param_grid : str, path, dict or list of dict, default="small"
-        ``"paper"`` (the official 54-setting sweep), ``"small"`` (9 settings), another name
+        ``"paper"`` (the official 54-setting sweep), ``"small"`` (12 settings), another name
         of ``glocal/grids.json``, a JSON file, or ``{name: [values]}`` of
         :class:`~glocal.GlocalTransform` hyper-parameters (or a list of such dicts).
     scoring : str or list of str, default="alignment"

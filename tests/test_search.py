@@ -91,7 +91,10 @@ def test_cv_takes_a_splitter_or_an_iterable_of_object_folds(problem):
 
 def test_grids():
     assert len(resolve_grid("paper")) == 54
-    assert len(resolve_grid("small")) == 9
+    small = resolve_grid("small")
+    assert len(small) == 12
+    for name in ("small", "global", "paper"):  # every lambda grid spans the official values
+        assert {10.0, 1.0, 0.1} <= {s["lmbda"] for s in resolve_grid(name)}
     with pytest.raises(GlocalError, match="not a named grid"):
         resolve_grid("huge")
 
@@ -118,6 +121,9 @@ def test_serial_sweep_selects_and_refits(problem, serial):
     assert search.best_score_ == best["mean_test_accuracy"] == table["mean_test_accuracy"].max()
     assert search.best_params_ == best["params"]
     assert search.best_estimator_.alpha == search.best_params_["alpha"]
+    # every axis of this 2 x 2 grid has two values, so the choice sits on an end of each
+    ends = {0.0: "lowest", 0.25: "highest", 0.1: "highest", 0.01: "lowest"}
+    assert search.best_edges_ == {k: ends[v] for k, v in search.best_params_.items()}
     assert len(list(Path(cache).glob("*.npz"))) == 12
     # every fit says how it stopped; none of these kept its start
     for f in range(3):
@@ -430,3 +436,15 @@ def test_scores_with_the_kept_contrast_reference_equal_a_direct_computation(prob
                 neighbour_overlap(original, mapped, (5,), "cosine")[5], abs=1e-12
             )
     assert len(_REFERENCES) == 4  # 2 folds x 2 temperatures, each computed once
+
+
+def test_grid_edges_name_the_axes_a_choice_sits_on_the_end_of():
+    from glocal.search import grid_edges
+
+    grid = resolve_grid({"lmbda": [10.0, 1.0, 0.1], "alpha": [0.25, 0.5], "optimizer": ["adam",
+                         "sgd"], "bias": [True, False], "tau": [0.05]})  # fmt: skip
+    inside = {"lmbda": 1.0, "alpha": 0.25, "optimizer": "sgd", "bias": False, "tau": 0.05}
+    assert grid_edges(grid, inside) == {"alpha": "lowest"}  # words, flags, fixed axes: no edge
+    assert grid_edges(grid, {**inside, "lmbda": 10.0, "alpha": 0.5}) == {
+        "lmbda": "highest", "alpha": "highest"}  # fmt: skip
+    assert grid_edges(grid, {**inside, "lmbda": 0.1}) == {"lmbda": "lowest", "alpha": "lowest"}
