@@ -171,14 +171,22 @@ def paired_summary(
 
 
 def claim(
-    difference: pd.DataFrame, name: str, prefix: str = "", by: str = "task"
+    difference: pd.DataFrame,
+    name: str,
+    prefix: str = "",
+    by: str = "task",
+    others: pd.DataFrame | None = None,
+    other_label: str = "",
 ) -> tuple[str, str]:
     """The sentence and the verdict of a page's claim, from :func:`paired_summary`'s rows.
 
     One clause per row of ``name`` (``"things-coarse +0.032 [+0.024, +0.039], holds"``),
     labelled by ``by``; the verdict is the rows' common verdict, ``mixed`` when they differ,
-    ``n/a`` without rows. Every page builds its claims here, so that the intro's table reads
-    the same rule everywhere.
+    ``n/a`` without rows. ``others`` holds rows of the same comparison at other settings (e.g.
+    other numbers of shots; ``other_label`` names the column that tells them apart): those whose
+    verdict differs from the claim's are named after it, so that the claim does not read as
+    more general than its evidence. Every page builds its claims here, so that the intro's table
+    reads the same rule everywhere.
     """
     part = difference[difference["representation"] == name]
     text = "; ".join(
@@ -187,4 +195,12 @@ def claim(
     )
     verdicts = list(part["verdict"])
     overall = (verdicts[0] if len(set(verdicts)) == 1 else "mixed") if verdicts else "n/a"
-    return (f"{prefix}: {text}" if prefix else text), overall
+    text = f"{prefix}: {text}" if prefix else text
+    if others is not None and len(others):
+        mine = others[(others["representation"] == name) & (others["verdict"] != overall)]
+        if len(mine):
+            text += " (elsewhere: " + "; ".join(
+                (f"{getattr(r, other_label)} {other_label} " if other_label else "")
+                + f"{getattr(r, by)} {r.verdict}" for r in mine.itertuples()
+            ) + ")"  # fmt: skip
+    return text, overall

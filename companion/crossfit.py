@@ -148,6 +148,7 @@ def few_shot_folds(
     n_repeats: int = 10,
     classifiers: Sequence[Classifier] = ("logreg",),
     seed: int = 0,
+    per_class: bool = False,
 ) -> pd.DataFrame:
     """Few-shot accuracy of every representation, episode by episode, over all folds.
 
@@ -155,7 +156,10 @@ def few_shot_folds(
     that have more than ``max(shots)`` members there; an episode trains on ``shots`` of each
     class's members and tests on all the others. Episode r of fold f is the same for every
     representation (seeded by ``seed``, f and r), so rows pair on (fold, shots, repeat,
-    classifier). Returns one row per episode, classifier and representation.
+    classifier). Returns one row per episode, classifier and representation; with
+    ``per_class`` one per episode, classifier, category (column ``category``) and
+    representation, with the category's accuracy and test items (``n_test``), the rows an
+    interval over categories resamples.
     """
     _check_task(task)
     categories = things.categories()
@@ -167,9 +171,11 @@ def few_shot_folds(
                 n_repeats=n_repeats, classifier=classifiers, overlap=THINGS_TASKS[task],
                 min_members=max(shots) + 1, seed=int(np.random.SeedSequence([seed, f])
                                                      .generate_state(1)[0]),
+                per_class=per_class,
             )  # fmt: skip
             frames.append(table.assign(fold=f, representation=name, task=task))
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.rename(columns={"class": "category"}) if per_class else frame
 
 
 #: Anomaly-detection protocols: every other category's test concepts are anomalies
@@ -223,21 +229,24 @@ def few_shot_episodes(
     classifiers: Sequence[Classifier] = ("logreg",),
     n_test_per_class: int | None = None,
     seed: int = 0,
+    per_class: bool = False,
 ) -> pd.DataFrame:
     """Episodes of every task: THINGS tasks cross-fitted over ``folds``
     (:func:`few_shot_folds`), image tasks on their own test sets with fold 0's transforms
     (``n_test_per_class`` test images per class, :func:`companion.tables.few_shot_table`).
-    One row per episode, classifier and representation, with ``fold`` (0 for image tasks)."""
+    One row per episode, classifier and representation, with ``fold`` (0 for image tasks);
+    with ``per_class`` one per class of each episode (column ``category``, with ``n_test``)."""
     from companion.tables import few_shot_table
 
     frames = []
     for task in tasks:
         if task in THINGS_TASKS:
             frames.append(few_shot_folds(folds, transforms, task, shots, n_repeats,
-                                         classifiers, seed))  # fmt: skip
+                                         classifiers, seed, per_class))  # fmt: skip
         else:
             table = few_shot_table(folds[0], transforms[0], (task,), shots, n_repeats,
-                                   n_test_per_class or 100, classifiers, seed)  # fmt: skip
+                                   n_test_per_class or 100, classifiers, seed,
+                                   per_class)  # fmt: skip
             frames.append(table.assign(fold=0))
     return pd.concat(frames, ignore_index=True)
 
@@ -267,3 +276,16 @@ def anomaly_splits(
             table = anomaly_table(folds[0], transforms[0], (task,), k, seed)
             frames.append(table.assign(fold=0, repeat=0, protocol=PROTOCOLS[0]))
     return pd.concat(frames, ignore_index=True)
+
+
+def episodes_of(class_rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per episode from the per-class rows of :func:`few_shot_episodes`
+    (``per_class=True``): its accuracy over all its test items (the ``n_test``-weighted mean of
+    its classes') and their number; the episode's other columns as they were."""
+    keys = [c for c in class_rows.columns
+            if c not in ("category", "accuracy", "n_test")]  # fmt: skip
+    hits = class_rows.assign(hits=class_rows["accuracy"] * class_rows["n_test"])
+    grouped = hits.groupby(keys, sort=False, dropna=False)
+    episodes = grouped[["hits", "n_test"]].sum().reset_index()
+    episodes["accuracy"] = episodes.pop("hits") / episodes["n_test"]
+    return episodes

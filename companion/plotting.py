@@ -482,15 +482,20 @@ def estimate_plot(
     log_x: bool = False,
     dodge: float | bool = True,
     join: bool = True,
+    clusters: Sequence[str] | None = None,
+    weights: str | None = None,
 ) -> Any:
-    """Means of ``y`` per ``x`` and ``hue`` with a 95% interval over the rows (the units).
+    """Means of ``y`` per ``x`` and ``hue`` with a 95% interval over the units.
 
     ``units`` is a tidy table with one row per unit of the interval (a test triplet, an item,
-    an episode, a class, a seed); ``interval`` names the rule of :data:`INTERVALS`. ``x`` is
-    categorical by default; ``numeric_x`` places it on a numeric (``log_x``: logarithmic)
-    axis. Points of the ``hue`` values are shifted apart (``dodge``) so that their intervals
-    do not hide one another, and the representations keep their colours and markers.
-    Returns the axes.
+    an episode, a class, a seed); ``interval`` names the rule of :data:`INTERVALS`. With
+    ``clusters`` (the columns naming the units a row shares with others: the concepts of a
+    triplet, a category) the interval is instead the cluster bootstrap of
+    :func:`companion.comparisons.summary` (``weights``: a column weighing the rows), the same
+    interval as the pages' tables. ``x`` is categorical by default; ``numeric_x`` places it
+    on a numeric (``log_x``: logarithmic) axis. Points of the ``hue`` values are shifted apart
+    (``dodge``) so that their intervals do not hide one another, and the representations keep
+    their colours and markers. Returns the axes.
 
     Raises
     ------
@@ -502,12 +507,22 @@ def estimate_plot(
 
     if interval not in INTERVALS:
         raise GlocalError(f"interval={interval!r}: choose from {sorted(INTERVALS)}")
-    missing = [c for c in (x, y, hue) if c not in units]
+    missing = [c for c in (x, y, hue, *(clusters or []), *([weights] if weights else []))
+               if c not in units]  # fmt: skip
     if missing:
         raise GlocalError(f"estimate_plot: the table has no column(s) {missing}")
     if ax is None:
         _, ax = plt.subplots(figsize=(COLUMN_WIDTH, 3.2))
     names = list(hue_order) if hue_order is not None else list(dict.fromkeys(units[hue]))
+    if clusters is not None:
+        from companion.comparisons import summary
+
+        means = summary(units, y, [x], hue, clusters, weights)
+        levels = list(order) if order is not None else list(dict.fromkeys(units[x]))
+        draw_intervals(ax, means, x, hue, names, levels, numeric_x, log_x,
+                     0.12 if dodge is True else float(dodge), join)  # fmt: skip
+        relabel_legend(ax)
+        return ax
     if len(names) < 2:
         dodge = False  # nothing to shift apart (and seaborn divides by the levels − 1)
     elif dodge is True:
@@ -537,6 +552,43 @@ def estimate_plot(
     return ax
 
 
+def draw_intervals(
+    ax: Any,
+    means: pd.DataFrame,
+    x: str,
+    hue: str,
+    names: Sequence[str],
+    levels: Sequence[Any],
+    numeric_x: bool = False,
+    log_x: bool = False,
+    dodge: float = 0.12,
+    join: bool = False,
+) -> None:
+    """Points with error bars from a table that holds its intervals already: ``mean``,
+    ``ci_low``, ``ci_high`` per ``x`` and ``hue`` (e.g. :func:`companion.comparisons.summary`);
+    categorical ``x`` at 0, 1, ... (``levels``), the ``names`` of ``hue`` shifted apart by
+    ``dodge``, each in its colour and marker."""
+    for i, name in enumerate(names):
+        part = means[means[hue] == name]
+        part = part.set_index(x).reindex(levels).dropna(subset=["mean"]).reset_index()
+        if part.empty:
+            continue
+        shift = (i - (len(names) - 1) / 2) * (dodge / max(len(names) - 1, 1))
+        if numeric_x:
+            xs = part[x].to_numpy(float) * (1 + shift) if log_x else part[x] + shift
+        else:
+            xs = np.array([levels.index(v) for v in part[x]]) + shift
+        yerr = error_bars(part.rename(columns={"ci_low": "mean_low", "ci_high": "mean_high"}),
+                          "mean")  # fmt: skip
+        ax.errorbar(xs, part["mean"], yerr=yerr, fmt=marker(name) + ("-" if join else ""),
+                    ms=4.5, lw=1.4, capsize=3, color=color(name), label=name)  # fmt: skip
+    if log_x:
+        ax.set_xscale("log")
+    if not numeric_x:
+        ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+        ax.set_xlim(-0.5, len(levels) - 0.5)
+
+
 def paired_difference_plot(
     units: pd.DataFrame,
     x: str,
@@ -544,19 +596,28 @@ def paired_difference_plot(
     unit: str | Sequence[str],
     baseline: str = "original",
     hue: str = "representation",
+    clusters: Sequence[str] | None = None,
+    weights: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """:func:`estimate_plot` of the unit-by-unit differences to ``baseline``
     (:func:`companion.crossfit.unit_differences`), with a line at 0 (no difference).
 
-    Keyword arguments go to :func:`estimate_plot` (``ax``, ``numeric_x``, ``log_x``, ...);
-    the legend says what is subtracted. Returns the axes.
+    With ``clusters`` the intervals are the cluster bootstrap over those columns' units (as
+    :func:`companion.comparisons.paired_summary`); ``weights`` names a column weighing the
+    rows. Keyword arguments go to :func:`estimate_plot` (``ax``, ``numeric_x``, ``log_x``,
+    ...); the legend says what is subtracted. Returns the axes.
     """
     from companion.comparisons import unit_differences
 
-    keys = [x, *([unit] if isinstance(unit, str) else unit)]
+    keys = list(dict.fromkeys([x, *([unit] if isinstance(unit, str) else unit),
+                               *(clusters or [])]))  # fmt: skip
     diffs = unit_differences(units, y, keys, baseline, hue)
-    ax = estimate_plot(diffs, x, y, hue, interval="t", **kwargs)
+    if weights is not None:
+        base = units[units[hue] == baseline].set_index(keys)[weights]
+        diffs = diffs.join(base, on=keys)
+    ax = estimate_plot(diffs, x, y, hue, interval="t", clusters=clusters, weights=weights,
+                       **kwargs)  # fmt: skip
     ax.axhline(0.0, color="black", lw=0.8, zorder=0)
     handles, names = ax.get_legend_handles_labels()
     if handles:
@@ -683,4 +744,38 @@ def alpha_tradeoff_figure(
     fig.legend(entries.values(), entries.keys(), loc="lower center", ncol=2,
                bbox_to_anchor=(0.5, -0.01), fontsize=8.5)  # fmt: skip
     fig.tight_layout(rect=(0, 0.16, 1, 1))
+    return fig
+
+
+# --- page 6: anomaly detection ------------------------------------------------------------------
+
+
+def anomaly_figure(per_class: pd.DataFrame, tasks: Sequence[str], margin: float) -> Any:
+    """Page 6's two panels: (a) mean AUROC per task and protocol, (b) the paired differences
+    to the original features, with 95% intervals over categories and the margin dotted.
+
+    ``per_class`` holds one row per (fold, repeat, category, protocol, representation), as
+    :func:`companion.crossfit.anomaly_splits` returns it (``class`` renamed ``category``).
+    """
+    import matplotlib.pyplot as plt
+
+    protocols = list(dict.fromkeys(per_class["protocol"]))
+    where = per_class.assign(where=per_class["task"] + "\n" + per_class["protocol"])
+    order = [f"{t}\n{p}" for t in tasks for p in protocols if f"{t}\n{p}" in set(where["where"])]
+    fig, (ax_m, ax_d) = plt.subplots(1, 2, figsize=(COLUMN_WIDTH, 3.8))
+    estimate_plot(where, "where", "auroc", ax=ax_m, order=order, join=False,
+                  clusters=["category"])  # fmt: skip
+    ax_m.set_ylabel("mean AUROC over classes")
+    ax_m.set_title("(a) mean AUROC")
+    paired_difference_plot(where, "where", "auroc", ["fold", "repeat", "category"], ax=ax_d,
+                           order=order, join=False, clusters=["category"])  # fmt: skip
+    for sign in (-1, 1):
+        ax_d.axhline(sign * margin, color="grey", ls=":", lw=0.8)
+    ax_d.set_ylabel("AUROC difference (transform − original)")
+    ax_d.set_title("(b) paired, class by class")
+    for ax in (ax_m, ax_d):
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1 if ax is ax_d else 3)
+    fig.tight_layout()
     return fig

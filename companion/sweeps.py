@@ -1,10 +1,12 @@
 """Measurements of sweeps (alpha on page 2, the number of triplets on page 8), with intervals.
 
-Every measure is kept per unit first (:func:`sweep_units`: a test triplet, an item, an
-episode, a class of a split), so that each representation gets a 95% interval over its units
-and its paired difference to the original features over the same units
-(:func:`evaluate_with_intervals`). The downstream units are fold 0's cross-fitting episodes
-and splits (page 5 and 6 draw the same ones). :mod:`companion.plotting` only draws the result.
+Every measure is kept per unit first (:func:`sweep_units`: a test triplet, an item, a class of
+an episode, a class of a split), so that each representation gets a 95% interval over the
+units its claim generalises over (:data:`CLUSTERS`: THINGS concepts for alignment, categories
+for the downstream measures, items for local structure) and its paired difference to the
+original features over the same units (:func:`evaluate_with_intervals`). The downstream units
+are fold 0's cross-fitting episodes and splits (page 5 and 6 draw the same ones).
+:mod:`companion.plotting` only draws the result.
 """
 
 from __future__ import annotations
@@ -15,18 +17,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.comparisons import MARGINS, paired_summary
+from companion.comparisons import MARGINS, paired_summary, summary
 from companion.crossfit import anomaly_splits, few_shot_episodes
 from glocal.evaluation.alignment import triplet_correct
-from glocal.evaluation.intervals import mean_interval, wilson_interval
 from glocal.evaluation.neighbours import per_item_overlap
 from glocal.evaluation.similarity import default_similarity
 
 #: The measures of :func:`evaluate_with_intervals`, one column each.
 MEASURES = ("alignment", "overlap_things", "overlap_contrast", "few_shot", "auroc")
 #: The measures compared unit by unit with the original features, and their units.
-PAIRED = {"alignment": ["triplet"], "few_shot": ["fold", "repeat"],
+PAIRED = {"alignment": ["triplet"], "few_shot": ["fold", "repeat", "category"],
           "auroc": ["fold", "repeat", "category"]}  # fmt: skip
+#: The units each measure's interval resamples (None: a t-interval over the rows, which are
+#: the units themselves), and the column that weighs a row.
+CLUSTERS: dict[str, list[str] | None] = {
+    "alignment": ["i", "j", "k"], "overlap_things": None, "overlap_contrast": None,
+    "few_shot": ["category"], "auroc": ["category"],
+}  # fmt: skip
+WEIGHTS = {"few_shot": "n_test"}
+
+
+def interval_units_text() -> str:
+    """What each interval of :func:`evaluate_with_intervals` resamples, for captions."""
+    return (
+        "alignment: the held-out concepts (a bootstrap; each triplet weighs the product of how "
+        "often its three concepts are drawn); local structure: the items; few-shot accuracy and "
+        "AUROC: the categories (a bootstrap, every episode and split of a category together)"
+    )
 
 
 def sweep_units(
@@ -60,8 +77,10 @@ def sweep_units(
     for name, t in spaces.items():
         Z = inputs.features if t is None else t.transform(inputs.features)
         correct = triplet_correct(Z, test, default_similarity(transformed=t is not None))
-        rows["alignment"].append(pd.DataFrame({"triplet": np.arange(len(test)),
-                                               "value": correct.astype(float)}))  # fmt: skip
+        rows["alignment"].append(pd.DataFrame({
+            "triplet": np.arange(len(test)), "i": test[:, 0], "j": test[:, 1], "k": test[:, 2],
+            "value": correct.astype(float),
+        }))  # fmt: skip
         for column, X in sets.items():
             values = (
                 np.ones(len(X))
@@ -73,7 +92,7 @@ def sweep_units(
             frame["representation"] = name
     fitted = {name: t for name, t in transforms.items()}
     episodes = few_shot_episodes([inputs], [fitted], [task], [shots], n_repeats, [classifier],  # type: ignore[list-item]
-                                 seed=seed)  # fmt: skip
+                                 seed=seed, per_class=True)  # fmt: skip
     rows["few_shot"] = [episodes.rename(columns={"accuracy": "value"})]
     splits = anomaly_splits([inputs], [fitted], [task], anomaly_k, anomaly_repeats, seed)
     rows["auroc"] = [splits.rename(columns={"auroc": "value", "class": "category"})]
@@ -95,35 +114,41 @@ def evaluate_with_intervals(
     """One row per representation (``original`` first) with a 95% interval for every measure.
 
     For each measure ``m`` of :data:`MEASURES` (see :func:`sweep_units`): the mean ``m`` with
-    ``m_low``, ``m_high`` (Wilson over test triplets for alignment, Student-t over the units
-    otherwise) and ``m_n`` (units); for the paired measures of :data:`PAIRED` also the mean
-    difference to the original features over the same units, ``m_diff``, with
+    ``m_low``, ``m_high`` (over the units of :data:`CLUSTERS`: a bootstrap over held-out
+    concepts for alignment and over categories for the downstream measures, a t-interval over
+    items for local structure) and ``m_n`` (units); for the paired measures of :data:`PAIRED`
+    also the mean difference to the original features over the same units, ``m_diff``, with
     ``m_diff_low``, ``m_diff_high`` and the verdict ``m_verdict`` (expected: higher; margin
-    :data:`companion.comparisons.MARGINS` for accuracy and AUROC, none for alignment).
+    :data:`companion.comparisons.MARGINS` for accuracy and AUROC, none for alignment; the
+    naive transform, when present, is the positive control).
     """
     units = sweep_units(inputs, transforms, k, shots, n_repeats, anomaly_k, anomaly_repeats,
                         task, classifier, seed)  # fmt: skip
     return summarize_units(units)
 
 
-def summarize_units(units: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """:func:`evaluate_with_intervals`'s table from the unit tables of :func:`sweep_units`."""
+def summarize_units(
+    units: Mapping[str, pd.DataFrame], margins: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """:func:`evaluate_with_intervals`'s table from the unit tables of :func:`sweep_units`;
+    ``margins`` (``accuracy``, ``auroc``; the profile's) decide the verdicts (default
+    :data:`companion.comparisons.MARGINS`)."""
+    margins = {**MARGINS, **dict(margins or {})}
     names = list(dict.fromkeys(units["alignment"]["representation"]))
     transforms = [n for n in names if n != "original"]
     rows: dict[str, dict[str, Any]] = {n: {"representation": n} for n in names}
     for measure, frame in units.items():
-        for name, part in frame.groupby("representation", sort=False):
-            values = part["value"].to_numpy()
-            if measure == "alignment":
-                mean, n = float(values.mean()), len(values)
-                low, high = wilson_interval(mean, n)
-            else:
-                mean, low, high, n = mean_interval(values)
-            rows[str(name)].update({measure: mean, f"{measure}_low": low,
-                                    f"{measure}_high": high, f"{measure}_n": n})  # fmt: skip
+        means = summary(frame, "value", clusters=CLUSTERS[measure], weights=WEIGHTS.get(measure))
+        for row in means.itertuples():
+            rows[str(row.representation)].update({
+                measure: row.mean, f"{measure}_low": row.ci_low, f"{measure}_high": row.ci_high,
+                f"{measure}_n": row.n,
+            })  # fmt: skip
         if measure in PAIRED and len(transforms):
-            margin = {"few_shot": MARGINS["accuracy"], "auroc": MARGINS["auroc"]}.get(measure, 0)
-            diffs = paired_summary(frame, "value", PAIRED[measure], margin=margin)
+            margin = {"few_shot": margins["accuracy"], "auroc": margins["auroc"]}.get(measure, 0)
+            diffs = paired_summary(frame, "value", PAIRED[measure], margin=margin,
+                                   clusters=CLUSTERS[measure], weights=WEIGHTS.get(measure),
+                                   control="naive" if "naive" in names else None)  # fmt: skip
             for row in diffs.itertuples():
                 rows[str(row.representation)].update({
                     f"{measure}_diff": row.mean, f"{measure}_diff_low": row.ci_low,

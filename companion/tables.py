@@ -19,11 +19,10 @@ from companion.inputs import (
 )
 from glocal import things
 from glocal.errors import GlocalError
-from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.evaluation.alignment import triplet_correct
 from glocal.evaluation.anomaly import anomaly_detection, shifted_anomaly_detection
 from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
 from glocal.evaluation.few_shot import few_shot
-from glocal.evaluation.intervals import wilson_interval
 from glocal.evaluation.neighbours import neighbour_overlap
 from glocal.evaluation.similarity import apply_transform, default_similarity
 from glocal.transform import GlocalTransform
@@ -40,24 +39,47 @@ def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -
     """Odd-one-out accuracy on the held-out test triplets, with chance and the ceiling.
 
     The original features are scored zero-shot with cosine similarity, transformed ones with
-    dot products (as in the paper); intervals are 95% Wilson intervals over test triplets.
+    dot products (as in the paper). Intervals are 95% cluster-bootstrap intervals over the
+    held-out concepts (a triplet's weight in a resample is the product of how often its three
+    concepts were drawn; :func:`glocal.evaluation.intervals.cluster_bootstrap`): the test
+    triplets share their concepts, so the concepts, not the triplets, are the unit a claim
+    about new concepts generalises over. Every representation is resampled with the same seed,
+    so differences pair (:func:`alignment_units` gives the per-triplet rows).
     """
+    from companion.comparisons import summary
+
     test = inputs.triplets.test
+    units = alignment_units(inputs, transforms)
+    means = summary(units, "correct", clusters=["i", "j", "k"]).set_index("representation")
     rows = []
-    for name, Z in representations(inputs.features, transforms).items():
-        similarity = default_similarity(transformed=name != "original")
-        acc = odd_one_out_accuracy(Z, test, similarity=similarity)
-        low, high = wilson_interval(acc, len(test))
+    for name, row in means.iterrows():
         rows.append({
-            "source": inputs.label, "representation": "zero-shot" if name == "original" else name,
-            "accuracy": acc, "ci_low": low, "ci_high": high, "n_test": len(test),
-            "similarity": similarity, "reference": False,
+            "source": inputs.label, "representation": name, "accuracy": row["mean"],
+            "ci_low": row["ci_low"], "ci_high": row["ci_high"], "n_test": len(test),
+            "n_concepts": int(row["n"]), "unit": "held-out concepts",
+            "similarity": default_similarity(transformed=name != "zero-shot"), "reference": False,
         })  # fmt: skip
     references = {"chance": CHANCE, inputs.triplets.ceiling_label: inputs.triplets.ceiling}
     for name, value in references.items():
         rows.append({"source": inputs.label, "representation": name, "accuracy": value,
                      "n_test": len(test), "reference": True})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def alignment_units(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
+    """One row per held-out test triplet and representation (``zero-shot`` first): ``correct``
+    (1 or 0) and the triplet's three concepts ``i``, ``j``, ``k`` (the units of its interval)."""
+    test = inputs.triplets.test
+    frames = []
+    for name, Z in representations(inputs.features, transforms).items():
+        similarity = default_similarity(transformed=name != "original")
+        correct = triplet_correct(Z, test, similarity).astype(float)
+        frames.append(pd.DataFrame({
+            "source": inputs.label, "representation": "zero-shot" if name == "original" else name,
+            "triplet": np.arange(len(test)), "i": test[:, 0], "j": test[:, 1], "k": test[:, 2],
+            "correct": correct,
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
 
 
 def local_structure_table(
@@ -134,8 +156,10 @@ def few_shot_table(
     n_test_per_class: int = 5,
     classifiers: Sequence[str] = ("logreg",),
     seed: int = 0,
+    per_class: bool = False,
 ) -> pd.DataFrame:
-    """Few-shot accuracy per episode for every representation (original first) and task.
+    """Few-shot accuracy per episode for every representation (original first) and task
+    (with ``per_class``: per class of each episode, column ``category``).
 
     THINGS tasks classify held-out concepts into categories (support and test concepts both
     held out, ``n_test_per_class`` test concepts per class). Image tasks follow the official
@@ -152,7 +176,8 @@ def few_shot_table(
             t = transforms.get(name)
             common: dict[str, Any] = {"shots": shots, "n_test_per_class": n_test_per_class,
                                       "n_repeats": n_repeats, "classifier": classifiers,
-                                      "seed": seed, "progress": False}  # fmt: skip
+                                      "seed": seed, "progress": False,
+                                      "per_class": per_class}  # fmt: skip
             if task in THINGS_TASKS:
                 (Z,) = apply_transform(t, inputs.features)
                 result = things_few_shot(
@@ -166,7 +191,8 @@ def few_shot_table(
                     test_groups=data.test_groups, **common,
                 )  # fmt: skip
             frames.append(result.assign(representation=name, task=task))
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.rename(columns={"class": "category"}) if per_class else frame
 
 
 def anomaly_table(
