@@ -105,8 +105,14 @@ def summary(
     return pd.DataFrame(rows)
 
 
+#: How a table names the units an interval resamples, by the columns that hold them.
+UNIT_NAMES = {("i", "j", "k"): "concepts", ("category",): "categories", ("item",): "items"}
+
+
 def _unit_name(clusters: Sequence[str] | None) -> str:
-    return "row" if clusters is None else " × ".join(dict.fromkeys(clusters))
+    if clusters is None:
+        return "rows"
+    return UNIT_NAMES.get(tuple(clusters), " × ".join(dict.fromkeys(clusters)))
 
 
 def paired_summary(
@@ -148,7 +154,7 @@ def paired_summary(
     summary_rows = summary(diffs, value, by, "representation", clusters, *extra,
                            n_bootstrap=n_bootstrap, seed=seed)  # fmt: skip
     if clusters is None:
-        summary_rows["unit"] = " × ".join(units)
+        summary_rows["unit"] = " × ".join(units) + " (rows)"
     rows = []
     for row in summary_rows.to_dict("records"):
         sign = (expected or {}).get(str(row["representation"]), "positive")
@@ -180,7 +186,8 @@ def claim(
 ) -> tuple[str, str]:
     """The sentence and the verdict of a page's claim, from :func:`paired_summary`'s rows.
 
-    One clause per row of ``name`` (``"things-coarse +0.032 [+0.024, +0.039], holds"``),
+    One clause per row of ``name`` (``"things-coarse +0.032 [+0.024, +0.039] over 27
+    categories, holds"``),
     labelled by ``by``; the verdict is the rows' common verdict, ``mixed`` when they differ,
     ``n/a`` without rows. ``others`` holds rows of the same comparison at other settings (e.g.
     other numbers of shots; ``other_label`` names the column that tells them apart): those whose
@@ -190,7 +197,8 @@ def claim(
     """
     part = difference[difference["representation"] == name]
     text = "; ".join(
-        f"{getattr(r, by)} {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}], {r.verdict}"
+        f"{getattr(r, by)} {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] over {r.n} "
+        f"{r.unit}, {r.verdict}"
         for r in part.itertuples()
     )
     verdicts = list(part["verdict"])
