@@ -2,6 +2,8 @@
 
 ``planted_problem``: network features that linearly contain a hidden human embedding.
 ``make_world``: objects with planted category (global) and subclass (local) structure.
+``concept_world``: concepts seen by people and two representations, drawn afresh as often as
+needed (``draw_concepts``, ``draw_classes``): population values known, for checking intervals.
 """
 
 from __future__ import annotations
@@ -196,3 +198,167 @@ def make_world(config: WorldConfig | None = None, seed: int = 0) -> World:
         probe_category=probe_subclass // S,
         probe_subclass=probe_subclass,
     )
+
+
+# --- worlds with a known population value: checking intervals by their coverage -------------
+
+
+@dataclass(frozen=True)
+class ConceptWorld:
+    """A generator of concepts seen by people and by two representations, A and B.
+
+    A concept has a latent human embedding ``h = centre + spread`` (people's similarity is
+    ``h · h'``; their odd-one-out choices follow :func:`glocal.simulate_triplets`). A concept
+    of the world belongs to one of the world's fixed classes (``centres``); fresh classes
+    (for tasks whose unit is the class) draw their centres from the same law. The two
+    representations map h linearly and add noise of their own to each concept:
+    ``x = h M + s ε`` with a per-concept noise scale ``s ∝ noise · exp(noise_spread · z)``
+    (z standard normal: some concepts are represented worse than others). A's map weighs
+    half the latent dimensions 4 times more than the other half (a distorted view); B's
+    weighs them equally. Made by :func:`concept_world`; drawn by :func:`draw_concepts` and
+    :func:`draw_classes`.
+    """
+
+    centres: np.ndarray  # (n_classes, n_dims): the world's classes
+    maps: tuple[np.ndarray, np.ndarray]  # (n_dims, n_features): A's and B's
+    class_scale: float
+    concept_scale: float
+    noise: tuple[float, float]
+    noise_spread: float
+
+
+@dataclass(frozen=True)
+class ConceptDraw:
+    """Concepts drawn from a :class:`ConceptWorld`: the human embedding, both
+    representations and each concept's class."""
+
+    human: np.ndarray  # (n, n_dims)
+    A: np.ndarray  # (n, n_features)
+    B: np.ndarray  # (n, n_features)
+    label: np.ndarray  # (n,)
+
+
+def concept_world(
+    *,
+    n_dims: int = 16,
+    n_features: int = 32,
+    n_classes: int = 30,
+    class_scale: float = 2.0,
+    concept_scale: float = 1.5,
+    noise: tuple[float, float] = (0.3, 0.3),
+    noise_spread: float = 0.5,
+    seed: int = 0,
+) -> ConceptWorld:
+    """A :class:`ConceptWorld`, fixed by ``seed``.
+
+    Parameters
+    ----------
+    n_dims, n_features : int
+        Dimension of the human embedding and of the representations.
+    n_classes : int
+        The world's classes (as THINGS' categories: fixed, concepts drawn within them).
+    class_scale, concept_scale : float
+        Root expected squared norm of a class centre and of a concept's offset from it.
+    noise : tuple of float
+        Noise of A and of B: the standard deviation of a feature's noise relative to that
+        of its signal ``h M``, for a concept of median noise.
+    noise_spread : float
+        Standard deviation of the log noise scale over concepts.
+    seed : int
+        Seeds the classes and the maps.
+    """
+    if n_dims < 2 or n_features < 1 or n_classes < 1:
+        raise GlocalError(
+            f"concept_world: need n_dims >= 2, n_features >= 1 and n_classes >= 1, got "
+            f"{n_dims}, {n_features}, {n_classes}"
+        )
+    rng = np.random.default_rng(seed)
+    centres = _blocks(rng, n_classes, n_dims) * class_scale
+    weights = np.where(np.arange(n_dims) < n_dims // 2, 1.6, 0.4)[:, None]
+    distorted = weights * rng.standard_normal((n_dims, n_features)) / np.sqrt(n_dims)
+    plain = rng.standard_normal((n_dims, n_features)) / np.sqrt(n_dims)
+    return ConceptWorld(centres, (distorted, plain), class_scale, concept_scale,
+                        (float(noise[0]), float(noise[1])), noise_spread)  # fmt: skip
+
+
+def _represent(
+    world: ConceptWorld, human: np.ndarray, label: np.ndarray, rng: np.random.Generator
+) -> ConceptDraw:
+    n, dims = human.shape
+    power = world.class_scale**2 + world.concept_scale**2  # expected squared norm of h
+    views = []
+    for M, noise in zip(world.maps, world.noise, strict=True):
+        signal = np.sqrt(power * (M**2).sum() / M.size)  # a feature's standard deviation
+        scale = noise * signal * np.exp(world.noise_spread * rng.standard_normal((n, 1)))
+        views.append(human @ M + scale * rng.standard_normal((n, M.shape[1])))
+    return ConceptDraw(human, views[0], views[1], label)
+
+
+def draw_concepts(world: ConceptWorld, n: int, seed: int | np.random.Generator = 0) -> ConceptDraw:
+    """``n`` concepts of the world's classes (each class equally likely), independently."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, len(world.centres), size=n)
+    dims = world.centres.shape[1]
+    human = world.centres[label] + _blocks(rng, n, dims) * world.concept_scale
+    return _represent(world, human, label, rng)
+
+
+def draw_classes(
+    world: ConceptWorld, n_classes: int, per_class: int, seed: int | np.random.Generator = 0
+) -> ConceptDraw:
+    """``n_classes`` fresh classes (centres drawn like the world's) of ``per_class``
+    concepts each, class by class: for tasks whose unit of generalisation is the class."""
+    rng = np.random.default_rng(seed)
+    dims = world.centres.shape[1]
+    centres = _blocks(rng, n_classes, dims) * world.class_scale
+    label = np.repeat(np.arange(n_classes), per_class)
+    human = centres[label] + _blocks(rng, len(label), dims) * world.concept_scale
+    return _represent(world, human, label, rng)
+
+
+@dataclass(frozen=True)
+class SharedUnitScores:
+    """Binary scores of rows that share units, and their known population mean."""
+
+    values: np.ndarray  # (n_rows,) 0.0 or 1.0
+    members: np.ndarray  # (n_rows, per_row) the units of each row
+    population: float
+
+
+def shared_unit_scores(
+    n_units: int = 40,
+    n_rows: int = 1500,
+    *,
+    per_row: int = 3,
+    unit_sd: float = 0.5,
+    noise_sd: float = 1.0,
+    offset: float = 0.3,
+    seed: int | np.random.Generator = 0,
+) -> SharedUnitScores:
+    """Rows scored 0/1 that share units (as test triplets share concepts), population known.
+
+    Each of ``n_units`` fresh units gets an effect ``g ~ N(0, unit_sd²)``; each row involves
+    ``per_row`` distinct units drawn uniformly and scores 1 when ``offset + Σ g + ε > 0``
+    (``ε ~ N(0, noise_sd²)`` of its own). Over fresh units and rows the mean score is
+    ``Φ(offset / √(per_row · unit_sd² + noise_sd²))``: an interval of the mean of one draw
+    should cover it as often as its level says.
+    """
+    from scipy import stats
+
+    if per_row < 1 or n_units < per_row or n_rows < 1:
+        raise GlocalError(
+            f"shared_unit_scores: need 1 <= per_row <= n_units and n_rows >= 1, got "
+            f"per_row={per_row}, n_units={n_units}, n_rows={n_rows}"
+        )
+    rng = np.random.default_rng(seed)
+    effects = rng.normal(0.0, unit_sd, n_units)
+    members = rng.integers(0, n_units, size=(n_rows, per_row))
+    while True:  # redraw the rows that repeat a unit
+        ordered = np.sort(members, axis=1)
+        repeated = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+        if not repeated.any():
+            break
+        members[repeated] = rng.integers(0, n_units, size=(int(repeated.sum()), per_row))
+    latent = offset + effects[members].sum(axis=1) + rng.normal(0.0, noise_sd, n_rows)
+    population = float(stats.norm.cdf(offset / np.sqrt(per_row * unit_sd**2 + noise_sd**2)))
+    return SharedUnitScores((latent > 0).astype(np.float64), members, population)
