@@ -13,14 +13,12 @@ import numpy as np
 import pandas as pd
 
 from glocal.errors import GlocalError
-from glocal.evaluation.intervals import cluster_bootstrap, mean_interval, verdict
+from glocal.evaluation.intervals import cluster_interval, mean_interval, verdict
 
 #: The differences too small to matter, per measure, where a profile sets none of its own (the
 #: profiles' ``margins``, notebooks/profiles/defaults.json, hold the values the pages quote,
 #: with their reason): one point of accuracy, 0.01 AUROC, 0.01 in a correlation.
 MARGINS = {"accuracy": 0.01, "auroc": 0.01, "correlation": 0.01}
-#: Replicates of every cluster-bootstrap interval of the book.
-N_BOOTSTRAP = 2000
 
 
 def unit_differences(
@@ -62,19 +60,16 @@ def interval_of(
     values: np.ndarray,
     members: np.ndarray | None = None,
     weights: np.ndarray | None = None,
-    n_bootstrap: int = N_BOOTSTRAP,
-    seed: int = 0,
 ) -> tuple[float, float, float, int]:
     """``(mean, low, high, n)``: a 95% interval of the (``weights``-weighted) mean of
-    ``values``, over the units in ``members`` (a cluster bootstrap,
-    :func:`glocal.evaluation.intervals.cluster_bootstrap`; ``n`` counts units) or, without
+    ``values``, over the units in ``members`` (the cluster-robust interval of
+    :func:`glocal.evaluation.intervals.cluster_interval`; ``n`` counts units) or, without
     them, the t-interval over the rows (``n`` counts rows)."""
     if members is None:
         if weights is not None:
-            raise GlocalError("interval_of: weights need members (the units to resample)")
+            raise GlocalError("interval_of: weights need members (the units of the interval)")
         return mean_interval(values)
-    result = cluster_bootstrap(values, members, weights=weights, n_bootstrap=n_bootstrap,
-                               seed=seed)  # fmt: skip
+    result = cluster_interval(values, members, weights=weights)
     return result.estimate, result.ci_low, result.ci_high, result.n_units
 
 
@@ -85,8 +80,6 @@ def summary(
     hue: str = "representation",
     clusters: Sequence[str] | None = None,
     weights: str | None = None,
-    n_bootstrap: int = N_BOOTSTRAP,
-    seed: int = 0,
 ) -> pd.DataFrame:
     """The mean of ``value`` per group of ``by`` and ``hue``, with a 95% interval over the
     units named by ``clusters`` (see :func:`interval_of`). One row per group: the ``by`` and
@@ -98,7 +91,6 @@ def summary(
             part[value].to_numpy(float),
             None if clusters is None else part[list(clusters)].to_numpy(),
             None if weights is None else part[weights].to_numpy(float),
-            n_bootstrap, seed,
         )  # fmt: skip
         rows.append({**dict(zip([*by, hue], labels, strict=True)), "mean": mean, "ci_low": low,
                      "ci_high": high, "n": n, "unit": _unit_name(clusters)})  # fmt: skip
@@ -126,8 +118,6 @@ def paired_summary(
     clusters: Sequence[str] | None = None,
     weights: str | None = None,
     control: str | None = None,
-    n_bootstrap: int = N_BOOTSTRAP,
-    seed: int = 0,
 ) -> pd.DataFrame:
     """Each representation minus ``baseline``, unit by unit, with an interval and a verdict.
 
@@ -135,7 +125,7 @@ def paired_summary(
     ``units`` are the columns that identify a unit (e.g. fold, repeat); ``by`` the columns that
     keep comparisons apart (e.g. task, shots). The interval is over ``clusters``, the columns
     whose values are the units the claim generalises over (THINGS concepts of a triplet,
-    categories: a paired cluster bootstrap, :func:`interval_of`), or, without them, the
+    categories: a paired cluster-robust interval, :func:`interval_of`), or, without them, the
     t-interval over ``units``; ``weights`` names a column that weighs each row (e.g. the test
     items behind a class's accuracy). ``expected`` maps a representation to the sign the claim
     expects (``"positive"`` by default); ``margin`` is the size below which a difference does
@@ -151,8 +141,7 @@ def paired_summary(
     if weights is not None:  # the baseline's weights: the compared rows share them
         base = table[table["representation"] == baseline].set_index(keys)[weights]
         diffs = diffs.join(base, on=keys)
-    summary_rows = summary(diffs, value, by, "representation", clusters, *extra,
-                           n_bootstrap=n_bootstrap, seed=seed)  # fmt: skip
+    summary_rows = summary(diffs, value, by, "representation", clusters, *extra)
     if clusters is None:
         summary_rows["unit"] = " × ".join(units) + " (rows)"
     rows = []

@@ -490,7 +490,7 @@ def estimate_plot(
     ``units`` is a tidy table with one row per unit of the interval (a test triplet, an item,
     an episode, a class, a seed); ``interval`` names the rule of :data:`INTERVALS`. With
     ``clusters`` (the columns naming the units a row shares with others: the concepts of a
-    triplet, a category) the interval is instead the cluster bootstrap of
+    triplet, a category) the interval is instead the cluster-robust interval of
     :func:`companion.comparisons.summary` (``weights``: a column weighing the rows), the same
     interval as the pages' tables. ``x`` is categorical by default; ``numeric_x`` places it
     on a numeric (``log_x``: logarithmic) axis. Points of the ``hue`` values are shifted apart
@@ -603,7 +603,7 @@ def paired_difference_plot(
     """:func:`estimate_plot` of the unit-by-unit differences to ``baseline``
     (:func:`companion.crossfit.unit_differences`), with a line at 0 (no difference).
 
-    With ``clusters`` the intervals are the cluster bootstrap over those columns' units (as
+    With ``clusters`` the intervals are cluster-robust over those columns' units (as
     :func:`companion.comparisons.paired_summary`); ``weights`` names a column weighing the
     rows. Keyword arguments go to :func:`estimate_plot` (``ax``, ``numeric_x``, ``log_x``,
     ...); the legend says what is subtracted. Returns the axes.

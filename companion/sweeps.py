@@ -40,9 +40,9 @@ WEIGHTS = {"few_shot": "n_test"}
 def interval_units_text() -> str:
     """What each interval of :func:`evaluate_with_intervals` resamples, for captions."""
     return (
-        "alignment: the held-out concepts (a bootstrap; each triplet weighs the product of how "
-        "often its three concepts are drawn); local structure: the items; few-shot accuracy and "
-        "AUROC: the categories (a bootstrap, every episode and split of a category together)"
+        "alignment: the held-out concepts (cluster-robust: two triplets that share a concept "
+        "count as dependent); local structure: the items; few-shot accuracy and AUROC: the "
+        "categories (every episode and split of a category together)"
     )
 
 
@@ -114,7 +114,7 @@ def evaluate_with_intervals(
     """One row per representation (``original`` first) with a 95% interval for every measure.
 
     For each measure ``m`` of :data:`MEASURES` (see :func:`sweep_units`): the mean ``m`` with
-    ``m_low``, ``m_high`` (over the units of :data:`CLUSTERS`: a bootstrap over held-out
+    ``m_low``, ``m_high`` (over the units of :data:`CLUSTERS`: cluster-robust over held-out
     concepts for alignment and over categories for the downstream measures, a t-interval over
     items for local structure) and ``m_n`` (units); for the paired measures of :data:`PAIRED`
     also the mean difference to the original features over the same units, ``m_diff``, with

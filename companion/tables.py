@@ -39,9 +39,9 @@ def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -
     """Odd-one-out accuracy on the held-out test triplets, with chance and the ceiling.
 
     The original features are scored zero-shot with cosine similarity, transformed ones with
-    dot products (as in the paper). Intervals are 95% cluster-bootstrap intervals over the
-    held-out concepts (a triplet's weight in a resample is the product of how often its three
-    concepts were drawn; :func:`glocal.evaluation.intervals.cluster_bootstrap`): the test
+    dot products (as in the paper). Intervals are 95% cluster-robust intervals over the
+    held-out concepts (two triplets that share a concept count as dependent;
+    :func:`glocal.evaluation.intervals.cluster_interval`): the test
     triplets share their concepts, so the concepts, not the triplets, are the unit a claim
     about new concepts generalises over. Every representation is resampled with the same seed,
     so differences pair (:func:`alignment_units` gives the per-triplet rows).

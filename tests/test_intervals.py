@@ -367,3 +367,26 @@ def test_a_stratum_of_one_unit_adds_no_variance(rng):
     both = cluster_interval(values, classes, strata=folds)
     alone = cluster_interval(values[:12], classes[:12])
     assert both.se == pytest.approx(alone.se * 12 / 14) and both.df == 3
+
+
+def test_weighted_rows_give_the_pooled_mean_and_the_linearised_ratio_variance():
+    from glocal.evaluation.intervals import cluster_interval
+
+    rng = np.random.default_rng(4)
+    classes = np.repeat(np.arange(12), 6)  # 12 classes, 6 episodes each
+    n_test = rng.integers(3, 20, size=len(classes)).astype(float)
+    accuracy = rng.integers(0, n_test + 1) / n_test
+    result = cluster_interval(accuracy, classes, weights=n_test)
+    pooled = (accuracy * n_test).sum() / n_test.sum()
+    assert result.estimate == pytest.approx(pooled)
+    # by hand: the linearised ratio's residuals summed per class, CR1 with 12 classes
+    e = n_test * (accuracy - pooled) / n_test.mean()
+    per_class = np.bincount(classes, e)
+    se = np.sqrt((per_class**2).sum() * 12 / 11) / len(e)
+    assert result.se == pytest.approx(se)
+    t = stats.t.ppf(0.975, 11)
+    assert (result.ci_low, result.ci_high) == pytest.approx((pooled - t * se, pooled + t * se))
+    with pytest.raises(GlocalError, match="weights need method='analytic'"):
+        cluster_interval(accuracy, classes, weights=n_test, method="bootstrap")
+    with pytest.raises(GlocalError, match="finite positive"):
+        cluster_interval(accuracy, classes, weights=np.zeros(len(classes)))

@@ -340,6 +340,29 @@ def _sharing(codes: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
     return parts
 
 
+def _linearised_ratio(table: np.ndarray, weights: Any, method: str) -> np.ndarray:
+    """Each column ``v`` as ``R + w (v − R) / mean(w)`` (over its finite rows), ``R`` the
+    weighted mean: the plain mean of the result is ``R`` and its residuals are those of the
+    linearised ratio estimator, so the analytic variance applies unchanged."""
+    if method != "analytic":
+        raise GlocalError(f"weights need method='analytic', got method={method!r}")
+    w = np.asarray(weights)
+    if w.dtype.kind not in "biuf" or w.shape != (len(table),):
+        raise GlocalError(
+            f"weights: expected one number per row ({len(table)}), got {w.dtype} {w.shape}"
+        )
+    w = w.astype(np.float64)
+    if not (np.isfinite(w).all() and (w > 0).all()):
+        raise GlocalError("weights: every weight must be a finite positive number")
+    out = np.full_like(table, np.nan)
+    for i in range(table.shape[1]):
+        rows = ~np.isnan(table[:, i])
+        if rows.any():
+            ratio = float((w[rows] * table[rows, i]).sum() / w[rows].sum())
+            out[rows, i] = ratio + w[rows] * (table[rows, i] - ratio) / w[rows].mean()
+    return out
+
+
 def _analytic(
     values: np.ndarray,
     codes: np.ndarray,
@@ -400,6 +423,7 @@ def cluster_interval(
     members: Any,
     *,
     strata: Any = None,
+    weights: Any = None,
     method: str = "analytic",
     confidence: float = 0.95,
     n_bootstrap: int = 2000,
@@ -413,6 +437,7 @@ def cluster_interval(
     members: Any,
     *,
     strata: Any = None,
+    weights: Any = None,
     method: str = "analytic",
     confidence: float = 0.95,
     n_bootstrap: int = 2000,
@@ -425,6 +450,7 @@ def cluster_interval(
     members: Any,
     *,
     strata: Any = None,
+    weights: Any = None,
     method: str = "analytic",
     confidence: float = 0.95,
     n_bootstrap: int = 2000,
@@ -469,6 +495,12 @@ def cluster_interval(
         concept) or m per row (the 3 concepts of a triplet; all columns are units of one
         kind). A label listed twice in a row is one unit of it (``"analytic"``) or counts
         twice (``"bootstrap"``: weight ``c_u²``).
+    weights : array-like of shape (n,) or None, default=None
+        A positive weight per row (e.g. the test items behind a class's accuracy): the
+        estimate is then the weighted mean ``Σ w v / Σ w`` (the accuracy over all test items
+        when ``v`` holds per-class accuracies), and the analytic variance is that of the
+        linearised ratio, i.e. of the rows ``w (v − estimate) / mean(w)``. Only with
+        ``"analytic"``.
     strata : array-like of shape (n,) or None, default=None
         A stratum per row (e.g. the fold when each fold has its own units). A unit is then a
         (stratum, label) pair; the bootstrap resamples each stratum's units within it, and
@@ -557,6 +589,8 @@ def cluster_interval(
             "row in each"
         )
     table = np.stack(arrays, axis=1)
+    if weights is not None:
+        table = _linearised_ratio(table, weights, method)
     member_labels = _labels(members, n, "members").reshape(n, -1)
     stratum_labels = None if strata is None else _labels(strata, n, "strata")
     if stratum_labels is not None and stratum_labels.ndim != 1:
