@@ -9,6 +9,8 @@ import re
 import shutil
 import stat
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from companion.runner import (
 from glocal import data
 from glocal.cli import main
 from glocal.errors import GlocalError
-from glocal.io import current_umask
+from glocal.io import current_umask, file_lock
 
 NAMES = ["01_first", "02_second"]
 
@@ -59,7 +61,9 @@ class FakePapermill:
         self.calls: list[dict] = []
 
     def __call__(self, input_path, output_path, parameters=None, **kwargs):
-        self.calls.append({"input": input_path, "parameters": parameters, **kwargs})
+        self.calls.append(
+            {"input": input_path, "output": output_path, "parameters": parameters, **kwargs}
+        )
         nb = nbformat.read(input_path, as_version=4)
         nb.metadata["papermill"] = {"parameters": parameters}
         nbformat.write(nb, output_path)
@@ -101,10 +105,13 @@ def test_first_run_executes_and_records_keys(layout: Layout, fake: FakePapermill
     call = fake.calls[0]
     assert call["parameters"] == {
         "profile": "tiny",
-        "results_dir": "../results/tiny/01_first",
+        "results_dir": str(layout.results_dir / "01_first"),
         "overrides": {"n_points": 4},
     }
-    assert call["cwd"] == str(layout.notebooks_dir)
+    assert Path(call["parameters"]["results_dir"]).is_absolute()
+    # The kernel is told its folder; papermill's cwd= would chdir the whole process.
+    assert call["resources"] == {"metadata": {"path": str(layout.notebooks_dir)}}
+    assert call.get("cwd") is None
     assert call["kernel_name"] == "fake-kernel"
 
 
@@ -162,6 +169,48 @@ def test_version_or_package_change_reruns(
     assert run_notebooks("tiny", layout).ran == NAMES
     monkeypatch.setattr(companion.notebooks, "package_hash", lambda: "0" * 64)
     assert run_notebooks("tiny", layout).ran == NAMES
+
+
+def test_the_next_run_removes_a_killed_runs_temp_files(layout: Layout, fake: FakePapermill) -> None:
+    run_notebooks("tiny", layout)
+    output = layout.executed_dir / "01_first.ipynb"
+    given = Path(fake.calls[0]["output"])  # the temp file papermill wrote (glocal.io.atomic_path)
+    assert given.parent == layout.executed_dir and given.name.startswith(".01_first.ipynb.")
+
+    def killed_run() -> list[Path]:
+        """What a run killed while writing 01_first leaves: temp files and no key."""
+        _, key_tmp = tempfile.mkstemp(dir=layout.executed_dir, prefix=".01_first.key.json.",
+                                      suffix=".json")  # fmt: skip
+        given.write_text("{")
+        key_path(output).unlink()
+        return [given, Path(key_tmp)]
+
+    names = [".02_second.ipynb.x1y2z3_w.ipynb", ".01_first.ipynb.notes", "01_first.txt"]
+    others = [layout.executed_dir / name for name in names]
+    for other in others:
+        other.write_text("not a temp file of this run's")
+    leftovers = killed_run()
+    assert run_notebooks("tiny", layout).ran == ["01_first"]
+    assert not any(path.exists() for path in leftovers)
+    assert all(other.exists() for other in others)  # 02 did not run; the rest is not ours
+
+    leftovers = killed_run()  # a run holding the lock may be writing them: they stay meanwhile
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_notebooks("tiny", layout, only=["01"])
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    with file_lock(output):
+        waiting = threading.Thread(target=run)
+        waiting.start()
+        time.sleep(1.0)
+        assert all(path.exists() for path in leftovers) and waiting.is_alive()
+    waiting.join(60)
+    assert not errors and not waiting.is_alive()
+    assert not any(path.exists() for path in leftovers)
 
 
 def test_declared_input_data_change_reruns(
