@@ -171,6 +171,49 @@ def test_version_or_package_change_reruns(
     assert run_notebooks("tiny", layout).ran == NAMES
 
 
+def test_the_key_covers_every_file_of_both_packages() -> None:
+    files = dict(companion.notebooks.package_files())
+    for name in ["glocal/evaluation/few_shot.py", "glocal/data/registry.json", "glocal/grids.json",
+                 "glocal/features/models.json", "glocal/py.typed", "companion/runner.py",
+                 "companion/smoke_models.json"]:  # fmt: skip
+        assert files[name] == Path(glocal.__file__).parents[1] / name
+    assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_a_library_edit_reruns_the_notebooks_and_rebuilds_the_book(
+    layout: Layout, fake: FakePapermill, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both keys cover every file of glocal and companion (only companion/ counted before)."""
+    roots = {
+        name: shutil.copytree(
+            root, tmp_path / "site-packages" / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        for name, root in companion.notebooks.package_roots().items()
+    }
+    monkeypatch.setattr(companion.notebooks, "package_roots", lambda: roots)
+    site = make_site(tmp_path / "site", ["01_first"])
+    run_notebooks("tiny", layout)
+    book_key = companion.book_build._sources_key(site)
+
+    few_shot = roots["glocal"] / "evaluation" / "few_shot.py"
+    few_shot.write_text(few_shot.read_text() + "\n# edited\n")
+    assert run_notebooks("tiny", layout).ran == NAMES
+    assert companion.book_build._sources_key(site) != book_key
+    models = roots["glocal"] / "features" / "models.json"  # a data file of the package
+    models.write_text(models.read_text() + "\n")
+    assert run_notebooks("tiny", layout).ran == NAMES
+    (roots["glocal"] / "evaluation" / "new_metric.py").write_text("")  # a new module
+    assert run_notebooks("tiny", layout).ran == NAMES
+
+    book_key = companion.book_build._sources_key(site)
+    cache = roots["glocal"] / "evaluation" / "__pycache__"  # byte code and hidden files do not
+    cache.mkdir()
+    (cache / "few_shot.cpython-311.pyc").write_bytes(b"compiled")
+    (roots["companion"] / ".runner.py.swp").write_bytes(b"editor")
+    assert run_notebooks("tiny", layout).ran == []
+    assert companion.book_build._sources_key(site) == book_key
+
+
 def test_the_next_run_removes_a_killed_runs_temp_files(layout: Layout, fake: FakePapermill) -> None:
     run_notebooks("tiny", layout)
     output = layout.executed_dir / "01_first.ipynb"
