@@ -78,9 +78,20 @@ def select(notebooks: list[Notebook], only: list[str] | None) -> list[Notebook]:
     return sorted(chosen, key=lambda nb: nb.name)
 
 
+def not_utf8(path: Path, what: str, err: UnicodeDecodeError) -> GlocalError:
+    """The one-line error for a JSON file that is not UTF-8 text (e.g. saved as latin-1)."""
+    byte = err.object[err.start : err.start + 1].hex()
+    return GlocalError(
+        f"{what} {path}: not UTF-8 text (byte 0x{byte} at offset {err.start}); save it as "
+        "UTF-8, which JSON files must be"
+    )
+
+
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, what, err) from None
     except json.JSONDecodeError as err:
         raise GlocalError(
             f"{what} {path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"

@@ -367,6 +367,26 @@ def test_bad_profiles(layout: Layout, fake: FakePapermill) -> None:
         run_notebooks("tiny", layout)
 
 
+@pytest.mark.parametrize("file", ["01_first.json", "defaults.json"])
+def test_a_profile_file_that_is_not_utf8_is_one_line(
+    layout: Layout, fake: FakePapermill, capsys: pytest.CaptureFixture[str], file: str
+) -> None:
+    profile = layout.notebooks_dir / "profiles" / file
+    profile.write_bytes('{"tiny": {"n_points": 3, "note": "café"}}'.encode("latin-1"))
+    with pytest.raises(GlocalError) as err:
+        run_notebooks("tiny", layout)
+    what = "defaults file" if file == "defaults.json" else "profile file"
+    assert str(err.value) == (
+        f"{what} {profile}: not UTF-8 text (byte 0xe9 at offset 37); save it as UTF-8, which "
+        "JSON files must be"
+    )
+    args = ["reproduce", "--profile", "tiny", "--no-book", "--root", str(layout.root)]
+    assert main(args) == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"glocal reproduce: error: {err.value}" and "a bug" not in said
+    assert fake.calls == []
+
+
 def test_notebook_without_parameters_cell(layout: Layout, fake: FakePapermill) -> None:
     path = layout.notebooks_dir / "01_first.ipynb"
     nb = nbformat.read(path, as_version=4)
