@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.util
 import json
 import os
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +78,20 @@ def select(notebooks: list[Notebook], only: list[str] | None) -> list[Notebook]:
     return sorted(chosen, key=lambda nb: nb.name)
 
 
+def not_utf8(path: Path, what: str, err: UnicodeDecodeError) -> GlocalError:
+    """The one-line error for a JSON file that is not UTF-8 text (e.g. saved as latin-1)."""
+    byte = err.object[err.start : err.start + 1].hex()
+    return GlocalError(
+        f"{what} {path}: not UTF-8 text (byte 0x{byte} at offset {err.start}); save it as "
+        "UTF-8, which JSON files must be"
+    )
+
+
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, what, err) from None
     except json.JSONDecodeError as err:
         raise GlocalError(
             f"{what} {path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
@@ -288,17 +299,47 @@ def input_hashes(nb: dict[str, Any], path: Path) -> dict[str, str]:
     return {name: _input_digest(name) for name in names}
 
 
-@lru_cache(maxsize=1)
+#: The packages whose files every notebook and the book depend on.
+KEYED_PACKAGES = ("glocal", "companion")
+
+
+def package_roots() -> dict[str, Path]:
+    """``{package: folder}`` of the imported ``glocal`` and ``companion`` packages."""
+    roots = {}
+    for name in KEYED_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise GlocalError(f"cannot find the {name} package to hash; reinstall glocal")
+        roots[name] = Path(next(iter(spec.submodule_search_locations))).resolve()
+    return roots
+
+
+def package_files() -> list[tuple[str, Path]]:
+    """Every file of the keyed packages as ``(package/relative/path, path)``, sorted: sources,
+    data files and markers alike; byte code (``__pycache__``, ``.pyc``) and hidden files
+    (editor swap files, locks) are left out."""
+    files = []
+    for name, root in package_roots().items():
+        for path in root.rglob("*"):
+            rel = path.relative_to(root)
+            if (
+                any(part == "__pycache__" or part.startswith(".") for part in rel.parts)
+                or path.suffix in (".pyc", ".pyo")
+                or not path.is_file()
+            ):
+                continue
+            files.append((f"{name}/{rel.as_posix()}", path))
+    return sorted(files)
+
+
 def package_hash() -> str:
-    """sha256 over the glocal package's ``.py`` and ``.json`` files (paths and contents)."""
-    root = Path(__file__).resolve().parent
+    """sha256 over every file of the ``glocal`` and ``companion`` packages (names and
+    contents; :func:`package_files`), read anew on each call, so an edit to the library
+    is seen by the next key."""
     digest = hashlib.sha256()
-    files = sorted(p for ext in ("*.py", "*.json") for p in root.rglob(ext))
-    for file in files:
-        if "__pycache__" in file.parts:
-            continue
-        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    for name, path in package_files():
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 

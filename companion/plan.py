@@ -42,7 +42,13 @@ from companion.inputs import (
     model_id,
     parse_source,
 )
-from companion.notebooks import declared_inputs, discover, load_parameters, read_notebook
+from companion.notebooks import (
+    declared_inputs,
+    discover,
+    load_parameters,
+    not_utf8,
+    read_notebook,
+)
 from glocal.data import human
 from glocal.errors import DataUnavailableError, GlocalError
 
@@ -96,6 +102,8 @@ def load_settings(notebooks_dir: Path, profile: str) -> Settings | None:
         return None
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise not_utf8(file, "preparation file", err) from None
     except json.JSONDecodeError as err:
         raise GlocalError(f"{file}: not valid JSON ({err.msg}, line {err.lineno})") from err
     entry = document.get(profile)

@@ -119,21 +119,13 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def _results_parameter(results_dir: Path, cwd: Path, root: Path) -> str:
-    """The ``results_dir`` a notebook receives: relative to its cwd when inside the repository."""
-    if results_dir.is_relative_to(root):
-        return os.path.relpath(results_dir, cwd)
-    return str(results_dir)
-
-
 def parameters_for(notebook: Notebook, profile: str, layout: Layout) -> dict[str, Any]:
-    """What papermill injects: ``profile``, ``results_dir`` (results/PROFILE/NN_slug) and
+    """What papermill injects: ``profile``, ``results_dir`` (results/PROFILE/NN_slug, an
+    absolute path, so that it names the same folder whatever folder the kernel runs in) and
     ``overrides``, the profile's resolved parameters (:func:`load_parameters`)."""
-    results_dir = layout.results_dir / notebook.name
-    results = _results_parameter(results_dir, notebook.path.parent, layout.root)
     return {
         "profile": profile,
-        "results_dir": results,
+        "results_dir": str((layout.results_dir / notebook.name).resolve()),
         "overrides": load_parameters(notebook, profile),
     }
 
@@ -178,13 +170,16 @@ def execute(notebook: Notebook, params: dict[str, Any], output: Path, kernel: st
     with atomic_path(output) as tmp:
         try:
             papermill.execute_notebook(
-                str(notebook.path),
-                str(tmp),
+                str(notebook.path.resolve()),
+                str(tmp.resolve()),
                 parameters=params,
                 kernel_name=kernel,
-                cwd=str(notebook.path.parent),
                 progress_bar=False,
                 log_output=False,
+                # The kernel's folder, given to the kernel itself (nbclient's resources path).
+                # Not papermill's cwd=, an os.chdir of the whole process that threads running
+                # notebooks at once undo for each other (see _run_job).
+                resources={"metadata": {"path": str(notebook.path.parent.resolve())}},
             )
         except PapermillExecutionError as err:
             os.replace(tmp, failed)
@@ -234,14 +229,45 @@ def _done_elsewhere(job: _Job) -> bool:
     return not job.force or (isinstance(executed_at, (int, float)) and executed_at >= job.since)
 
 
+def remove_leftovers(output: Path) -> list[Path]:
+    """Remove the temp files that a killed run left beside ``output``; return them.
+
+    These are :func:`glocal.io.atomic_path`'s ``.NN_slug.ipynb.RANDOM.ipynb`` (the executed
+    notebook being written) and ``.NN_slug.key.json.RANDOM.json`` (its key record). Every run
+    writes them only while holding the notebook's lock, so the caller must hold it too: then
+    no other run is writing one of them, and any that exist are a dead run's.
+    """
+    patterns = [
+        re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]+{re.escape(target.suffix)}")
+        for target in (output, key_path(output))
+    ]
+    try:
+        names = os.listdir(output.parent)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        if any(pattern.fullmatch(name) for pattern in patterns):
+            path = output.parent / name
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _run_job(job: _Job, kernel: str) -> float | None:
     """Execute one notebook and record its key; return the seconds it took.
 
     Runs hold the notebook's lock (``NN_slug.ipynb.lock``) while executing it, so a second run
     of the same notebook (another ``glocal reproduce``) waits, then finds the key current and
-    returns None instead of executing it again or deleting the first run's output.
+    returns None instead of executing it again or deleting the first run's output. Holding
+    it, a run first removes the temp files of a run that was killed (:func:`remove_leftovers`).
+
+    Several of these run at once in threads, so nothing here may change or depend on the
+    process's working folder (one folder shared by all threads): every path is absolute, and
+    each kernel is told its own folder (:func:`execute`).
     """
     with file_lock(job.output):
+        remove_leftovers(job.output)
         if _done_elsewhere(job):
             return None
         # From here the old output is stale: without a key it never counts as current.

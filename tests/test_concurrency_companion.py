@@ -210,3 +210,88 @@ def test_two_processes_install_the_kernelspec_once(tmp_path: Path) -> None:
     assert len(work_log(tmp_path)) == 1
     spec = json.loads((prefix / "share/jupyter/kernels/glocal/kernel.json").read_text())
     assert os.path.samefile(spec["argv"][0], sys.executable)
+
+
+BUSY_CELLS = [
+    "import os, pathlib",
+    # A large output makes each of papermill's saves (at every cell's start and end) slow.
+    "print('x' * 500_000)",
+    *["pass"] * 20,
+    "folder = pathlib.Path(results_dir)\nfolder.mkdir(parents=True, exist_ok=True)\n"
+    "(folder / 'cwd.txt').write_text(os.getcwd())",
+]
+
+
+def _busy_notebook(path: Path) -> None:
+    """A real notebook that saves often, then records its kernel's folder in its results."""
+    import nbformat
+
+    params = nbformat.v4.new_code_cell(
+        'profile = "quick"\nresults_dir = "results/placeholder"\nseed = 0\noverrides = {}'
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(
+        cells=[params, *(nbformat.v4.new_code_cell(source) for source in BUSY_CELLS)]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+def test_notebooks_run_at_once_start_in_notebooks_and_write_nowhere_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real kernels, three at a time, run from another folder: every kernel starts in
+    notebooks/, nothing appears outside results/ and notebooks/executed/, and the process's
+    working folder never moves (papermill's cwd= was an os.chdir that threads undid for each
+    other: a kernel started in the checkout wrote to ../results)."""
+    import threading
+
+    from _notebooks import write_profile
+
+    from companion.runner import Layout, run_notebooks
+
+    top = tmp_path.resolve()
+    checkout, elsewhere = top / "checkout", top / "elsewhere"
+    names = [f"{i:02d}_busy" for i in range(1, 6)]
+    for name in names:
+        _busy_notebook(checkout / "notebooks" / f"{name}.ipynb")
+        write_profile(checkout / "notebooks", name, {"tiny": {}})
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    layout = Layout.create("tiny", root=checkout)
+    allowed = (layout.results_dir, layout.executed_dir)
+
+    def listing() -> list[Path]:  # all but the allowed folders, their contents and parents
+        def mine(p: Path) -> bool:
+            return any(p.is_relative_to(a) or a.is_relative_to(p) for a in allowed)
+
+        return sorted(p for p in top.rglob("*") if not mine(p))
+
+    before = listing()
+    folders: set[str] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            folders.add(os.getcwd())
+            stop.wait(0.0005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        for _ in range(2):
+            report = run_notebooks("tiny", layout, jobs=3, force=True)
+            assert report.ran == names
+            assert os.getcwd() == str(elsewhere)
+            for name in names:
+                record = layout.results_dir / name / "cwd.txt"
+                assert record.read_text() == str(layout.notebooks_dir), name
+                record.unlink()
+            assert listing() == before
+    finally:
+        stop.set()
+        watcher.join()
+    assert folders == {str(elsewhere)}

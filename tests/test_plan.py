@@ -119,6 +119,15 @@ def test_settings_file_is_checked(tmp_path):
     assert load_settings(NOTEBOOKS, "tiny") is None
     assert load_settings(NOTEBOOKS, "smoke") == Settings(**json.loads(
         (NOTEBOOKS / "profiles" / "prepare.json").read_text())["smoke"])  # fmt: skip
+    (folder / "profiles" / "prepare.json").write_bytes(
+        '{"paper": {"about": "café"}}'.encode("latin-1")
+    )
+    with pytest.raises(GlocalError) as err:  # not a UnicodeDecodeError, "a bug in glocal"
+        load_settings(folder, "paper")
+    assert str(err.value) == (
+        f"preparation file {folder / 'profiles' / 'prepare.json'}: not UTF-8 text (byte 0xe9 "
+        "at offset 24); save it as UTF-8, which JSON files must be"
+    )
 
 
 # --- sharded extraction ----------------------------------------------------------------------

@@ -9,6 +9,8 @@ import re
 import shutil
 import stat
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from companion.runner import (
 from glocal import data
 from glocal.cli import main
 from glocal.errors import GlocalError
-from glocal.io import current_umask
+from glocal.io import current_umask, file_lock
 
 NAMES = ["01_first", "02_second"]
 
@@ -59,7 +61,9 @@ class FakePapermill:
         self.calls: list[dict] = []
 
     def __call__(self, input_path, output_path, parameters=None, **kwargs):
-        self.calls.append({"input": input_path, "parameters": parameters, **kwargs})
+        self.calls.append(
+            {"input": input_path, "output": output_path, "parameters": parameters, **kwargs}
+        )
         nb = nbformat.read(input_path, as_version=4)
         nb.metadata["papermill"] = {"parameters": parameters}
         nbformat.write(nb, output_path)
@@ -101,10 +105,13 @@ def test_first_run_executes_and_records_keys(layout: Layout, fake: FakePapermill
     call = fake.calls[0]
     assert call["parameters"] == {
         "profile": "tiny",
-        "results_dir": "../results/tiny/01_first",
+        "results_dir": str(layout.results_dir / "01_first"),
         "overrides": {"n_points": 4},
     }
-    assert call["cwd"] == str(layout.notebooks_dir)
+    assert Path(call["parameters"]["results_dir"]).is_absolute()
+    # The kernel is told its folder; papermill's cwd= would chdir the whole process.
+    assert call["resources"] == {"metadata": {"path": str(layout.notebooks_dir)}}
+    assert call.get("cwd") is None
     assert call["kernel_name"] == "fake-kernel"
 
 
@@ -162,6 +169,91 @@ def test_version_or_package_change_reruns(
     assert run_notebooks("tiny", layout).ran == NAMES
     monkeypatch.setattr(companion.notebooks, "package_hash", lambda: "0" * 64)
     assert run_notebooks("tiny", layout).ran == NAMES
+
+
+def test_the_key_covers_every_file_of_both_packages() -> None:
+    files = dict(companion.notebooks.package_files())
+    for name in ["glocal/evaluation/few_shot.py", "glocal/data/registry.json", "glocal/grids.json",
+                 "glocal/features/models.json", "glocal/py.typed", "companion/runner.py",
+                 "companion/smoke_models.json"]:  # fmt: skip
+        assert files[name] == Path(glocal.__file__).parents[1] / name
+    assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_a_library_edit_reruns_the_notebooks_and_rebuilds_the_book(
+    layout: Layout, fake: FakePapermill, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both keys cover every file of glocal and companion (only companion/ counted before)."""
+    roots = {
+        name: shutil.copytree(
+            root, tmp_path / "site-packages" / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        for name, root in companion.notebooks.package_roots().items()
+    }
+    monkeypatch.setattr(companion.notebooks, "package_roots", lambda: roots)
+    site = make_site(tmp_path / "site", ["01_first"])
+    run_notebooks("tiny", layout)
+    book_key = companion.book_build._sources_key(site)
+
+    few_shot = roots["glocal"] / "evaluation" / "few_shot.py"
+    few_shot.write_text(few_shot.read_text() + "\n# edited\n")
+    assert run_notebooks("tiny", layout).ran == NAMES
+    assert companion.book_build._sources_key(site) != book_key
+    models = roots["glocal"] / "features" / "models.json"  # a data file of the package
+    models.write_text(models.read_text() + "\n")
+    assert run_notebooks("tiny", layout).ran == NAMES
+    (roots["glocal"] / "evaluation" / "new_metric.py").write_text("")  # a new module
+    assert run_notebooks("tiny", layout).ran == NAMES
+
+    book_key = companion.book_build._sources_key(site)
+    cache = roots["glocal"] / "evaluation" / "__pycache__"  # byte code and hidden files do not
+    cache.mkdir()
+    (cache / "few_shot.cpython-311.pyc").write_bytes(b"compiled")
+    (roots["companion"] / ".runner.py.swp").write_bytes(b"editor")
+    assert run_notebooks("tiny", layout).ran == []
+    assert companion.book_build._sources_key(site) == book_key
+
+
+def test_the_next_run_removes_a_killed_runs_temp_files(layout: Layout, fake: FakePapermill) -> None:
+    run_notebooks("tiny", layout)
+    output = layout.executed_dir / "01_first.ipynb"
+    given = Path(fake.calls[0]["output"])  # the temp file papermill wrote (glocal.io.atomic_path)
+    assert given.parent == layout.executed_dir and given.name.startswith(".01_first.ipynb.")
+
+    def killed_run() -> list[Path]:
+        """What a run killed while writing 01_first leaves: temp files and no key."""
+        _, key_tmp = tempfile.mkstemp(dir=layout.executed_dir, prefix=".01_first.key.json.",
+                                      suffix=".json")  # fmt: skip
+        given.write_text("{")
+        key_path(output).unlink()
+        return [given, Path(key_tmp)]
+
+    names = [".02_second.ipynb.x1y2z3_w.ipynb", ".01_first.ipynb.notes", "01_first.txt"]
+    others = [layout.executed_dir / name for name in names]
+    for other in others:
+        other.write_text("not a temp file of this run's")
+    leftovers = killed_run()
+    assert run_notebooks("tiny", layout).ran == ["01_first"]
+    assert not any(path.exists() for path in leftovers)
+    assert all(other.exists() for other in others)  # 02 did not run; the rest is not ours
+
+    leftovers = killed_run()  # a run holding the lock may be writing them: they stay meanwhile
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_notebooks("tiny", layout, only=["01"])
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    with file_lock(output):
+        waiting = threading.Thread(target=run)
+        waiting.start()
+        time.sleep(1.0)
+        assert all(path.exists() for path in leftovers) and waiting.is_alive()
+    waiting.join(60)
+    assert not errors and not waiting.is_alive()
+    assert not any(path.exists() for path in leftovers)
 
 
 def test_declared_input_data_change_reruns(
@@ -273,6 +365,26 @@ def test_bad_profiles(layout: Layout, fake: FakePapermill) -> None:
     write_profile(layout.notebooks_dir, "01_first", {"tiny": {"n_pionts": 3}})
     with pytest.raises(GlocalError, match=r"sets n_pionts, which .*01_first\.ipynb never uses"):
         run_notebooks("tiny", layout)
+
+
+@pytest.mark.parametrize("file", ["01_first.json", "defaults.json"])
+def test_a_profile_file_that_is_not_utf8_is_one_line(
+    layout: Layout, fake: FakePapermill, capsys: pytest.CaptureFixture[str], file: str
+) -> None:
+    profile = layout.notebooks_dir / "profiles" / file
+    profile.write_bytes('{"tiny": {"n_points": 3, "note": "café"}}'.encode("latin-1"))
+    with pytest.raises(GlocalError) as err:
+        run_notebooks("tiny", layout)
+    what = "defaults file" if file == "defaults.json" else "profile file"
+    assert str(err.value) == (
+        f"{what} {profile}: not UTF-8 text (byte 0xe9 at offset 37); save it as UTF-8, which "
+        "JSON files must be"
+    )
+    args = ["reproduce", "--profile", "tiny", "--no-book", "--root", str(layout.root)]
+    assert main(args) == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"glocal reproduce: error: {err.value}" and "a bug" not in said
+    assert fake.calls == []
 
 
 def test_notebook_without_parameters_cell(layout: Layout, fake: FakePapermill) -> None:
