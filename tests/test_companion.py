@@ -163,7 +163,7 @@ def test_fits_ignore_heldout_objects_and_are_cached(cache, monkeypatch):
     # a changed default or changed fitting code is a different fit, not a cache hit
     cf.fit_transform(inputs, "global", {**FAST, "eval_every": 5})
     assert len(list((cache / "fits").glob("*.npz"))) == 4
-    monkeypatch.setattr(cf, "fitter_digest", lambda: "other code")
+    monkeypatch.setattr(cf, "fit_digest", lambda: "other code")
     cf.fit_transform(inputs, "global", FAST)
     assert len(list((cache / "fits").glob("*.npz"))) == 5
     # held-out features never enter the fit: changing them changes nothing
