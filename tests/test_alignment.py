@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glocal import GlocalError, odd_one_out_accuracy
-from glocal import scoring
+from glocal import GlocalError, odd_one_out_accuracy, scoring
 from glocal.evaluation import alignment
 from glocal.triplets import simulate_triplets
 

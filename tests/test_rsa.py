@@ -14,9 +14,9 @@ from scipy.spatial.distance import cdist, pdist, squareform
 from scipy.stats import pearsonr, spearmanr
 
 import glocal
+from glocal import scoring
 from glocal.errors import GlocalError
 from glocal.evaluation import rsa as rsa_module
-from glocal.evaluation import similarity as similarity_module
 from glocal.evaluation.intervals import bootstrap_interval
 from glocal.evaluation.rsa import (
     correlate,
@@ -346,7 +346,7 @@ def test_rsa_difference_is_the_paired_percentile_interval(rng):
 
 
 def test_docstring_examples_hold():
-    for module in (rsa_module, similarity_module):
+    for module in (rsa_module, scoring):
         failed, tried = doctest.testmod(module, globs={"np": np, **vars(module)})
         assert tried > 0 and failed == 0, module.__name__
 
