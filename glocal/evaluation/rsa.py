@@ -19,10 +19,13 @@ paired interval (:func:`rsa_difference`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from scipy.spatial.distance import squareform
+from scipy.stats import ConstantInputWarning, pearsonr, spearmanr
 from tqdm import tqdm
 
 from glocal.errors import GlocalError
@@ -219,19 +222,26 @@ class _PairCorrelation:
 
 
 def correlate(a: np.ndarray, b: np.ndarray, method: Method = "spearman") -> float:
-    """Spearman's rho (ties as mid-ranks) or Pearson's r of two vectors; NaN if one is constant.
+    """Spearman's rho (ties as mid-ranks) or Pearson's r of two vectors; NaN if one is constant
+    or holds NaN.
 
     Examples
     --------
     >>> round(correlate(np.array([1.0, 2.0, 2.0, 4.0]), np.array([1.0, 3.0, 2.0, 9.0])), 4)
     0.9487
     """
+    _check_method(method)
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if len(a) != len(b):
         raise GlocalError(f"correlate: the vectors differ in length ({len(a)} and {len(b)})")
     if len(a) < 2:
         raise GlocalError(f"correlate: need at least 2 values, got {len(a)}")
-    return _PairCorrelation(a, b, method).pairs(np.ones(len(a)))
+    # SciPy's (mid-ranks for ties); the bootstrap keeps _PairCorrelation, which weights pairs by
+    # their multiplicity in a resample (SciPy has no weights; materialising a resample of 1854
+    # objects and calling spearmanr took 1.43 s per replicate against 0.12 s weighted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)  # a constant vector: NaN
+        return float((spearmanr if method == "spearman" else pearsonr)(a, b)[0])
 
 
 def _object_bootstrap(
@@ -327,7 +337,8 @@ def rsa(
 
 
 def _upper(matrix: np.ndarray) -> np.ndarray:
-    return matrix[np.triu_indices(len(matrix), 1)]
+    """The entries i < j of a square matrix, row by row (the diagonal and below are not read)."""
+    return squareform(matrix, checks=False)
 
 
 def _rsa_vectors(
