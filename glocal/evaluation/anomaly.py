@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from glocal._device import resolve_device, single_thread_if
+from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.evaluation._checks import check_labels, show_label
 from glocal.io import check_feature_matrix
@@ -156,7 +157,8 @@ def anomaly_detection(
     device: str = "cpu",
     query_chunk: int = 2048,
     normal_chunk: int = 8192,
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
 ) -> AnomalyDetectionResult:
     """One-vs-rest anomaly detection: each class in turn is normal, every other test item odd.
 
@@ -188,8 +190,11 @@ def anomaly_detection(
         Test rows compared at a time.
     normal_chunk : int, default=8192
         Normal training rows compared at a time.
-    progress : bool, default=False
-        Show a progress bar over classes.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over classes.
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
 
     Returns
     -------
@@ -232,8 +237,9 @@ def anomaly_detection(
     train_t = torch.as_tensor(train_X, dtype=torch.float32)
     scores = np.empty((len(test_X), len(classes)))
     per_class = []
+    verbose = verbose_level(verbose, progress, "anomaly_detection")
     for j, (c, n_normal, n_test) in enumerate(
-        tqdm(rows, desc="anomaly detection", disable=not progress)
+        tqdm(rows, desc="anomaly detection", disable=not verbose)
     ):
         normal = _unit(train_t[torch.as_tensor(train_y == c)].to(dev), "train_X")
         sims = _mean_top_k_cosine(normal, queries, k, query_chunk, normal_chunk)
@@ -261,7 +267,8 @@ def shifted_anomaly_detection(
     k: int = 5,
     seen: Sequence[int] = (0, 1, 2),
     device: str = "cpu",
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
 ) -> AnomalyDetectionResult:
     """Anomaly detection under subclass shift (the official CIFAR-100-shift protocol).
 
@@ -270,6 +277,8 @@ def shifted_anomaly_detection(
     and the test set holds every test item of every *other* fine class, so the normal test
     items all come from unseen subclasses of c; items of other superclasses are anomalies.
     Scores are :func:`knn_anomaly_scores` (mean cosine distance to the k nearest normals).
+    ``verbose`` (0 or 1) shows a progress bar over superclasses (``progress``: its deprecated
+    name, accepted for one release with a :class:`FutureWarning`).
     """
     train_X = check_feature_matrix(train_X, "train_X")
     test_X = check_feature_matrix(test_X, "test_X")
@@ -280,7 +289,8 @@ def shifted_anomaly_detection(
     dev = resolve_device(device)
     per_class, columns = [], []
     classes = list(np.unique(train_coarse))
-    for c in tqdm(classes, desc="anomaly detection (shift)", disable=not progress):
+    verbose = verbose_level(verbose, progress, "shifted_anomaly_detection")
+    for c in tqdm(classes, desc="anomaly detection (shift)", disable=not verbose):
         fine = np.unique(train_fine[train_coarse == c])
         positions = [p for p in seen if p < len(fine)]
         if not positions or len(positions) == len(fine):
