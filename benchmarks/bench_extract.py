@@ -63,7 +63,7 @@ def run(device: str, n_images: int, batch_size: int, repeats: int, workers: int 
             cache_dir=Path(tmp) / "warm",
             batch_size=batch_size,
             num_workers=0,
-            progress=False,
+            verbose=0,
         )
         start = time.perf_counter()
         store = extract_features(
@@ -72,7 +72,7 @@ def run(device: str, n_images: int, batch_size: int, repeats: int, workers: int 
             cache_dir=Path(tmp) / "cache",
             batch_size=batch_size,
             num_workers=workers,
-            progress=False,
+            verbose=0,
         )
         end_to_end = n_images / (time.perf_counter() - start)
         assert store.features().shape == (n_images, 768)

@@ -17,8 +17,7 @@ from glocal import things
 from glocal.engine import ENV_SCHEDULER
 from glocal.errors import GlocalError
 from glocal.io import ENV_CACHE, check_writable, digest, file_lock
-from glocal.search import fitter_digest
-from glocal.transform import PRESETS, GlocalTransform
+from glocal.transform import PRESETS, GlocalTransform, fit_digest
 
 KINDS = ("naive", "global", "glocal")
 #: How each kind chooses the hyper-parameters its preset leaves open, when the notebook does
@@ -75,6 +74,8 @@ def select_settings(
     sits on the end of, :func:`glocal.search.grid_edges`), ``grid`` (every axis's values) and
     ``extensions`` (how many times the grid grew).
     """
+    from sklearn.base import clone
+
     from glocal.search import RULE_SCORE, GlocalSearchCV, grid_edges, resolve_grid
 
     spec = {**SELECTION.get(kind, {}), **dict(selection or {})}
@@ -103,7 +104,7 @@ def select_settings(
             min_overlap=spec.get("min_overlap", 0.5), refit=False,
             scheduler=spec.get("scheduler", os.environ.get(ENV_SCHEDULER) or "serial"),
         )  # fmt: skip
-        uses_contrast = any({**base.get_params(), **s}["alpha"] > 0 for s in grid)
+        uses_contrast = any(clone(base).set_params(**s).needs_contrast for s in grid)
         search.fit(X, train, contrast=inputs.contrast if uses_contrast else None)
         table = pd.DataFrame(search.cv_results_)
         best = dict(table["params"].iloc[int(np.argmin(table[f"rank_test_{rule}"]))])
@@ -152,7 +153,7 @@ def fit_transform(
     triplets train, ``val`` triplets stop early), so held-out concepts stay unseen. With
     ``cache`` the fitted transform is kept under :func:`fit_cache_dir`, keyed by the features,
     triplets, contrast set, every hyper-parameter (defaults included), the glocal version and
-    the fitting code (:func:`glocal.search.fitter_digest`), and reused on the next call.
+    the fitting code (:func:`glocal.transform.fit_digest`), and reused on the next call.
     ``metadata_["experiment"]`` records the kind, steps, kept step, stop reason, seconds and
     the history of checks.
     """
@@ -172,15 +173,15 @@ def fit_transform(
         open_names = {name for name, seen in values.items() if len(seen) > 1}
         if not open_names & set(params):
             chosen, table = select_settings(select_on or inputs, kind, spec, params)
-            searched = dict(table.attrs)
+            searched = {str(k): v for k, v in table.attrs.items()}
     settings = transform_settings(kind, {**params, **chosen})
     X, train, val = _training_problem(inputs)
-    uses_contrast = settings["alpha"] > 0
-    every = GlocalTransform(**settings).get_params()  # the defaults count too
+    estimator = GlocalTransform(**settings)
+    every = estimator.get_params()  # the defaults count too
     key = digest(
-        X, train, val, inputs.contrast if uses_contrast else None,
+        X, train, val, inputs.contrast if estimator.needs_contrast else None,
         {k: v for k, v in every.items() if k not in ("device", "verbose")},
-        __version__, fitter_digest(),
+        __version__, fit_digest(),
     )  # fmt: skip
     if not cache:
         return record_search(_fit(inputs, kind, settings, X, train, val, chosen), searched)
@@ -231,10 +232,10 @@ def _fit(
     selected: dict[str, Any],
 ) -> GlocalTransform:
     """Fit one transform and record the experiment (and what a search chose) in its metadata."""
-    uses_contrast = settings["alpha"] > 0
     began = time.perf_counter()
+    # the estimator decides whether it needs the contrast set (alpha > 0)
     estimator = GlocalTransform(**settings).fit(
-        X, train, contrast=inputs.contrast if uses_contrast else None, val_triplets=val
+        X, train, contrast=inputs.contrast, val_triplets=val
     )
     estimator.metadata_ = {
         **estimator.metadata_,

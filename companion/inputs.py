@@ -229,17 +229,17 @@ def make_triplets(
 # --- features --------------------------------------------------------------------------------
 
 
-def _text_store(source: Any, device: str, progress: bool) -> np.ndarray:
+def _text_store(source: Any, device: str, verbose: int) -> np.ndarray:
     from glocal.features import extract_features
 
     store = extract_features(
-        TEXT_MODEL, source, module=TEXT_MODULE, batch_size=256, device=device, progress=progress
+        TEXT_MODEL, source, module=TEXT_MODULE, batch_size=256, device=device, verbose=verbose
     )
     return store.features(np.float32)
 
 
 def things_text_features(
-    kind: str = "definitions", device: str = "auto", progress: bool = False
+    kind: str = "definitions", device: str = "auto", verbose: int = 0
 ) -> np.ndarray:
     """MiniLM features (1854, 384) of the THINGS concepts as ``words`` or ``definitions``.
 
@@ -249,7 +249,7 @@ def things_text_features(
 
     if kind not in TEXT_KINDS:
         raise GlocalError(f"text kind {kind!r} is not one of {TEXT_KINDS}")
-    return _text_store(things_texts(kind), device, progress)
+    return _text_store(things_texts(kind), device, verbose)
 
 
 def _vocabulary_file() -> Path:
@@ -289,7 +289,7 @@ def contrast_words(n: int, seed: int = 0) -> list[str]:
 
 
 def contrast_text_features(
-    n: int, seed: int = 0, device: str = "auto", progress: bool = False
+    n: int, seed: int = 0, device: str = "auto", verbose: int = 0
 ) -> np.ndarray:
     """MiniLM features (n, 384) of :func:`contrast_words` (cached in the feature store)."""
     from glocal.features import TextSource
@@ -297,11 +297,11 @@ def contrast_text_features(
     words = contrast_words(n, seed)
     tag = hashlib.sha256("\n".join(words).encode()).hexdigest()[:8]
     source = TextSource(words, ids=words, name="vocabulary-contrast", split=f"n{n}-s{seed}-{tag}")
-    return _text_store(source, device, progress)
+    return _text_store(source, device, verbose)
 
 
 def word_features(
-    words: list[str], name: str, device: str = "auto", progress: bool = False
+    words: list[str], name: str, device: str = "auto", verbose: int = 0
 ) -> np.ndarray:
     """MiniLM features (n, 384) of ``words``, encoded as ``text:words`` encodes the THINGS
     concepts (the bare word), cached in the feature store under dataset ``name``."""
@@ -309,7 +309,7 @@ def word_features(
 
     tag = hashlib.sha256("\n".join(words).encode()).hexdigest()[:8]
     source = TextSource(words, ids=words, name=name, split=f"words-{tag}")
-    return _text_store(source, device, progress)
+    return _text_store(source, device, verbose)
 
 
 # --- profile inputs --------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def load_inputs(
     fold: int = 0,
     seed: int = 0,
     device: str = "auto",
-    progress: bool = False,
+    verbose: int = 0,
 ) -> Inputs:
     """The inputs of one feature source in the quick or paper profile.
 
@@ -425,8 +425,8 @@ def load_inputs(
     if model == "text":
         if what not in TEXT_KINDS:
             raise GlocalError(f"source {source!r}: the text kind must be one of {TEXT_KINDS}")
-        features = things_text_features(what, device, progress)
-        pool = contrast_text_features(n_contrast + n_contrast_eval, seed, device, progress)
+        features = things_text_features(what, device, verbose)
+        pool = contrast_text_features(n_contrast + n_contrast_eval, seed, device, verbose)
         split = make_triplets(n_train, n_val, n_test, triplets, n_folds, fold, seed)
         return Inputs(
             source, TEXT_LABELS[what], TEXT_MODEL, TEXT_MODULE, features,

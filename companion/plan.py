@@ -637,7 +637,7 @@ def _corrupted_source(spec: StoreSpec, settings: Settings, world: Any) -> Any:
     return corruption_source(base, corruption, severity, seed=0, size=settings.corruption_size)
 
 
-def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareReport:
+def prepare(plan: Plan, engine: Any = None, verbose: int = 1) -> PrepareReport:
     """Fetch, generate and extract every missing input of ``plan``, then run its fits.
 
     Feature stores are extracted by :func:`glocal.features.extract_sharded` on ``engine`` (a
@@ -694,7 +694,7 @@ def prepare(plan: Plan, engine: Any = None, progress: bool = True) -> PrepareRep
             spec.model, source, module=spec.module, pretrained=spec.pretrained,
             dataset=spec.dataset, split=spec.split, shard_size=settings.shard_size,
             engine=engine, batch_size=settings.batch_size, num_workers=settings.num_workers,
-            device=settings.device, progress=progress,
+            device=settings.device, verbose=verbose,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         report.extracted.append(spec.label)

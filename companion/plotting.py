@@ -570,7 +570,7 @@ def draw_intervals(
     ``dodge``, each in its colour and marker."""
     for i, name in enumerate(names):
         part = means[means[hue] == name]
-        part = part.set_index(x).reindex(levels).dropna(subset=["mean"]).reset_index()
+        part = part.set_index(x).reindex(list(levels)).dropna(subset=["mean"]).reset_index()
         if part.empty:
             continue
         shift = (i - (len(names) - 1) / 2) * (dodge / max(len(names) - 1, 1))

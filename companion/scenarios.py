@@ -88,7 +88,7 @@ def _within_category_few_shot(
         inside = category == c
         table = few_shot(
             Z[inside], subclass[inside], shots=shots, n_test_per_class=None, n_repeats=repeats,
-            classifier="centroid", seed=seed, progress=False,
+            classifier="centroid", seed=seed, verbose=0,
         )  # fmt: skip
         frames.append(table.assign(category=c))
     return pd.concat(frames, ignore_index=True)
@@ -130,7 +130,7 @@ def evaluate_world(
         )
         coarse = few_shot(
             probe, world.probe_category, shots=shots, n_test_per_class=None, n_repeats=repeats,
-            classifier="centroid", seed=seed, progress=False,
+            classifier="centroid", seed=seed, verbose=0,
         )  # fmt: skip
         for n in shots:
             add(f"fine_shot_{n}", fine.loc[fine["shots"] == n, "accuracy"].mean())

@@ -176,7 +176,7 @@ def few_shot_table(
             t = transforms.get(name)
             common: dict[str, Any] = {"shots": shots, "n_test_per_class": n_test_per_class,
                                       "n_repeats": n_repeats, "classifier": classifiers,
-                                      "seed": seed, "progress": False,
+                                      "seed": seed, "verbose": 0,
                                       "per_class": per_class}  # fmt: skip
             if task in THINGS_TASKS:
                 (Z,) = apply_transform(t, inputs.features)
@@ -228,11 +228,11 @@ def anomaly_table(
                     assert data.train_fine is not None and data.test_fine is not None
                     result = shifted_anomaly_detection(
                         tr_X, data.train_fine, data.train_y, te_X, data.test_fine, data.test_y,
-                        k=k, progress=False,
+                        k=k, verbose=0,
                     )  # fmt: skip
                 else:
                     result = anomaly_detection(
-                        tr_X, data.train_y, te_X, data.test_y, k=k, progress=False
+                        tr_X, data.train_y, te_X, data.test_y, k=k, verbose=0
                     )
             frames.append(result.per_class.assign(representation=name, task=task))
     return pd.concat(frames, ignore_index=True)

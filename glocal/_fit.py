@@ -23,12 +23,14 @@ geometry at the right scale instead of swamping a tiny ``W``.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +40,8 @@ from tqdm import tqdm
 from glocal import losses
 from glocal._device import resolve_device
 from glocal.errors import FitDivergedError
-from glocal.evaluation.alignment import answered_correctly
+from glocal.io import digest
+from glocal.scoring import answered_correctly
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _EVAL_CHUNK = 1 << 20
@@ -53,6 +56,71 @@ VAL_CONTRAST_SHARE = 0.2
 MAX_HALVINGS_AT_START = 10
 #: The stop reasons: the rule ended a fit that moved, the start was kept, the step limit.
 STOP_REASONS = ("converged", "no_improvement", "max_steps")
+
+
+#: The code that turns data and settings into fitted weights: per file of the package, None for
+#: all of it, else the top-level functions and methods (``Class.method``) on the fit's path.
+#: :func:`fit_digest` covers exactly this code.
+FIT_CODE: dict[str, tuple[str, ...] | None] = {
+    "_fit.py": None,
+    "losses.py": None,
+    "scoring.py": ("answered_correctly",),
+    "transform.py": ("GlocalTransform.fit", "_standardised"),
+    "io.py": ("check_feature_matrix",),
+    "triplets.py": ("validate_triplets",),
+}
+
+
+def needs_contrast(alpha: float) -> bool:
+    """Whether a fit with this ``alpha`` has a local term, and so needs a contrast set."""
+    return alpha > 0
+
+
+def fit_digest(root: str | Path | None = None) -> str:
+    """sha256 of the fitting code (:data:`FIT_CODE`), docstrings and comments left out.
+
+    Part of the key of every cached fit: a fit is reused only while the code that made it is
+    unchanged, and editing prose (or any code off the fit's path) keeps the caches valid.
+    ``root`` is the package folder (default: this one).
+    """
+    return code_digest(FIT_CODE, root)
+
+
+def code_digest(code: Mapping[str, tuple[str, ...] | None], root: str | Path | None = None) -> str:
+    """sha256 of the syntax trees of ``code`` (as :data:`FIT_CODE`), without docstrings."""
+    folder = Path(__file__).parent if root is None else Path(root)
+    parts: list[str] = []
+    for name, members in sorted(code.items()):
+        tree = ast.parse((folder / name).read_text(encoding="utf-8"))
+        nodes = [tree] if members is None else [_member(tree, m, name) for m in members]
+        parts.extend(ast.dump(_without_docstrings(node)) for node in nodes)
+    return digest(*parts)
+
+
+def _member(tree: ast.Module, qualname: str, file: str) -> ast.AST:
+    body: list[ast.stmt] = tree.body
+    found: ast.AST | None = None
+    for part in qualname.split("."):
+        found = next((n for n in body if getattr(n, "name", None) == part), None)
+        if found is None:
+            raise LookupError(f"{file} defines no {qualname}; update the code digest's list")
+        body = getattr(found, "body", [])
+    assert found is not None
+    return found
+
+
+def _without_docstrings(node: ast.AST) -> ast.AST:
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        if (
+            isinstance(inner, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            inner.body = body[1:]
+    return node
 
 
 @dataclass(frozen=True)
@@ -83,6 +151,11 @@ class FitSettings:
     def from_params(cls, params: Mapping[str, Any]) -> FitSettings:
         """The settings among an estimator's ``get_params()`` (other names are ignored)."""
         return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+
+    @property
+    def needs_contrast(self) -> bool:
+        """Whether the local term is on (:func:`needs_contrast`)."""
+        return needs_contrast(self.alpha)
 
 
 @dataclass
@@ -177,7 +250,7 @@ def _prepare(
         else train_pairs
     )
     local = None
-    if settings.alpha > 0:
+    if contrast is not None:  # given exactly when the settings need it (the estimator decides)
         student_all = torch.as_tensor(contrast, dtype=dtype, device=device)
         teacher_all = torch.nn.functional.normalize(
             torch.as_tensor(contrast_teacher, dtype=dtype, device=device), dim=1
@@ -422,9 +495,10 @@ def fit_affine(
     ``objects`` are the standardised THINGS features (m × p); ``contrast`` the contrast
     features the student sees (standardised, or raw with ``student="raw"``),
     ``contrast_teacher`` the original contrast features whose cosine neighbourhoods are the
-    target; ``val_triplets`` (same objects) the held-out triplets the objective is monitored
-    on. ``init`` = (W, b) starts the fit from those parameters (a warm start) instead of
-    ``β I`` and 0.
+    target (both given exactly when ``settings.needs_contrast``, both None otherwise);
+    ``val_triplets`` (same objects) the held-out triplets the objective is monitored on.
+    ``init`` = (W, b) starts the fit from those parameters (a warm start) instead of ``β I``
+    and 0.
     """
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)

@@ -1,9 +1,11 @@
-"""Hyper-parameter constraints: one check per parameter, and help texts read from numpydoc."""
+"""Hyper-parameter constraints: one check per parameter, help texts read from numpydoc, and
+the deprecation of renamed parameters."""
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -97,3 +99,21 @@ def parameter_docs(docstring: str | None) -> dict[str, str]:
 def _first_sentence(text: str) -> str:
     end = re.search(r"\.(\s|$)", text)
     return text[: end.start() + 1] if end else text
+
+
+def verbose_level(verbose: int, progress: bool | None, where: str) -> int:
+    """``verbose``, or the deprecated ``progress`` (the knob's old name) when it was given.
+
+    ``progress`` is accepted for one release with a :class:`FutureWarning` that names the
+    function; ``progress=True`` is ``verbose=1``, ``False`` is ``verbose=0``.
+    """
+    if progress is None:
+        return verbose
+    warnings.warn(
+        f"{where}(progress=...) is deprecated and will be removed in the next release; pass "
+        f"verbose={int(bool(progress))} instead (0: quiet, 1: a progress bar), as scikit-learn "
+        "and GlocalTransform name it",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return int(bool(progress))

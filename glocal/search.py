@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 
+from glocal._fit import FIT_CODE, code_digest
 from glocal._params import Constraint, integer, interval
 from glocal.engine import Engine, check_scheduler
 from glocal.errors import DamagedCacheWarning, GlocalError
@@ -44,8 +45,13 @@ SCORES = ("accuracy", "neg_cross_entropy", "neg_local_loss", "overlap", "neg_obj
 #: The score each rule ranks by (``tradeoff`` among the settings that keep ``min_overlap``).
 RULE_SCORE = {"alignment": "accuracy", "cross_entropy": "neg_cross_entropy",
               "objective": "neg_objective", "tradeoff": "accuracy"}  # fmt: skip
-#: The modules whose code decides a fit's result (part of every cache key).
-FITTER_FILES = ("_fit.py", "losses.py", "transform.py", "search.py")
+#: The code that decides a cache entry (part of every key): the fitting code, the scoring
+#: primitives and the search's own fit-and-score path (as :data:`glocal._fit.FIT_CODE`).
+SEARCH_CODE: dict[str, tuple[str, ...] | None] = {
+    **FIT_CODE,
+    "scoring.py": None,
+    "search.py": ("_fit_and_score", "_scores", "_contrast_reference"),
+}
 #: Version of the cache entries' layout (part of every key).
 ENTRY_FORMAT = "glocal-search-entry/2"
 
@@ -236,13 +242,7 @@ class SearchData:
     contrast: np.ndarray | None
     folds: list[Fold]
     k: int
-    digest: str  # of everything above, the base estimator and the fitting code
-
-
-def fitter_digest() -> str:
-    """sha256 of the code that turns settings into weights and scores."""
-    root = Path(__file__).parent
-    return digest(*[(root / name).read_text(encoding="utf-8") for name in FITTER_FILES])
+    digest: str  # of everything above, the base estimator and the code (SEARCH_CODE)
 
 
 def _scores(estimator: Any, data: SearchData, fold: Fold) -> dict[str, float]:
@@ -250,8 +250,12 @@ def _scores(estimator: Any, data: SearchData, fold: Fold) -> dict[str, float]:
     import torch
 
     from glocal import losses
-    from glocal.evaluation.alignment import answered_correctly, triplet_similarities
-    from glocal.evaluation.neighbours import nearest_neighbours, shared_fraction
+    from glocal.scoring import (
+        answered_correctly,
+        nearest_neighbours,
+        shared_fraction,
+        triplet_similarities,
+    )
 
     Z = estimator.transform(data.X[fold.val_objects])
     logits = triplet_similarities(Z, fold.val, "dot")
@@ -292,7 +296,7 @@ def _contrast_reference(
     import torch
 
     from glocal import losses
-    from glocal.evaluation.neighbours import nearest_neighbours
+    from glocal.scoring import nearest_neighbours
 
     assert fold.contrast_val is not None and data.contrast is not None
     key = (data.digest, digest(fold.contrast_val), float(tau), data.k)
@@ -361,7 +365,7 @@ def _fit_and_score(
     fold = data.folds[fold_index]
     est = clone(estimator).set_params(**params, verbose=0)
     contrast = None
-    if data.contrast is not None and fold.contrast_train is not None and est.alpha > 0:
+    if data.contrast is not None and fold.contrast_train is not None and est.needs_contrast:
         contrast = data.contrast[fold.contrast_train]
     # a seeded tenth of the fold's training triplets (same objects) drives early stopping;
     # the fold's validation objects stay unseen until they are scored
@@ -728,7 +732,7 @@ class GlocalSearchCV(BaseEstimator):
                 raise GlocalError(
                     f"contrast has {contrast.shape[1]} features but X has {X.shape[1]}"
                 )
-        elif any({**base.get_params(), **s}["alpha"] > 0 for s in settings):
+        elif any(clone(base).set_params(**s).needs_contrast for s in settings):
             raise GlocalError(
                 "settings with alpha > 0 need a contrast set: pass contrast= (--contrast on the "
                 "command line), or search alpha = 0 only"
@@ -752,7 +756,7 @@ class GlocalSearchCV(BaseEstimator):
         common = digest(
             ENTRY_FORMAT, X, contrast, [(f.train, f.val, f.train_objects, f.contrast_val)
                                         for f in folds],
-            self.k, base.get_params(), fitter_digest(),
+            self.k, base.get_params(), code_digest(SEARCH_CODE),
         )  # fmt: skip
         data = SearchData(X, contrast, folds, self.k, common)
         results = self._run(base, settings, data)
@@ -771,9 +775,7 @@ class GlocalSearchCV(BaseEstimator):
         if self.refit:
             began = time.perf_counter()
             best = clone(base).set_params(**self.best_params_, verbose=self.verbose)
-            self.best_estimator_ = best.fit(
-                X, triplets, contrast=contrast if best.alpha > 0 else None
-            )
+            self.best_estimator_ = best.fit(X, triplets, contrast=contrast)
             self.refit_time_ = time.perf_counter() - began
         return self
 

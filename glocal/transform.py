@@ -18,7 +18,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from glocal._fit import OPTIMIZERS, FitSettings, fit_affine
+from glocal._fit import OPTIMIZERS, FitSettings, fit_affine, needs_contrast
+from glocal._fit import fit_digest as fit_digest  # re-exported: the key of cached fits
 from glocal._params import (
     BOOLEAN,
     TEXT,
@@ -29,9 +30,9 @@ from glocal._params import (
     parameter_docs,
 )
 from glocal.errors import GlocalError
-from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.io import atomic_path, check_feature_matrix
 from glocal.losses import PENALTIES
+from glocal.scoring import odd_one_out_accuracy
 from glocal.triplets import validate_triplets
 
 METADATA_KEY = "glocal_metadata"
@@ -283,6 +284,11 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
             raise GlocalError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
+    @property
+    def needs_contrast(self) -> bool:
+        """Whether :meth:`fit` needs a contrast set: the local term is on (``alpha > 0``)."""
+        return needs_contrast(self.alpha)
+
     # fitting ---------------------------------------------------------------------------------
     def fit(
         self,
@@ -294,8 +300,9 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         """Fit the map on THINGS features ``X`` (m × p) and human triplets (n × 3).
 
         ``contrast`` (n_c × p) holds generic features (the paper used ImageNet) for the local
-        term; it is required when ``alpha > 0``. ``val_triplets`` (on the same objects) make the
-        stopping rule and the kept parameters depend on held-out data; pass them.
+        term; it is required when ``alpha > 0`` (:attr:`needs_contrast`) and not used otherwise.
+        ``val_triplets`` (on the same objects) make the stopping rule and the kept parameters
+        depend on held-out data; pass them.
         """
         params = self._validated()
         settings = FitSettings.from_params(params)
@@ -307,7 +314,8 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         triplets = validate_triplets(triplets, len(X), where="triplets")
         if val_triplets is not None:
             val_triplets = validate_triplets(val_triplets, len(X), where="val_triplets")
-        if settings.alpha > 0:
+        local = settings.needs_contrast  # decided here, once: the loop follows what it is given
+        if local:
             if contrast is None:
                 raise GlocalError(
                     f"alpha={settings.alpha} needs a contrast set of n_c × p generic features "
@@ -335,7 +343,6 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
                     f"{X.shape[1]} features; refit without warm_start"
                 )
             init = (current, getattr(self, "bias_", None))
-        local = settings.alpha > 0
         student = None
         if local:
             assert contrast is not None  # checked above

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glocal import GlocalError, odd_one_out_accuracy
+from glocal import GlocalError, odd_one_out_accuracy, scoring
 from glocal.evaluation import alignment
 from glocal.triplets import simulate_triplets
 
@@ -43,7 +43,7 @@ def test_chunked_path_equals_dense(rng, monkeypatch):
     X = rng.standard_normal((50, 4))
     triplets = simulate_triplets(X, 700, seed=2)
     dense = alignment.triplet_similarities(X, triplets, "cosine")
-    monkeypatch.setattr(alignment, "_DENSE_LIMIT", 10)
+    monkeypatch.setattr(scoring, "_DENSE_LIMIT", 10)
     chunked = alignment.triplet_similarities(X, triplets, "cosine", chunk_size=64)
     np.testing.assert_allclose(chunked, dense, rtol=1e-12)
 

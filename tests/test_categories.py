@@ -74,7 +74,7 @@ def test_few_shot_on_planted_categories_uses_only_heldout_objects():
     heldout = np.arange(0, len(X), 2)
     results = things_few_shot(
         X, categories, heldout, shots=(1, 5), n_test_per_class=5, n_repeats=2,
-        Cs=FEW_CS, progress=False,
+        Cs=FEW_CS, verbose=0,
     )  # fmt: skip
     assert set(results["classifier"]) == {"logreg", "centroid"}
     assert (results["n_classes"] == 4).all()
@@ -83,7 +83,7 @@ def test_few_shot_on_planted_categories_uses_only_heldout_objects():
     other[np.setdiff1d(np.arange(len(X)), heldout)] = 1e3  # non-held-out rows must not matter
     again = things_few_shot(
         other, categories, heldout, shots=(1, 5), n_test_per_class=5, n_repeats=2,
-        Cs=FEW_CS, progress=False,
+        Cs=FEW_CS, verbose=0,
     )  # fmt: skip
     pd.testing.assert_frame_equal(results, again)
 
@@ -102,7 +102,7 @@ def test_anomaly_detection_on_planted_categories():
 def test_things_tasks_reject_bad_inputs(toy_categories):
     X, categories = planted_things()
     with pytest.raises(GlocalError, match="categories has 6 rows but X has 180"):
-        things_few_shot(X, toy_categories, np.arange(6), progress=False)
+        things_few_shot(X, toy_categories, np.arange(6), verbose=0)
     with pytest.raises(GlocalError, match="0 or 1"):
         category_labels(toy_categories * 2)
     with pytest.raises(GlocalError, match="DataFrame"):
@@ -114,7 +114,7 @@ def test_things_tasks_reject_bad_inputs(toy_categories):
     with pytest.raises(GlocalError, match="overlap must be"):
         category_labels(toy_categories, overlap="first")
     with pytest.raises(GlocalError, match="only 1 categories"):
-        things_few_shot(X, categories, np.arange(40), progress=False)
+        things_few_shot(X, categories, np.arange(40), verbose=0)
     with pytest.raises(GlocalError, match="min_members=3 is too small"):
         things_anomaly_detection(X, categories, np.arange(180), k=5, min_members=3)
 

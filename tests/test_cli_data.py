@@ -18,10 +18,13 @@ def offline(no_network: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_data_is_a_registered_sub_command():
+    """The real command line (not the one patched above) sends ``data list`` to its module."""
     import importlib
 
     importlib.reload(cli)  # the module's own tuple, not the one patched above
-    assert "data" in cli.COMMAND_MODULES
+    args = cli.build_parser().parse_args(["data", "list"])
+    assert args.command == "data" and args.func.__module__ == "glocal.commands.data"
+    assert args.func.__name__ == "_list"
 
 
 def _list_rows(out: str) -> dict[str, list[str]]:

@@ -163,7 +163,7 @@ def test_fits_ignore_heldout_objects_and_are_cached(cache, monkeypatch):
     # a changed default or changed fitting code is a different fit, not a cache hit
     cf.fit_transform(inputs, "global", {**FAST, "eval_every": 5})
     assert len(list((cache / "fits").glob("*.npz"))) == 4
-    monkeypatch.setattr(cf, "fitter_digest", lambda: "other code")
+    monkeypatch.setattr(cf, "fit_digest", lambda: "other code")
     cf.fit_transform(inputs, "global", FAST)
     assert len(list((cache / "fits").glob("*.npz"))) == 5
     # held-out features never enter the fit: changing them changes nothing
@@ -204,7 +204,14 @@ def test_measurements_cover_every_representation(cache, data_dir):  # reads THIN
             odd_one_out_accuracy(t.transform(inputs.features), test, "dot") - zero
         )
         assert row["alignment_diff_low"] < row["alignment_diff"] < row["alignment_diff_high"]
-        assert row["few_shot_verdict"] in ("holds", "opposite", "no effect", "not resolved")
+        # each verdict is the one its own interval gives (expected: higher than the original;
+        # margins of companion.comparisons.MARGINS), by the rule written out here
+        for measure, margin in (("alignment", 0.0), ("few_shot", 0.01), ("auroc", 0.01)):
+            low, high = row[f"{measure}_diff_low"], row[f"{measure}_diff_high"]
+            assert low <= row[f"{measure}_diff"] <= high
+            expected = ("no effect" if -margin < low and high < margin else "holds" if low > 0
+                        else "opposite" if high < 0 else "not resolved")  # fmt: skip
+            assert row[f"{measure}_verdict"] == expected, (name, measure, low, high)
 
 
 def _knn_overlap(X: np.ndarray, Z: np.ndarray, k: int) -> float:

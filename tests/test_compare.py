@@ -60,7 +60,7 @@ def test_compare_returns_a_tidy_table(problem, npz_path):
         {"original": "original", "rotated": RotateScale(6), "official": npz_path},
         things=things, triplets=triplets, reference=human, heldout_objects=np.arange(0, 90, 2),
         categories=categories, contrast=contrast, downstream={"toy": downstream},
-        settings=SETTINGS, progress=False,
+        settings=SETTINGS, verbose=0,
     )  # fmt: skip
     assert list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
     assert {"setting_n_bootstrap", "setting_ks", "setting_seed", "glocal_version"} <= set(table)
@@ -108,27 +108,27 @@ def test_compare_returns_a_tidy_table(problem, npz_path):
 
 def test_compare_skips_measurements_without_inputs(problem):
     things, *_ = problem
-    table = compare(["original"], things=things, settings=SETTINGS, progress=False)
+    table = compare(["original"], things=things, settings=SETTINGS, verbose=0)
     assert table.empty and list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
 
 
 def test_unknown_or_missing_transforms_raise(problem, tmp_path):
     things, *_ = problem
     with pytest.raises(GlocalError, match="unknown transform 'glocall'.*'original'"):
-        compare({"mine": "glocall"}, things=things, progress=False)
+        compare({"mine": "glocall"}, things=things, verbose=0)
     with pytest.raises(GlocalError, match="does not exist"):
         resolve_transform(tmp_path / "absent.npz")
     with pytest.raises(GlocalError, match="at least one transform"):
-        compare({}, things=things, progress=False)
+        compare({}, things=things, verbose=0)
 
 
 def test_compare_rejects_bad_inputs(problem):
     things, human, triplets, categories, contrast, downstream = problem
     with pytest.raises(GlocalError, match=r"downstream\['toy'\]: expected \(train_X"):
-        compare(["original"], downstream={"toy": downstream[:3]}, progress=False)
+        compare(["original"], downstream={"toy": downstream[:3]}, verbose=0)
     with pytest.raises(GlocalError, match="things="):
-        compare(["original"], triplets=triplets, progress=False)
+        compare(["original"], triplets=triplets, verbose=0)
     with pytest.raises(GlocalError, match="heldout_objects"):
-        compare(["original"], things=things, categories=categories, progress=False)
+        compare(["original"], things=things, categories=categories, verbose=0)
     with pytest.raises(GlocalError, match="reference has 80"):
-        compare(["original"], things=things, reference=human[:80], progress=False)
+        compare(["original"], things=things, reference=human[:80], verbose=0)

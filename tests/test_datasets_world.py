@@ -137,3 +137,67 @@ def test_breeds_registry_files_are_pinned():
     for name in BREEDS_FILES:
         assert entries[name].checksum == "pinned" and entries[name].served.url.startswith(
             "https://raw.githubusercontent.com/MadryLab/BREEDS-Benchmarks/")  # fmt: skip
+
+
+def _write_hierarchy(folder: Path, seed: int) -> dict[str, set[str]]:
+    """BREEDS files of a random DAG (nodes with several parents, a branch without ImageNet
+    classes, a stray edge); returns its children per node."""
+    from glocal.data.datasets import BREEDS_ROOT
+
+    rng = np.random.default_rng(seed)
+    inner = [BREEDS_ROOT] + [f"n1{i:07d}" for i in range(30)]
+    leaves = [f"n2{i:07d}" for i in range(80)]
+    edges = {(inner[p], node) for i, node in enumerate(inner[1:], 1)
+             for p in rng.choice(i, size=min(i, 2), replace=False)}  # fmt: skip
+    edges |= {(inner[p], leaf) for leaf in leaves for p in rng.choice(31, size=2, replace=False)}
+    edges |= {(inner[3], "n9000000"), ("n9000001", "n9000002")}  # lead to no ImageNet class
+    folder.mkdir()
+    (folder / "class_hierarchy.txt").write_text("".join(f"{p} {c}\n" for p, c in sorted(edges)))
+    (folder / "node_names.txt").write_text("".join(f"{w}\tname {w}\n" for w in inner))
+    info = [[i, w, f"class {w}"] for i, w in enumerate(leaves)]
+    (folder / "dataset_class_info.json").write_text(json.dumps(info))
+    children: dict[str, set[str]] = {}
+    for p, c in edges:
+        children.setdefault(p, set()).add(c)
+    return children
+
+
+def test_breeds_hierarchy_matches_a_recursion_by_hand(tmp_path: Path):
+    """Levels (longest distance from the root), leaves and subtrees of a random DAG against
+    recursions over its edges written out here."""
+    from functools import cache
+
+    from glocal.data.datasets import BREEDS_ROOT
+
+    children = _write_hierarchy(tmp_path / "h", seed=5)
+    hierarchy = BreedsHierarchy(tmp_path / "h")
+    classes = set(hierarchy.leaf_index)
+
+    @cache
+    def leads_to_a_class(node: str) -> bool:
+        return node in classes or any(leads_to_a_class(c) for c in children.get(node, ()))
+
+    @cache
+    def subtree(node: str) -> frozenset[str]:
+        kept = [c for c in children.get(node, ()) if leads_to_a_class(c)]
+        return frozenset({node}.union(*(subtree(c) for c in kept)))
+
+    @cache
+    def depth(node: str) -> int:  # longest distance from the root, over kept parents only
+        if node == BREEDS_ROOT:
+            return 0
+        parents = [p for p, cs in children.items() if node in cs and p in subtree(BREEDS_ROOT)]
+        return max(depth(p) for p in parents) + 1
+
+    assert set(hierarchy.level) == subtree(BREEDS_ROOT)
+    assert "n9000000" not in hierarchy.level  # a branch without classes is dropped
+    assert hierarchy.level == {n: depth(n) for n in subtree(BREEDS_ROOT)}
+    shortest = {BREEDS_ROOT: 0}
+    for _ in hierarchy.level:  # Bellman-Ford with unit steps: the shortest distances
+        for p in list(shortest):
+            for c in subtree(p) & set(children.get(p, ())):
+                shortest[c] = min(shortest.get(c, len(children)), shortest[p] + 1)
+    assert any(hierarchy.level[n] > shortest[n] for n in hierarchy.level)  # longest != shortest
+    for node in hierarchy.level:
+        assert hierarchy.below(node) == subtree(node)
+        assert hierarchy.leaves(node) == sorted(subtree(node) & classes)

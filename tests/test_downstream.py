@@ -70,12 +70,12 @@ def test_normal_chunk_smaller_than_k(rng):
 def test_separated_classes_give_auroc_near_one_and_shuffled_near_half(rng):
     train_X, train_y = planted(rng, 4, 40, 16, spread=0.1)
     test_X, test_y = planted(rng, 4, 30, 16, spread=0.1)
-    result = anomaly_detection(train_X, train_y, test_X, test_y, k=5, progress=False)
+    result = anomaly_detection(train_X, train_y, test_X, test_y, k=5, verbose=0)
     assert list(result.per_class["class"]) == [0, 1, 2, 3]
     assert (result.per_class["auroc"] > 0.99).all()
     assert result.mean_auroc > 0.99
     shuffled = anomaly_detection(
-        train_X, rng.permutation(train_y), test_X, rng.permutation(test_y), progress=False
+        train_X, rng.permutation(train_y), test_X, rng.permutation(test_y), verbose=0
     )
     assert abs(shuffled.mean_auroc - 0.5) < 0.1
 
@@ -84,7 +84,7 @@ def test_anomaly_scores_and_auroc_match_independent_computation(rng):
     train_X, train_y = planted(rng, 3, 25, 8, spread=0.8)
     test_X, test_y = planted(rng, 3, 20, 8, spread=0.8)
     result = anomaly_detection(
-        train_X, train_y, test_X, test_y, k=3, query_chunk=7, normal_chunk=11, progress=False
+        train_X, train_y, test_X, test_y, k=3, query_chunk=7, normal_chunk=11, verbose=0
     )
     for j, c in enumerate([0, 1, 2]):
         expected = brute_force_scores(train_X[train_y == c], test_X, 3)
@@ -97,13 +97,13 @@ def test_anomaly_scores_and_auroc_match_independent_computation(rng):
 def test_anomaly_detection_rejects_bad_inputs(rng):
     X, y = planted(rng, 3, 6, 4)
     with pytest.raises(GlocalError, match="train_y has 17 labels"):
-        anomaly_detection(X, y[:-1], X, y, progress=False)
+        anomaly_detection(X, y[:-1], X, y, verbose=0)
     with pytest.raises(GlocalError, match="k=7 neighbours"):
-        anomaly_detection(X, y, X, y, k=7, progress=False)
+        anomaly_detection(X, y, X, y, k=7, verbose=0)
     with pytest.raises(GlocalError, match="features"):
-        anomaly_detection(X, y, X[:, :3], y, progress=False)
+        anomaly_detection(X, y, X[:, :3], y, verbose=0)
     with pytest.raises(GlocalError, match="test rows of this class"):
-        anomaly_detection(X, y, X[y != 2], y[y != 2], progress=False)
+        anomaly_detection(X, y, X[y != 2], y[y != 2], verbose=0)
     with pytest.raises(GlocalError, match="2-D"):
         knn_anomaly_scores(X[0], X)
     with pytest.raises(GlocalError, match="all-zero"):
@@ -125,7 +125,7 @@ def test_nearest_centroid_few_shot_matches_direct_computation(rng):
     X, y = planted(rng, 5, 12, 6, spread=1.2)  # overlapping classes: accuracy well below 1
     results = few_shot(
         X, y, shots=(1, 3), n_test_per_class=4, n_repeats=3, classifier="centroid",
-        seed=5, progress=False,
+        seed=5, verbose=0,
     )  # fmt: skip
     assert len(results) == 6
     for row in results.itertuples():
@@ -263,14 +263,14 @@ def test_planted_classes_are_learned_perfectly_with_a_separate_test_set(rng):
     X_test, y_test = planted(rng, 6, 8, 10, offset=100)
     results = few_shot(
         X, y, X_test, y_test, shots=(1, 5), n_test_per_class=5, n_repeats=2,
-        classifier=("logreg", "centroid"), Cs=FEW_CS, progress=False,
+        classifier=("logreg", "centroid"), Cs=FEW_CS, verbose=0,
     )  # fmt: skip
     assert set(results["classifier"]) == {"logreg", "centroid"}
     assert (results["accuracy"] == 1.0).all()
     assert (results["n_test"] == 30).all() and (results["n_classes"] == 6).all()
     again = few_shot(
         X, y, X_test, y_test, shots=(1, 5), n_test_per_class=5, n_repeats=2,
-        classifier=("logreg", "centroid"), Cs=FEW_CS, progress=False,
+        classifier=("logreg", "centroid"), Cs=FEW_CS, verbose=0,
     )  # fmt: skip
     pd.testing.assert_frame_equal(results, again)
 
@@ -292,21 +292,21 @@ def test_summary_is_a_t_interval_over_repeats():
 def test_few_shot_rejects_bad_inputs(rng):
     X, y = planted(rng, 3, 6, 4)
     with pytest.raises(GlocalError, match="class 2 has 3 items"):
-        few_shot(X[:-3], y[:-3], shots=(3,), progress=False)
+        few_shot(X[:-3], y[:-3], shots=(3,), verbose=0)
     with pytest.raises(GlocalError, match="y has 17 labels"):
-        few_shot(X, y[:-1], progress=False)
+        few_shot(X, y[:-1], verbose=0)
     with pytest.raises(GlocalError, match="2-D"):
-        few_shot(X[0], y, progress=False)
+        few_shot(X[0], y, verbose=0)
     with pytest.raises(GlocalError, match="classifier"):
-        few_shot(X, y, shots=(1,), classifier="svm", progress=False)
+        few_shot(X, y, shots=(1,), classifier="svm", verbose=0)
     with pytest.raises(GlocalError, match="X_test and y_test"):
-        few_shot(X, y, X_test=X, shots=(1,), progress=False)
+        few_shot(X, y, X_test=X, shots=(1,), verbose=0)
     with pytest.raises(GlocalError, match="absent from y"):
-        few_shot(X, y, X, y + 1, shots=(1,), progress=False)
+        few_shot(X, y, X, y + 1, shots=(1,), verbose=0)
     with pytest.raises(GlocalError, match="n_test_per_class=9"):
-        few_shot(X, y, X, y, shots=(1,), n_test_per_class=9, progress=False)
+        few_shot(X, y, X, y, shots=(1,), n_test_per_class=9, verbose=0)
     with pytest.raises(GlocalError, match="device 'cuda:999'"):  # no machine has that GPU
-        few_shot(X, y, shots=(2,), device="cuda:999", progress=False)
+        few_shot(X, y, shots=(2,), device="cuda:999", verbose=0)
 
 
 # --- the official protocol: fixed test set, 1-shot logistic regression, convergence ----------
@@ -317,12 +317,12 @@ def test_fixed_test_set_is_shared_by_every_episode_and_capped_per_class(rng):
     X_test, y_test = planted(rng, 4, 9, 8, spread=0.5)
     table = few_shot(
         X, y, X_test, y_test, shots=(2, 3), n_test_per_class=5, n_repeats=3,
-        classifier="centroid", fixed_test=True, progress=False,
+        classifier="centroid", fixed_test=True, verbose=0,
     )  # fmt: skip
     assert set(table["n_test"]) == {20}  # 5 of each of the 4 classes, in every episode
     # more than a class holds: all of it (the official code would fail; glocal takes all)
     every = few_shot(X, y, X_test, y_test, shots=(2,), n_test_per_class=100, n_repeats=2,
-                     classifier="centroid", fixed_test=True, progress=False)  # fmt: skip
+                     classifier="centroid", fixed_test=True, verbose=0)  # fmt: skip
     assert set(every["n_test"]) == {len(y_test)}
     from glocal.evaluation.few_shot import fixed_test_set
 
@@ -330,23 +330,23 @@ def test_fixed_test_set_is_shared_by_every_episode_and_capped_per_class(rng):
     chosen = fixed_test_set(y_test, 2, seed=0, groups=groups)
     assert len(chosen) == 6 and np.bincount(groups[chosen]).tolist() == [2, 2, 2]
     with pytest.raises(GlocalError, match="separate test pool"):
-        few_shot(X, y, shots=(2,), fixed_test=True, progress=False)
+        few_shot(X, y, shots=(2,), fixed_test=True, verbose=0)
 
 
 def test_one_shot_logistic_regression_is_skipped_or_labelled(rng):
     X, y = planted(rng, 3, 8, 6, spread=0.3)
     skipped = few_shot(X, y, shots=(1, 2), n_test_per_class=3, n_repeats=2, Cs=FEW_CS,
-                       classifier=("logreg", "centroid"), progress=False)  # fmt: skip
+                       classifier=("logreg", "centroid"), verbose=0)  # fmt: skip
     logreg = skipped[skipped["classifier"] == "logreg"]
     assert sorted(set(logreg["shots"])) == [2]  # the official code runs no 1-shot logreg
     assert set(skipped[skipped["classifier"] == "centroid"]["shots"]) == {1, 2}
     assert (logreg["protocol"] == "official").all() and logreg["converged"].all()
     added = few_shot(X, y, shots=(1,), n_test_per_class=3, n_repeats=2, Cs=FEW_CS,
-                     one_shot="fixed_C", progress=False)  # fmt: skip
+                     one_shot="fixed_C", verbose=0)  # fmt: skip
     assert len(added) == 2 and added["protocol"].str.startswith("addition").all()
     assert (added["C"] == 1.0).all()
     with pytest.raises(GlocalError, match="one_shot"):
-        few_shot(X, y, shots=(1,), one_shot="maybe", progress=False)
+        few_shot(X, y, shots=(1,), one_shot="maybe", verbose=0)
 
 
 def test_logistic_regression_converges_on_the_whole_c_grid(rng):
@@ -374,7 +374,7 @@ def test_shifted_anomaly_detection_tests_on_unseen_subclasses(rng):
     test_X = centres[coarse_of[fine_test]] + 0.1 * rng.normal(size=(len(fine_test), 12))
     result = shifted_anomaly_detection(
         train_X, fine_train, coarse_of[fine_train], test_X, fine_test, coarse_of[fine_test],
-        k=3, progress=False,
+        k=3, verbose=0,
     )  # fmt: skip
     table = result.per_class
     assert list(table["class"]) == [0, 1, 2, 3] and (table["auroc"] > 0.99).all()
@@ -384,7 +384,7 @@ def test_shifted_anomaly_detection_tests_on_unseen_subclasses(rng):
     with pytest.raises(GlocalError, match="seen"):
         shifted_anomaly_detection(
             train_X, fine_train, coarse_of[fine_train], test_X, fine_test,
-            coarse_of[fine_test], seen=(0, 1, 2, 3, 4), progress=False,
+            coarse_of[fine_test], seen=(0, 1, 2, 3, 4), verbose=0,
         )  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from glocal.features import (
     torchvision_dataset,
 )
 
-QUIET = {"progress": False, "num_workers": 0}
+QUIET = {"verbose": 0, "num_workers": 0}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -104,7 +104,7 @@ def test_extraction_is_deterministic(tiny_clip, folder: Path, tmp_path: Path) ->
     assert first.features().shape == (10, 32)
     # same batches: bitwise equal, whether images are loaded in worker processes or not
     workers = extract_features(
-        tiny_clip, image_folder(folder), cache_dir=tmp_path / "b", num_workers=2, progress=False
+        tiny_clip, image_folder(folder), cache_dir=tmp_path / "b", num_workers=2, verbose=0
     )
     np.testing.assert_array_equal(first.features(), workers.features())
     fresh = load_model(TINY_CLIP, pretrained=False, device="cpu", seed=0)

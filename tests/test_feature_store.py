@@ -68,7 +68,7 @@ def tiny():
 
 
 def _extract(tiny, folder: Path, root: Path, **kwargs):
-    options = {"batch_size": 2, "chunk_size": 2, "num_workers": 0, "progress": False}
+    options = {"batch_size": 2, "chunk_size": 2, "num_workers": 0, "verbose": 0}
     return extract_features(
         tiny, image_folder(folder, name="toy"), cache_dir=root, **{**options, **kwargs}
     )
@@ -132,7 +132,7 @@ def test_finished_store_is_reused_not_rewritten(
         image_folder(folder, name="toy"),
         cache_dir=tmp_path,
         pretrained=False,
-        progress=False,
+        verbose=0,
     )
     assert again.path == store.path and store.path.stat().st_mtime_ns == stamp
     with pytest.raises(
@@ -287,7 +287,7 @@ def test_changed_model_config_makes_the_store_stale(tiny, folder: Path, tmp_path
     with pytest.raises(GlocalError, match=r"all.h5 is stale.*model config changed.*--overwrite"):
         extract_features(
             edited, image_folder(folder, name="toy"), cache_dir=tmp_path, pretrained=False,
-            progress=False,
+            verbose=0,
         )  # fmt: skip
     assert (
         store.metadata["config_sha256"]
@@ -300,7 +300,7 @@ def test_descriptive_config_fields_keep_the_store(tiny, folder: Path, tmp_path: 
     described = replace(TINY_TIMM, notes="a note", variant_of="vgg16")
     again = extract_features(
         described, image_folder(folder, name="toy"), cache_dir=tmp_path, pretrained=False,
-        progress=False,
+        verbose=0,
     )  # fmt: skip
     assert again.path == store.path
     assert again.metadata == store.metadata  # reused, not re-extracted
@@ -411,7 +411,7 @@ source = TextSource([f"concept {i}" for i in range(40)], name="words")
 if sys.argv[6] == "wait":
     wait_for_go()
 store = ex.extract_features(
-    config, source, pretrained=False, batch_size=4, chunk_size=4, progress=False
+    config, source, pretrained=False, batch_size=4, chunk_size=4, verbose=0
 )
 print(json.dumps({"path": str(store.path), "sha256": store.metadata["sha256"],
                   "created": store.metadata["created"]}))
@@ -456,7 +456,7 @@ def test_a_killed_extraction_resumes_in_the_next_process(tmp_path: Path) -> None
         pass
     model = load_model(TINY_TEXT, pretrained=False, device="cpu", seed=0)
     source = TextSource(WORDS, name="words")
-    options = {"batch_size": 4, "chunk_size": 4, "progress": False}
+    options = {"batch_size": 4, "chunk_size": 4, "verbose": 0}
     store = extract_features(model, source, cache_dir=cache / "features", **options)
     assert store.path == final and store.metadata["resumed_from"] == done
     fresh = extract_features(model, source, cache_dir=tmp_path / "fresh", **options)

@@ -23,7 +23,7 @@ from glocal.features.shards import shard_path, shard_ranges, shards_dir
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-QUIET = {"progress": False, "num_workers": 0}
+QUIET = {"verbose": 0, "num_workers": 0}
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_prepare_removes_the_shards_of_stores_it_finds_present(tmp_path, monkeyp
     (shards_dir(present.path) / "00000-of-00002.h5").write_bytes(b"shard")
     extracted = []
     monkeypatch.setattr("glocal.features.extract_sharded", lambda *a, **k: extracted.append(a))
-    prepare(Plan("smoke", Settings(world="real"), stores=[present]), progress=False)
+    prepare(Plan("smoke", Settings(world="real"), stores=[present]), verbose=0)
     assert not shards_dir(present.path).exists() and present.path.read_bytes() == b"finished"
     assert not extracted
 

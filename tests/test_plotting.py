@@ -51,10 +51,31 @@ def test_bad_names_and_tables_are_refused(tmp_path):
         plotting.save_table([1, 2], tmp_path, "list")  # type: ignore[arg-type]
 
 
-def test_style_colours_and_labels():
+def test_a_drawn_figure_has_the_books_sizes_not_seaborns():
+    import seaborn as sns
+
+    seaborn = sns.plotting_context("notebook")  # what seaborn's theme alone would draw
     plotting.use_style()
-    assert matplotlib.rcParams["axes.spines.top"] is False
-    assert matplotlib.rcParams["font.size"] == plotting.STYLE["font.size"]  # over seaborn's
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="gLocal")
+    ax.set(title="title", xlabel="x")
+    legend = ax.legend()
+    fig.canvas.draw()
+    drawn = {
+        "axes.titlesize": ax.title.get_fontsize(),
+        "axes.labelsize": ax.xaxis.label.get_fontsize(),
+        "xtick.labelsize": ax.get_xticklabels()[0].get_fontsize(),
+        "legend.fontsize": legend.get_texts()[0].get_fontsize(),
+    }
+    assert drawn == {name: plotting.STYLE[name] for name in drawn}
+    assert all(drawn[name] != seaborn[name] for name in drawn)  # the book's, over seaborn's
+    assert not ax.spines["top"].get_visible() and not ax.spines["right"].get_visible()
+    assert not legend.get_frame_on() and ax.yaxis.get_gridlines()[0].get_visible()
+    assert not ax.xaxis.get_gridlines()[0].get_visible()  # grid on y only
+    plt.close(fig)
+
+
+def test_colours_and_labels():
     assert plotting.color("naive") != plotting.color("glocal")
     assert plotting.color("zero-shot") == plotting.color("original")
     assert plotting.label("glocal") == "gLocal" and plotting.label("other") == "other"

@@ -14,9 +14,9 @@ from scipy.spatial.distance import cdist, pdist, squareform
 from scipy.stats import pearsonr, spearmanr
 
 import glocal
+from glocal import scoring
 from glocal.errors import GlocalError
 from glocal.evaluation import rsa as rsa_module
-from glocal.evaluation import similarity as similarity_module
 from glocal.evaluation.intervals import bootstrap_interval
 from glocal.evaluation.rsa import (
     correlate,
@@ -102,17 +102,42 @@ def test_kernel_errors_name_the_problem(rng):
 # --- correlations ------------------------------------------------------------------------------
 
 
+def _midranks_by_hand(values: np.ndarray) -> np.ndarray:
+    """Each value's rank, ties given the mean of the ranks they share (1-based)."""
+    return np.array([np.mean(np.flatnonzero(np.sort(values) == v)) + 1.0 for v in values])
+
+
+def _pearson_by_hand(a: np.ndarray, b: np.ndarray) -> float:
+    da, db = a - a.mean(), b - b.mean()
+    return float((da @ db) / np.sqrt((da @ da) * (db @ db)))
+
+
 @pytest.mark.parametrize("method", ["spearman", "pearson"])
-def test_correlate_matches_scipy_with_ties(rng, method):
+def test_correlate_and_the_bootstraps_correlation_match_a_computation_by_hand(rng, method):
+    """``correlate`` (SciPy) and the weighted correlation the bootstraps use (at unit weights)
+    both equal mid-ranks and Pearson's formula computed by hand, ties included."""
     a = np.round(rng.normal(size=200), 1)  # many ties
     b = np.round(a + rng.normal(size=200), 0)
-    assert correlate(a, b, method) == pytest.approx(SCIPY[method](a, b)[0], abs=1e-12)
+    if method == "spearman":
+        expected = _pearson_by_hand(_midranks_by_hand(a), _midranks_by_hand(b))
+    else:
+        expected = _pearson_by_hand(a, b)
+    assert correlate(a, b, method) == pytest.approx(expected, abs=1e-12)
+    weighted = rsa_module._PairCorrelation(a, b, method).pairs(np.ones(len(a)))
+    assert weighted == pytest.approx(expected, abs=1e-12)
 
 
-def test_correlate_of_a_constant_is_nan():
+def test_correlate_of_a_constant_or_nan_is_nan(recwarn):
     assert np.isnan(correlate(np.ones(5), np.arange(5.0)))
+    assert np.isnan(correlate(np.ones(5), np.arange(5.0), "pearson"))
+    assert not recwarn.list  # NaN is the documented answer, not a warning
+    with_nan = np.array([0.0, 1.0, np.nan, 3.0, 4.0])
+    assert np.isnan(correlate(with_nan, np.arange(5.0)))
+    assert np.isnan(correlate(with_nan, np.arange(5.0), "pearson"))
     with pytest.raises(GlocalError, match="differ in length"):
         correlate(np.ones(3), np.ones(4))
+    with pytest.raises(GlocalError, match="method"):
+        correlate(np.ones(3), np.ones(3), "kendall")  # type: ignore[arg-type]
 
 
 # --- RSA of two representations (moved from test_neighbours) -------------------------------
@@ -346,7 +371,7 @@ def test_rsa_difference_is_the_paired_percentile_interval(rng):
 
 
 def test_docstring_examples_hold():
-    for module in (rsa_module, similarity_module):
+    for module in (rsa_module, scoring):
         failed, tried = doctest.testmod(module, globs={"np": np, **vars(module)})
         assert tried > 0 and failed == 0, module.__name__
 

@@ -128,13 +128,36 @@ def test_little_data(problem, n_train, alpha):
     assert est.best_step_ > 0
 
 
-def test_warm_start(problem):
+def _kept(est):
+    return next(h for h in est.history_ if h["step"] == est.best_step_)
+
+
+def test_warm_start_begins_where_the_last_fit_ended_and_says_when_it_cannot_improve(problem):
+    """A refit with ``warm_start`` starts from the kept weights (its first check measures them,
+    not the cold start's); one that no step size improves returns them exactly."""
     est = _fit(problem, alpha=0.25, lmbda=0.1)
-    start = est.weights_.copy()
+    start, before = est.weights_.copy(), _kept(est)
     _fit(problem, est=est.set_params(lmbda=1e-3, warm_start=True))
+    first = est.history_[0]
+    assert (first["val_loss"], first["val_local"]) == (before["val_loss"], before["val_local"])
+    assert est.init_scale_ == pytest.approx(np.trace(start) / len(start))
+    cold = _fit(problem, alpha=0.25, lmbda=1e-3)
+    assert cold.history_[0]["val_loss"] != first["val_loss"]  # the cold start is elsewhere
     _check_honest(est)
-    if est.stop_reason_ == "no_improvement":
-        np.testing.assert_array_equal(est.weights_, start)  # it returned exactly its start
+    assert est.stop_reason_ == "no_improvement"  # the converged map is this fit's optimum too
+    np.testing.assert_array_equal(est.weights_, start)  # it returned exactly its start
+
+
+def test_warm_start_continues_a_fit_cut_short(problem):
+    est = _fit(problem, alpha=0.25, lmbda=0.1, max_steps=10)
+    assert est.stop_reason_ == "max_steps"
+    start, before = est.weights_.copy(), _kept(est)
+    _fit(problem, est=est.set_params(max_steps=2000, warm_start=True))
+    assert est.history_[0]["objective"] == before["objective"]  # it went on from there
+    _check_honest(est)
+    assert est.stop_reason_ == "converged" and est.best_step_ > 0
+    assert _kept(est)["objective"] < before["objective"]
+    assert not np.array_equal(est.weights_, start)
 
 
 def test_alpha_one_returns_its_optimum_without_an_error(problem):

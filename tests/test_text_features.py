@@ -41,7 +41,7 @@ def words(minilm, concepts: pd.DataFrame, tmp_path_factory: pytest.TempPathFacto
         things_texts("words", concepts),
         cache_dir=tmp_path_factory.mktemp("cache"),
         batch_size=256,
-        progress=False,
+        verbose=0,
     )
 
 

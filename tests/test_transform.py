@@ -175,7 +175,11 @@ def test_student_side_uses_the_deployed_map(small, monkeypatch):
 
 
 def test_alpha_zero_needs_no_contrast_and_alpha_positive_does(small):
-    quick(alpha=0.0, max_steps=1).fit(small.X, small.triplets)
+    assert not quick(alpha=0.0).needs_contrast and quick(alpha=1e-9).needs_contrast
+    without = quick(alpha=0.0, max_steps=20).fit(small.X, small.triplets)
+    # the estimator decides: at alpha = 0 a contrast set given (even an unusable one) is unused
+    ignored = quick(alpha=0.0, max_steps=20).fit(small.X, small.triplets, contrast=np.ones((1, 3)))
+    np.testing.assert_array_equal(ignored.weights_, without.weights_)
     with pytest.raises(GlocalError, match="needs a contrast set"):
         quick(alpha=0.25).fit(small.X, small.triplets)
     with pytest.raises(GlocalError, match="contrast has 3 features but X has 10"):

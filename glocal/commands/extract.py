@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         chunk_size=args.chunk_size,
         overwrite=args.overwrite,
-        progress=not args.quiet,
+        verbose=int(not args.quiet),
     )
     if args.npy:
         save_npy(args.npy, store.features())

@@ -18,12 +18,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from glocal.data._fetch import _env_help, cache_dir, fetch
 from glocal.errors import DataUnavailableError, GlocalError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 ENV_IMAGENET = "GLOCAL_IMAGENET_DIR"
 
@@ -322,70 +325,48 @@ class BreedsHierarchy:
             wnid, _, name = line.strip().partition("\t")
             if wnid:
                 self.node_name[wnid] = name
-        parents: dict[str, set[str]] = {}
-        for edge in edges:
-            if len(edge) == 2:
-                parents.setdefault(edge[1], set()).add(edge[0])
+        import networkx as nx  # here, not on import: it doubles the import time of glocal.data
+
+        tree = nx.DiGraph(edge for edge in edges if len(edge) == 2)  # parent -> child
         # keep the edges that lead up from a leaf
-        self.children: dict[str, set[str]] = {}
-        todo = {leaf for leaf in self.leaf_index if leaf in parents}
-        seen: set[str] = set()
-        while todo:
-            node = todo.pop()
-            if node in seen:
-                continue
-            seen.add(node)
-            for parent in parents.get(node, ()):
-                self.children.setdefault(parent, set()).add(node)
-                todo.add(parent)
+        kept = {leaf for leaf in self.leaf_index if leaf in tree}
+        kept.update(*(nx.ancestors(tree, leaf) for leaf in list(kept)))
+        self.graph: nx.DiGraph = tree.subgraph(kept).copy()
         self.level = self._levels(BREEDS_ROOT)
 
     def _levels(self, root: str) -> dict[str, int]:
         """Longest distance of every node from ``root`` (a DAG: relax in topological order)."""
-        indegree: dict[str, int] = {}
-        stack, seen = [root], {root}
-        while stack:  # the nodes below the root
-            node = stack.pop()
-            for child in self.children.get(node, ()):
-                indegree[child] = indegree.get(child, 0) + 1
-                if child not in seen:
-                    seen.add(child)
-                    stack.append(child)
-        level = {root: 0}
-        ready = [root]
-        while ready:
-            node = ready.pop()
-            for child in sorted(self.children.get(node, ())):
-                level[child] = max(level.get(child, 0), level[node] + 1)
-                indegree[child] -= 1
-                if indegree[child] == 0:
-                    ready.append(child)
+        import networkx as nx
+
+        if root not in self.graph:
+            return {root: 0}
+        below = self.graph.subgraph(nx.descendants(self.graph, root) | {root})
+        level = dict.fromkeys(below, 0)
+        for node in nx.topological_sort(below):
+            for child in below.successors(node):
+                level[child] = max(level[child], level[node] + 1)
         return level
+
+    def children(self, node: str) -> list[str]:
+        """The nodes right below ``node``, sorted."""
+        return sorted(self.graph.successors(node)) if node in self.graph else []
 
     def leaves(self, node: str) -> list[str]:
         """The ImageNet classes (leaves) below ``node``, sorted (the node itself if a leaf)."""
-        found, todo, seen = set(), [node], set()
-        while todo:
-            current = todo.pop()
-            for child in self.children.get(current, ()):
-                if child in self.leaf_index:
-                    found.add(child)
-                elif child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        if node in self.leaf_index:
-            found.add(node)
-        return sorted(found)
+        import networkx as nx
+
+        # below the node asked about, a leaf ends a path (ILSVRC has no class below another)
+        paths = nx.subgraph_view(
+            self.graph, filter_edge=lambda u, _: u == node or u not in self.leaf_index
+        )
+        below = nx.descendants(paths, node) if node in paths else set()
+        return sorted({n for n in below | {node} if n in self.leaf_index})
 
     def below(self, node: str) -> set[str]:
         """``node`` and every node under it (inner nodes and leaves)."""
-        found, todo = {node}, [node]
-        while todo:
-            for child in self.children.get(todo.pop(), ()):
-                if child not in found:
-                    found.add(child)
-                    todo.append(child)
-        return found
+        import networkx as nx
+
+        return (nx.descendants(self.graph, node) if node in self.graph else set()) | {node}
 
     def task(
         self,
@@ -416,10 +397,10 @@ class BreedsHierarchy:
         half = n_subclasses // 2
         source, target = [], []
         for node in chosen:
-            top, below = node, sorted(self.children.get(node, ()))
+            top, below = node, self.children(node)
             while len(below) == 1:  # the first descendant that branches
                 top = below[0]
-                below = sorted(self.children.get(top, ()))
+                below = self.children(top)
             pool: list[str] = []
             for child in below:
                 pool += self.leaves(child)

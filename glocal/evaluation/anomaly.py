@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from glocal._device import resolve_device, single_thread_if
+from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.evaluation._checks import check_labels, show_label
 from glocal.io import check_feature_matrix
@@ -156,7 +157,8 @@ def anomaly_detection(
     device: str = "cpu",
     query_chunk: int = 2048,
     normal_chunk: int = 8192,
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
     anomalies: Mapping[Hashable, Sequence[Hashable]] | None = None,
 ) -> AnomalyDetectionResult:
     """One-vs-rest anomaly detection: each class in turn is normal, every other test item odd.
@@ -189,8 +191,11 @@ def anomaly_detection(
         Test rows compared at a time.
     normal_chunk : int, default=8192
         Normal training rows compared at a time.
-    progress : bool, default=False
-        Show a progress bar over classes.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over classes.
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
     anomalies : mapping or None, default=None
         For each class, the classes whose test items are its anomalies (None: every other
         class). Naming the classes most similar to each one gives a harder, "near" protocol
@@ -236,7 +241,7 @@ def anomaly_detection(
                     f"anomalies: class {show_label(c)!r} needs a list of other classes whose "
                     "test items are its anomalies; name one or more classes, not the class itself"
                 )
-            scored = (test_y == c) | np.isin(test_y, list(anomalies[c]))
+            scored = (test_y == c) | np.isin(test_y, np.asarray(list(anomalies[c])))
         if n_test == 0 or n_test == int(scored.sum()):
             raise GlocalError(
                 f"class {show_label(c)!r}: the AUROC needs test rows of this class and of others, "
@@ -248,8 +253,9 @@ def anomaly_detection(
     train_t = torch.as_tensor(train_X, dtype=torch.float32)
     scores = np.empty((len(test_X), len(classes)))
     per_class = []
+    verbose = verbose_level(verbose, progress, "anomaly_detection")
     for j, (c, n_normal, n_test, scored) in enumerate(
-        tqdm(rows, desc="anomaly detection", disable=not progress)
+        tqdm(rows, desc="anomaly detection", disable=not verbose)
     ):
         normal = _unit(train_t[torch.as_tensor(train_y == c)].to(dev), "train_X")
         sims = _mean_top_k_cosine(normal, queries, k, query_chunk, normal_chunk)
@@ -277,7 +283,8 @@ def shifted_anomaly_detection(
     k: int = 5,
     seen: Sequence[int] = (0, 1, 2),
     device: str = "cpu",
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
 ) -> AnomalyDetectionResult:
     """Anomaly detection under subclass shift (the official CIFAR-100-shift protocol).
 
@@ -286,6 +293,8 @@ def shifted_anomaly_detection(
     and the test set holds every test item of every *other* fine class, so the normal test
     items all come from unseen subclasses of c; items of other superclasses are anomalies.
     Scores are :func:`knn_anomaly_scores` (mean cosine distance to the k nearest normals).
+    ``verbose`` (0 or 1) shows a progress bar over superclasses (``progress``: its deprecated
+    name, accepted for one release with a :class:`FutureWarning`).
     """
     train_X = check_feature_matrix(train_X, "train_X")
     test_X = check_feature_matrix(test_X, "test_X")
@@ -296,7 +305,8 @@ def shifted_anomaly_detection(
     dev = resolve_device(device)
     per_class, columns = [], []
     classes = list(np.unique(train_coarse))
-    for c in tqdm(classes, desc="anomaly detection (shift)", disable=not progress):
+    verbose = verbose_level(verbose, progress, "shifted_anomaly_detection")
+    for c in tqdm(classes, desc="anomaly detection (shift)", disable=not verbose):
         fine = np.unique(train_fine[train_coarse == c])
         positions = [p for p in seen if p < len(fine)]
         if not positions or len(positions) == len(fine):

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.evaluation.anomaly import AnomalyDetectionResult, anomaly_detection
 from glocal.evaluation.few_shot import Classifier, few_shot
@@ -156,7 +157,8 @@ def things_few_shot(
     overlap: Overlap = "largest",
     min_members: int | None = None,
     seed: int = 0,
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
     **few_shot_kwargs: Any,
 ) -> pd.DataFrame:
     """Few-shot classification of held-out THINGS concepts into their categories.
@@ -190,8 +192,11 @@ def things_few_shot(
         above).
     seed : int, default=0
         Seeds the episodes (see :func:`glocal.few_shot`).
-    progress : bool, default=False
-        Show a progress bar over episodes.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over episodes.
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
     **few_shot_kwargs
         Further keyword arguments of :func:`glocal.few_shot` (e.g. ``Cs``, ``cv_folds``,
         ``device``, ``one_shot``).
@@ -229,7 +234,7 @@ def things_few_shot(
         n_repeats=n_repeats,
         classifier=classifier,
         seed=seed,
-        progress=progress,
+        verbose=verbose_level(verbose, progress, "things_few_shot"),
         **few_shot_kwargs,
     )
 
@@ -269,7 +274,8 @@ def things_anomaly_detection(
     min_members: int | None = None,
     seed: int = 0,
     device: str = "cpu",
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
     near: int | None = None,
     reference: np.ndarray | None = None,
 ) -> AnomalyDetectionResult:
@@ -305,8 +311,11 @@ def things_anomaly_detection(
         Seeds the split into reference and test concepts.
     device : str, default="cpu"
         Torch device of the computation (see :func:`glocal.anomaly_detection`).
-    progress : bool, default=False
-        Show a progress bar over categories.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over categories.
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
     near : int or None, default=None
         Anomalies of a category: the test concepts of its ``near`` most similar categories
         (None: of every other category).
@@ -359,7 +368,7 @@ def things_anomaly_detection(
         labels.loc[test].to_numpy(),
         k=k,
         device=device,
-        progress=progress,
+        verbose=verbose_level(verbose, progress, "things_anomaly_detection"),
         anomalies=anomalies,
     )
 

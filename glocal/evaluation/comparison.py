@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.evaluation.anomaly import anomaly_detection
@@ -216,7 +217,8 @@ def compare(
     contrast: np.ndarray | None = None,
     downstream: Mapping[str, Sequence[Any]] | None = None,
     settings: EvalSettings | None = None,
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Measure every named transform on every given feature set; one tidy row per number.
 
@@ -254,8 +256,11 @@ def compare(
         over repeats, per classifier and shots) and one-vs-rest anomaly AUROC.
     settings : EvalSettings or None, default=None
         Settings of every measurement (None: ``EvalSettings()``).
-    progress : bool, default=False
-        Show progress bars.
+    verbose : int, default=0
+        0: quiet; 1 or more: progress bars.
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
 
     Returns
     -------
@@ -274,6 +279,7 @@ def compare(
         invalid features, object indices, triplets or labels; and the errors of the
         measurements themselves.
     """
+    verbose = verbose_level(verbose, progress, "compare")
     settings = settings or EvalSettings()
     named = {name: resolve_transform(spec, name) for name, spec in _named(transforms).items()}
     data = _downstream(downstream)
@@ -291,7 +297,7 @@ def compare(
             raise GlocalError("heldout_objects: pass the THINGS features as things= as well")
         heldout = check_object_indices(heldout_objects, len(things), "heldout_objects")
     rows: list[dict[str, Any]] = []
-    for name, (apply, source) in tqdm(named.items(), desc="transforms", disable=not progress):
+    for name, (apply, source) in tqdm(named.items(), desc="transforms", disable=not verbose):
         add = functools.partial(_add, rows, name, source)
         sim: Similarity = (
             default_similarity(transformed=apply is not None)
@@ -333,7 +339,7 @@ def compare(
                 )
             if categories is not None:
                 assert heldout is not None  # checked above: the THINGS tasks need it
-                _things_tasks(add, Z, categories, heldout, settings, progress)
+                _things_tasks(add, Z, categories, heldout, settings, verbose)
         if contrast is not None:
             _local_structure(add, contrast, apply_transform(apply, contrast)[0], settings)
         for dataset, (train_X, train_y, test_X, test_y) in data.items():
@@ -348,7 +354,7 @@ def compare(
                 mapped_test,
                 np.asarray(test_y),
                 settings,
-                progress,
+                verbose,
             )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     for key, value in _settings_columns(settings).items():
@@ -433,7 +439,7 @@ def _downstream_tasks(
     test_X: np.ndarray,
     test_y: np.ndarray,
     settings: EvalSettings,
-    progress: bool,
+    verbose: int,
 ) -> None:
     results = few_shot(
         train_X,
@@ -448,7 +454,7 @@ def _downstream_tasks(
         cv_folds=settings.cv_folds,
         device=settings.device,
         seed=settings.seed,
-        progress=progress,
+        verbose=verbose,
     )
     _few_shot_rows(add, dataset, results, settings)
     result = anomaly_detection(
@@ -458,7 +464,7 @@ def _downstream_tasks(
         test_y,
         k=settings.anomaly_k,
         device=settings.device,
-        progress=progress,
+        verbose=verbose,
     )
     _anomaly_rows(add, dataset, result, settings)
 
@@ -469,7 +475,7 @@ def _things_tasks(
     categories: pd.DataFrame,
     heldout: np.ndarray,
     settings: EvalSettings,
-    progress: bool,
+    verbose: int,
 ) -> None:
     results = things_few_shot(
         Z,
@@ -481,7 +487,7 @@ def _things_tasks(
         classifier=settings.classifiers,
         overlap=settings.overlap,
         seed=settings.seed,
-        progress=progress,
+        verbose=verbose,
         Cs=settings.Cs,
         cv_folds=settings.cv_folds,
         device=settings.device,

@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from glocal._device import resolve_device, single_thread_if
+from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.evaluation._checks import check_labels, show_label
 from glocal.evaluation.intervals import mean_interval
@@ -355,10 +356,11 @@ def few_shot(
     centroid_metric: Literal["cosine", "euclidean"] = "cosine",
     device: str = "cpu",
     seed: int = 0,
-    progress: bool = False,
+    verbose: int = 0,
     fixed_test: bool = False,
     test_groups: np.ndarray | None = None,
     one_shot: str = "skip",
+    progress: bool | None = None,
     per_class: bool = False,
 ) -> pd.DataFrame:
     """Few-shot classification (the gLocal paper's protocol); one row per episode and classifier.
@@ -415,8 +417,8 @@ def few_shot(
     seed : int, default=0
         Seeds the episodes (``[seed, n, r]``), the cross-validation folds of repeat r
         (``seed + r``) and the fixed test set.
-    progress : bool, default=False
-        Show a progress bar over episodes.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over episodes.
     fixed_test : bool, default=False
         Test every episode on one test set drawn once from ``X_test`` (needs ``X_test``).
     test_groups : ndarray of shape (n_test,) or None, default=None
@@ -424,11 +426,14 @@ def few_shot(
         up to ``n_test_per_class`` items per group instead of per class.
     one_shot : {"skip", "fixed_C"}, default="skip"
         Protocol of 1-shot logistic regression (see above).
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
     per_class : bool, default=False
         One row per episode, classifier and class instead: ``class``, the accuracy on that
         class's test items and their number ``n_test`` (an episode's accuracy is the
         ``n_test``-weighted mean of its rows). For intervals over classes
-        (:func:`glocal.evaluation.intervals.cluster_bootstrap`).
+        (:func:`glocal.evaluation.intervals.cluster_interval`).
 
     Returns
     -------
@@ -449,6 +454,7 @@ def few_shot(
         items per class, ``test_groups`` of another length than ``y_test``, or invalid ``Cs``
         or ``device``.
     """
+    verbose = verbose_level(verbose, progress, "few_shot")
     X = check_feature_matrix(X, "X")
     y = check_labels(y, len(X), "y")
     classifiers = [classifier] if isinstance(classifier, str) else list(classifier)
@@ -505,7 +511,7 @@ def few_shot(
             )
     rows = []
     episodes = [(n, r) for n in shots for r in range(n_repeats)]
-    for n, r in tqdm(episodes, desc="few-shot", disable=not progress):
+    for n, r in tqdm(episodes, desc="few-shot", disable=not verbose):
         rng = np.random.default_rng([seed, n, r])
         support, test = sample_episode(y, n, rng, n_test_per_class, y_test)
         if fixed is not None:

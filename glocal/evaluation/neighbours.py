@@ -1,4 +1,8 @@
-"""Local structure: nearest neighbours and how many of them a transform keeps."""
+"""Local structure: nearest neighbours and how many of them a transform keeps.
+
+``nearest_neighbours`` and ``shared_fraction`` live in the core (:mod:`glocal.scoring`, which
+the search scores with) and are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -9,57 +13,14 @@ import numpy as np
 from scipy.stats import rankdata
 
 from glocal.errors import GlocalError
-from glocal.evaluation.similarity import Similarity, similarity_rows
 from glocal.io import check_feature_matrix
+from glocal.scoring import Similarity, similarity_rows
+from glocal.scoring import nearest_neighbours as nearest_neighbours  # re-exported
+from glocal.scoring import shared_fraction as shared_fraction  # re-exported
 
 
 def _prepare(X: np.ndarray, similarity: Similarity, where: str) -> np.ndarray:
     return similarity_rows(check_feature_matrix(X, where), similarity)
-
-
-def nearest_neighbours(
-    X: np.ndarray, k: int, similarity: Similarity = "cosine", chunk_size: int = 2048
-) -> np.ndarray:
-    """Indices (n, k) of each row's k most similar other rows, most similar first.
-
-    Works through ``chunk_size`` rows at a time, so memory is O(chunk_size · n).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, p)
-        The features.
-    k : int
-        Neighbours per row, in [1, n - 1]; a row is not its own neighbour.
-    similarity : {"cosine", "dot", "pearson"}, default="cosine"
-        Similarity that defines the neighbours.
-    chunk_size : int, default=2048
-        Rows compared at a time.
-
-    Returns
-    -------
-    ndarray of shape (n, k)
-        int64 row indices of each row's neighbours, most similar first.
-
-    Raises
-    ------
-    GlocalError
-        For an ``X`` that is not a finite, real 2-D array, an unknown ``similarity``, all-zero
-        rows with ``"cosine"``, or ``k`` outside [1, n - 1].
-    """
-    Xs = _prepare(X, similarity, "X")
-    n = len(Xs)
-    if not 1 <= k < n:
-        raise GlocalError(f"k must lie in [1, {n - 1}] for {n} rows, got {k}")
-    out = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        sims = Xs[start:stop] @ Xs.T
-        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        part_sims = np.take_along_axis(sims, part, axis=1)
-        order = np.argsort(-part_sims, axis=1, kind="stable")
-        out[start:stop] = np.take_along_axis(part, order, axis=1)
-    return out
 
 
 def _check_pair(X: np.ndarray, Y: np.ndarray) -> None:
@@ -113,23 +74,6 @@ def neighbour_overlap(
     nx = nearest_neighbours(X, k_max, similarity, chunk_size)
     ny = nearest_neighbours(Y, k_max, similarity_y or similarity, chunk_size)
     return {k: float(shared_fraction(nx[:, :k], ny[:, :k]).mean()) for k in ks}
-
-
-def shared_fraction(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
-    """Each row's fraction of neighbour indices that ``nx`` and ``ny`` share.
-
-    ``nx`` and ``ny`` are (n, k) neighbour lists of the same items, e.g. two results of
-    :func:`nearest_neighbours`; an item's lists hold no repeats. Use it to compare many
-    representations with one reference whose neighbours are computed once.
-    """
-    if np.ndim(nx) != 2 or np.shape(nx) != np.shape(ny):
-        raise GlocalError(
-            f"nx and ny must be neighbour lists of one shape (n items, k neighbours), got "
-            f"shapes {np.shape(nx)} and {np.shape(ny)}; pass nearest_neighbours(X, k) and "
-            "nearest_neighbours(Y, k) of the same items with the same k"
-        )
-    both = np.sort(np.concatenate([nx, ny], axis=1), axis=1)
-    return (both[:, 1:] == both[:, :-1]).sum(axis=1) / nx.shape[1]
 
 
 def per_item_overlap(

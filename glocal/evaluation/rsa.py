@@ -19,12 +19,16 @@ paired interval (:func:`rsa_difference`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from scipy.spatial.distance import squareform
+from scipy.stats import ConstantInputWarning, pearsonr, spearmanr
 from tqdm import tqdm
 
+from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.evaluation.intervals import bootstrap_interval, percentile_interval
 from glocal.evaluation.similarity import Similarity, paired_similarity, similarity_matrix
@@ -219,29 +223,36 @@ class _PairCorrelation:
 
 
 def correlate(a: np.ndarray, b: np.ndarray, method: Method = "spearman") -> float:
-    """Spearman's rho (ties as mid-ranks) or Pearson's r of two vectors; NaN if one is constant.
+    """Spearman's rho (ties as mid-ranks) or Pearson's r of two vectors; NaN if one is constant
+    or holds NaN.
 
     Examples
     --------
     >>> round(correlate(np.array([1.0, 2.0, 2.0, 4.0]), np.array([1.0, 3.0, 2.0, 9.0])), 4)
     0.9487
     """
+    _check_method(method)
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if len(a) != len(b):
         raise GlocalError(f"correlate: the vectors differ in length ({len(a)} and {len(b)})")
     if len(a) < 2:
         raise GlocalError(f"correlate: need at least 2 values, got {len(a)}")
-    return _PairCorrelation(a, b, method).pairs(np.ones(len(a)))
+    # SciPy's (mid-ranks for ties); the bootstrap keeps _PairCorrelation, which weights pairs by
+    # their multiplicity in a resample (SciPy has no weights; materialising a resample of 1854
+    # objects and calling spearmanr took 1.43 s per replicate against 0.12 s weighted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)  # a constant vector: NaN
+        return float((spearmanr if method == "spearman" else pearsonr)(a, b)[0])
 
 
 def _object_bootstrap(
-    correlation: _PairCorrelation, m: int, n_bootstrap: int, seed: int, progress: bool
+    correlation: _PairCorrelation, m: int, n_bootstrap: int, seed: int, verbose: int
 ) -> np.ndarray:
     """The correlation of ``n_bootstrap`` object resamples, drawn as :func:`bootstrap_interval`
     draws its units."""
     rng = np.random.default_rng(seed)
     boots = np.empty(n_bootstrap)
-    for b in tqdm(range(n_bootstrap), desc="RSA bootstrap", disable=not progress):
+    for b in tqdm(range(n_bootstrap), desc="RSA bootstrap", disable=not verbose):
         boots[b] = correlation.objects(np.bincount(rng.integers(0, m, size=m), minlength=m) * 1.0)
     return boots
 
@@ -273,9 +284,10 @@ def rsa(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    progress: bool = False,
+    verbose: int = 0,
     *,
     method: Method = "spearman",
+    progress: bool | None = None,
 ) -> RSAResult:
     """The correlation between the upper triangles of two representations' similarity matrices.
 
@@ -297,10 +309,13 @@ def rsa(
         Level of the percentile interval.
     seed : int, default=0
         Seeds the bootstrap.
-    progress : bool, default=False
-        Show a progress bar over replicates.
+    verbose : int, default=0
+        0: quiet; 1 or more: a progress bar over replicates.
     method : {"spearman", "pearson"}, default="spearman"
         The correlation of the two matrices' upper triangles (keyword only).
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
 
     Returns
     -------
@@ -322,12 +337,13 @@ def rsa(
     return _rsa_vectors(
         similarity_matrix(X, similarity),
         _upper(similarity_matrix(reference, reference_similarity)),
-        method, n_bootstrap, confidence, seed, progress,
+        method, n_bootstrap, confidence, seed, verbose_level(verbose, progress, "rsa"),
     )  # fmt: skip
 
 
 def _upper(matrix: np.ndarray) -> np.ndarray:
-    return matrix[np.triu_indices(len(matrix), 1)]
+    """The entries i < j of a square matrix, row by row (the diagonal and below are not read)."""
+    return squareform(matrix, checks=False)
 
 
 def _rsa_vectors(
@@ -337,7 +353,7 @@ def _rsa_vectors(
     n_bootstrap: int,
     confidence: float,
     seed: int,
-    progress: bool,
+    verbose: int,
 ) -> RSAResult:
     """RSA of a model similarity matrix (m, m) and reference values of its upper triangle."""
     _check_method(method)
@@ -348,7 +364,7 @@ def _rsa_vectors(
     rows, cols = np.triu_indices(m, 1)
     correlation = _PairCorrelation(model_matrix[rows, cols], reference_pairs, method, rows, cols)
     rho = correlation.objects(np.ones(m))
-    boots = _object_bootstrap(correlation, m, n_bootstrap, seed, progress)
+    boots = _object_bootstrap(correlation, m, n_bootstrap, seed, verbose)
     return _result(rho, boots, m, confidence, method, len(rows), "objects", seed)
 
 
@@ -397,7 +413,8 @@ def rsa_matrix(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    progress: bool = False,
+    verbose: int = 0,
+    progress: bool | None = None,
 ) -> RSAResult:
     """RSA of a representation against a human similarity or dissimilarity matrix.
 
@@ -418,7 +435,7 @@ def rsa_matrix(
         The model's kernel.
     method : {"spearman", "pearson"}, default="spearman"
         The correlation.
-    n_bootstrap, confidence, seed, progress
+    n_bootstrap, confidence, seed, verbose, progress
         As in :func:`rsa`.
 
     Returns
@@ -451,7 +468,8 @@ def rsa_matrix(
         )
     reference = -pairs if kind == "dissimilarity" else pairs
     return _rsa_vectors(similarity_matrix(X, similarity), reference, method, n_bootstrap,
-                        confidence, seed, progress)  # fmt: skip
+                        confidence, seed,
+                        verbose_level(verbose, progress, "rsa_matrix"))  # fmt: skip
 
 
 def noise_ceiling(subjects: np.ndarray, method: Method = "spearman") -> NoiseCeiling:

@@ -4,20 +4,20 @@ Three kernels, one place: ``"dot"`` (dot products), ``"cosine"`` (dot products o
 and ``"pearson"`` (the Pearson correlation of two feature vectors: the cosine after centring
 each vector on its own mean). Every evaluation that takes a ``similarity=`` argument accepts
 all three. Raw network features are compared with cosine similarity and transformed features
-with dot products, as in the paper (:func:`default_similarity`).
+with dot products, as in the paper (:func:`default_similarity`). The kernels themselves live
+in the core (:mod:`glocal.scoring`) and are re-exported here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from glocal.errors import GlocalError
-
-Similarity = Literal["dot", "cosine", "pearson"]
-#: The similarity kernels every ``similarity=`` argument accepts.
-KERNELS: tuple[str, ...] = ("dot", "cosine", "pearson")
+from glocal.scoring import KERNELS as KERNELS  # re-exported
+from glocal.scoring import Similarity, similarity_rows
+from glocal.scoring import similarity_matrix as similarity_matrix  # re-exported
 
 
 def default_similarity(transformed: bool) -> Similarity:
@@ -31,19 +31,6 @@ def apply_transform(transform: Any, *arrays: np.ndarray) -> list[np.ndarray]:
         return list(arrays)
     apply = transform.transform if hasattr(transform, "transform") else transform
     return [apply(a) for a in arrays]
-
-
-def similarity_matrix(X: np.ndarray, similarity: Similarity = "dot") -> np.ndarray:
-    """Pairwise similarity matrix (float64) of the rows of ``X`` under a kernel of :data:`KERNELS`.
-
-    Examples
-    --------
-    >>> X = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 7.0]])
-    >>> round(float(similarity_matrix(X, "pearson")[0, 1]), 4)  # np.corrcoef(X)[0, 1]
-    0.9934
-    """
-    rows = similarity_rows(X, similarity)
-    return rows @ rows.T
 
 
 def paired_similarity(
@@ -74,31 +61,3 @@ def paired_similarity(
             f"paired similarity needs two 2-D arrays of the same shape, got {A.shape} and {B.shape}"
         )
     return (similarity_rows(A, similarity) * similarity_rows(B, similarity)).sum(axis=1)
-
-
-def similarity_rows(X: np.ndarray, similarity: Similarity) -> np.ndarray:
-    """Rows whose dot products are the requested similarity, float64.
-
-    ``"dot"``: the rows themselves; ``"cosine"``: unit rows; ``"pearson"``: rows centred on
-    their own mean, then scaled to unit length.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    if similarity == "dot":
-        return X
-    if similarity == "cosine":
-        return _unit_rows(X, "cosine similarity", "all-zero")
-    if similarity == "pearson":
-        return _unit_rows(X - X.mean(axis=1, keepdims=True), "Pearson correlation", "constant")
-    raise GlocalError(
-        f"similarity must be one of {', '.join(map(repr, KERNELS))}, got {similarity!r}"
-    )
-
-
-def _unit_rows(X: np.ndarray, kernel: str, what: str) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise GlocalError(
-            f"{kernel} is undefined for {int((norms == 0).sum())} {what} rows of X; remove "
-            "them or choose another similarity"
-        )
-    return X / norms

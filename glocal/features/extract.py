@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from glocal._device import resolve_device
+from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.features.encoder import FeatureModel, load_model
 from glocal.features.models import ModelConfig, get_config
@@ -264,7 +265,8 @@ def extract_features(
     dtype: str = "float32",
     chunk_size: int = 1024,
     overwrite: bool = False,
-    progress: bool = True,
+    verbose: int = 1,
+    progress: bool | None = None,
 ) -> FeatureStore:
     """Extract features of ``model`` for every item of ``source`` into a feature store.
 
@@ -314,8 +316,11 @@ def extract_features(
         batch).
     overwrite : bool, default=False
         Extract again even when a finished store exists (an unfinished one starts over).
-    progress : bool, default=True
-        Show a progress bar.
+    verbose : int, default=1
+        0: quiet; 1 or more: a progress bar.
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
 
     Returns
     -------
@@ -330,6 +335,7 @@ def extract_features(
         source's, a finished store at the path made from other items or settings (without
         ``overwrite``), a store path that cannot be written, or a device that is not available.
     """
+    verbose = verbose_level(verbose, progress, "extract_features")
     if batch_size < 1 or chunk_size < 1:
         raise GlocalError("batch_size and chunk_size must be positive")
     plan = plan_extraction(
@@ -375,7 +381,7 @@ def extract_features(
             num_workers=num_workers,
             amp=amp,
             dtype=dtype,
-            progress=progress,
+            progress=bool(verbose),
         )
     return FeatureStore.open(final)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from glocal._params import verbose_level
 from glocal.errors import DamagedCacheWarning, GlocalError
 from glocal.features.encoder import FeatureModel, load_model
 from glocal.features.extract import (
@@ -167,7 +168,7 @@ def extract_shard(
             amp=options["amp"],
             dtype=options["dtype"],
             chunk_size=options["chunk_size"],
-            progress=False,
+            verbose=0,
         )
     finally:
         torch.set_num_threads(previous)
@@ -256,7 +257,8 @@ def extract_sharded(
     amp: bool | None = None,
     dtype: str = "float32",
     chunk_size: int = 1024,
-    progress: bool = True,
+    verbose: int = 1,
+    progress: bool | None = None,
 ) -> FeatureStore:
     """:func:`extract_features` with the items split into shards run on the execution engine.
 
@@ -310,8 +312,11 @@ def extract_sharded(
         Storage dtype of the features.
     chunk_size : int, default=1024
         Rows written per commit in each shard, as in :func:`extract_features`.
-    progress : bool, default=True
-        Show a progress bar over the items of all shards.
+    verbose : int, default=1
+        0: quiet; 1 or more: a progress bar over the items of all shards.
+    progress : bool or None, default=None
+        Deprecated name of ``verbose`` (``True`` is 1): accepted for one release, with a
+        :class:`FutureWarning`.
 
     Returns
     -------
@@ -326,6 +331,7 @@ def extract_sharded(
         path that cannot be written, ``shard_size`` below 1, or a shard store that does not
         hold its items.
     """
+    verbose = verbose_level(verbose, progress, "extract_sharded")
     plan = plan_extraction(
         model, source, out=out, cache_dir=cache_dir, module=module, pretrained=pretrained,
         seed=seed, split=split, dataset=dataset, dtype=dtype,
@@ -344,7 +350,7 @@ def extract_sharded(
     }  # fmt: skip
     todo = [i for i, part in enumerate(parts) if not _usable_shard(part, plan, ranges[i])]
     if todo:
-        _run_shards(plan, ranges, parts, todo, options, engine, scheduler, progress)
+        _run_shards(plan, ranges, parts, todo, options, engine, scheduler, bool(verbose))
     return _join(plan, parts, dtype, chunk_size)
 
 
