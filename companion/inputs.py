@@ -568,6 +568,23 @@ def with_reference(inputs: Inputs, transforms: dict[str, Any]) -> dict[str, Any]
     return {**transforms, "official": inputs.reference}
 
 
+#: How a page's numbers relate to the paper's, per profile (the Result box of every page).
+SCOPES = {
+    "paper": "the paper's setting: image features and the THINGS triplets",
+    "quick": "a text-domain analogue (profile `quick`: MiniLM text features, triplets simulated "
+    "from VICE), not the paper's image experiment",
+    "smoke": "a generated miniature world (profile `smoke`): these numbers mean nothing",
+    "tiny": "the smallest run (profile `tiny`): these numbers mean nothing",
+}
+
+
+def scope(profile: str) -> str:
+    """What a page's numbers are evidence about in ``profile`` (:data:`SCOPES`)."""
+    if profile not in SCOPES:
+        raise GlocalError(f"profile {profile!r}: choose one of {sorted(SCOPES)}")
+    return SCOPES[profile]
+
+
 def profile_note(profile: str, page: str = "features") -> None:
     """Show the smoke profile's warning on a page; nothing in other profiles.
 
