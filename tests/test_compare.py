@@ -10,6 +10,7 @@ from scipy.stats import special_ortho_group
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.evaluation.comparison import COLUMNS, EvalSettings, compare, resolve_transform
+from glocal.evaluation.few_shot import few_shot
 from glocal.triplets import simulate_triplets
 
 SETTINGS = EvalSettings(
@@ -92,6 +93,9 @@ def test_compare_returns_a_tidy_table(problem, npz_path):
     official = pick(transform="official", measurement="odd_one_out").iloc[0]
     assert official["similarity"] == "dot" and official["source"] == str(npz_path)
     assert official["value"] == pytest.approx(odd_one_out_accuracy(manual, triplets, "dot"))
+    # intervals over the units a claim generalises over: the concepts of the triplets
+    assert original["unit"] == f"{len(np.unique(triplets))} concepts"
+    assert original["ci_low"] < original["value"] < original["ci_high"]
     rsa_row = pick(transform="original", measurement="rsa").iloc[0]
     assert rsa_row["n"] == 45 and rsa_row["ci_low"] <= rsa_row["value"] <= rsa_row["ci_high"]
     few = pick(transform="original", measurement="few_shot", dataset="toy")
@@ -102,8 +106,22 @@ def test_compare_returns_a_tidy_table(problem, npz_path):
     anomaly = pick(transform="original", measurement="anomaly_detection", dataset="toy")
     per_class = anomaly[anomaly["metric"] == "auroc"]
     assert sorted(per_class["category"]) == [0, 1, 2]
-    mean_row = anomaly[anomaly["metric"] == "mean_auroc"]["value"].iloc[0]
-    assert mean_row == pytest.approx(per_class["value"].mean())
+    mean_row = anomaly[anomaly["metric"] == "mean_auroc"].iloc[0]
+    assert mean_row["value"] == pytest.approx(per_class["value"].mean())
+    assert mean_row["unit"] == "3 classes" and mean_row["ci_low"] <= mean_row["value"]
+    # few-shot accuracy pools every episode's test items; its interval is over the classes
+    episodes = few_shot(
+        *downstream,
+        shots=(3,),
+        n_test_per_class=SETTINGS.n_test_per_class,
+        n_repeats=SETTINGS.n_repeats,
+        classifier="centroid",
+        seed=SETTINGS.seed,
+    )
+    row = few[few["classifier"] == "centroid"]
+    row = row[row["shots"] == 3].iloc[0]
+    pooled = (episodes["accuracy"] * episodes["n_test"]).sum() / episodes["n_test"].sum()
+    assert row["value"] == pytest.approx(pooled) and row["unit"] == "3 classes"
 
 
 def test_compare_skips_measurements_without_inputs(problem):

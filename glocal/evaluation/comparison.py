@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from glocal._params import verbose_level
 from glocal.errors import GlocalError
-from glocal.evaluation.alignment import odd_one_out_accuracy
+from glocal.evaluation.alignment import triplet_correct
 from glocal.evaluation.anomaly import anomaly_detection
 from glocal.evaluation.categories import (
     Overlap,
@@ -23,7 +23,8 @@ from glocal.evaluation.categories import (
     things_anomaly_detection,
     things_few_shot,
 )
-from glocal.evaluation.few_shot import DEFAULT_CS, Classifier, few_shot, summarize_few_shot
+from glocal.evaluation.few_shot import DEFAULT_CS, Classifier, few_shot
+from glocal.evaluation.intervals import cluster_interval
 from glocal.evaluation.neighbours import neighbour_overlap, neighbourhood_correlation
 from glocal.evaluation.rsa import rsa
 from glocal.evaluation.similarity import Similarity, apply_transform, default_similarity
@@ -40,6 +41,7 @@ COLUMNS = (
     "ci_low",
     "ci_high",
     "n",  # triplets, objects, items, test items or repeats behind the value
+    "unit",  # what the interval resamples: concepts, objects, classes ("" without interval)
     "k",  # neighbourhood size (local structure, anomaly detection)
     "shots",
     "classifier",
@@ -62,7 +64,8 @@ class EvalSettings:
     n_bootstrap : int, default=200
         Bootstrap replicates of the RSA interval (0: none).
     confidence : float, default=0.95
-        Level of the RSA and few-shot intervals.
+        Level of every interval: odd-one-out accuracy over the concepts of the triplets,
+        RSA over objects, few-shot accuracy and mean AUROC over classes.
     ks : tuple of int, default=(1, 5, 10, 50)
         Neighbourhood sizes of the k-NN overlap.
     local_similarity : {"cosine", "dot", "pearson"}, default="cosine"
@@ -236,7 +239,8 @@ def compare(
         accuracy; with ``reference`` → RSA; with ``categories`` and ``heldout_objects`` → the
         THINGS category few-shot and anomaly-detection tasks.
     triplets : ndarray of shape (n, 3) or None, default=None
-        Held-out triplets of the THINGS objects → odd-one-out accuracy (needs ``things``).
+        Held-out triplets of the THINGS objects → odd-one-out accuracy with a cluster-robust
+        interval over the triplets' concepts (needs ``things``).
     reference : ndarray of shape (1854, q) or None, default=None
         A reference embedding of the same objects (e.g. the VICE human embedding) → RSA with a
         bootstrap interval over objects, on ``heldout_objects`` if given, else on all objects
@@ -252,8 +256,9 @@ def compare(
         Held-out generic features → neighbour overlap (per k) and neighbourhood correlation
         between the original and the transformed features.
     downstream : mapping or None, default=None
-        {dataset: (train_X, train_y, test_X, test_y)} → few-shot accuracy (mean and interval
-        over repeats, per classifier and shots) and one-vs-rest anomaly AUROC.
+        {dataset: (train_X, train_y, test_X, test_y)} → few-shot accuracy (over all episodes'
+        test items, with an interval over the classes, per classifier and shots) and
+        one-vs-rest anomaly AUROC (per class, and its mean with an interval over classes).
     settings : EvalSettings or None, default=None
         Settings of every measurement (None: ``EvalSettings()``).
     verbose : int, default=0
@@ -266,7 +271,7 @@ def compare(
     -------
     pandas.DataFrame
         One row per number, with the columns ``COLUMNS`` (transform, source, measurement,
-        dataset, metric, value, ci_low, ci_high, n, k, shots, classifier, category,
+        dataset, metric, value, ci_low, ci_high, n, unit, k, shots, classifier, category,
         similarity; missing where they do not apply), one ``setting_*`` column per field of
         ``settings`` and ``glocal_version``.
 
@@ -307,13 +312,18 @@ def compare(
         if things is not None:
             (Z,) = apply_transform(apply, things)
             if triplets is not None:
-                value = odd_one_out_accuracy(Z, triplets, similarity=sim)
+                correct = triplet_correct(Z, np.asarray(triplets), sim).astype(float)
+                interval = cluster_interval(correct, np.asarray(triplets),
+                                            confidence=settings.confidence)  # fmt: skip
                 add(
                     measurement="odd_one_out",
                     dataset="things",
                     metric="accuracy",
-                    value=value,
+                    value=interval.estimate,
+                    ci_low=interval.ci_low,
+                    ci_high=interval.ci_high,
                     n=len(triplets),
+                    unit=f"{interval.n_units} concepts",
                     similarity=sim,
                 )
             if reference is not None:
@@ -335,6 +345,7 @@ def compare(
                     ci_low=result.ci_low,
                     ci_high=result.ci_high,
                     n=result.n_objects,
+                    unit=f"{result.n_objects} objects",
                     similarity=sim,
                 )
             if categories is not None:
@@ -394,17 +405,23 @@ def _local_structure(add: Callable, X: np.ndarray, Y: np.ndarray, settings: Eval
 
 
 def _few_shot_rows(add: Callable, dataset: str, results: pd.DataFrame, settings: EvalSettings):
-    for row in summarize_few_shot(results, settings.confidence).itertuples():
+    """One row per (shots, classifier): the accuracy over all episodes' test items, with an
+    interval over the classes (``results`` has one row per class of each episode)."""
+    for (shots, classifier), part in results.groupby(["shots", "classifier"], sort=False):
+        interval = cluster_interval(part["accuracy"].to_numpy(float), part["class"].to_numpy(),
+                                    weights=part["n_test"].to_numpy(float),
+                                    confidence=settings.confidence)  # fmt: skip
         add(
             measurement="few_shot",
             dataset=dataset,
             metric="accuracy",
-            value=row.mean,
-            ci_low=row.ci_low,
-            ci_high=row.ci_high,
-            n=row.n_repeats,
-            shots=row.shots,
-            classifier=row.classifier,
+            value=interval.estimate,
+            ci_low=interval.ci_low,
+            ci_high=interval.ci_high,
+            n=int(part["repeat"].nunique()),
+            unit=f"{interval.n_units} classes",
+            shots=shots,
+            classifier=classifier,
         )
 
 
@@ -420,12 +437,18 @@ def _anomaly_rows(add: Callable, dataset: str, result: Any, settings: EvalSettin
             category=row["class"],
             similarity="cosine",
         )
+    per_class = result.per_class
+    interval = cluster_interval(per_class["auroc"].to_numpy(float), per_class["class"].to_numpy(),
+                                confidence=settings.confidence)  # fmt: skip
     add(
         measurement="anomaly_detection",
         dataset=dataset,
         metric="mean_auroc",
         value=result.mean_auroc,
-        n=len(result.per_class),
+        ci_low=interval.ci_low,
+        ci_high=interval.ci_high,
+        n=len(per_class),
+        unit=f"{interval.n_units} classes",
         k=settings.anomaly_k,
         similarity="cosine",
     )
@@ -455,6 +478,7 @@ def _downstream_tasks(
         device=settings.device,
         seed=settings.seed,
         verbose=verbose,
+        per_class=True,
     )
     _few_shot_rows(add, dataset, results, settings)
     result = anomaly_detection(
@@ -491,6 +515,7 @@ def _things_tasks(
         Cs=settings.Cs,
         cv_folds=settings.cv_folds,
         device=settings.device,
+        per_class=True,
     )
     _few_shot_rows(add, "things_categories", results, settings)
     result = things_anomaly_detection(
