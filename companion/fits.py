@@ -99,8 +99,9 @@ def select_settings(
     X, train, _ = _training_problem(inputs)
     extensions = 0
     while True:
+        settings = [{name: [value] for name, value in s.items()} for s in grid]  # as a grid
         search = GlocalSearchCV(  # every rule ranked (the pages compare them), the spec's selects
-            base, grid, cv=spec.get("cv", 3), scoring=list(RULE_SCORE),
+            base, settings, cv=spec.get("cv", 3), scoring=list(RULE_SCORE),
             min_overlap=spec.get("min_overlap", 0.5), refit=False,
             scheduler=spec.get("scheduler", os.environ.get(ENV_SCHEDULER) or "serial"),
         )  # fmt: skip

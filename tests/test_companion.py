@@ -233,7 +233,7 @@ def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatc
 
     class PeakAtTen:  # a search whose score peaks at lmbda = 10, whatever else is set
         def __init__(self, base, grid, **kwargs):
-            self.grid = list(grid)
+            self.grid = gs.resolve_grid(grid)  # what the real search does with its grid first
 
         def fit(self, X, triplets, contrast=None):
             searched.append(sorted({s["lmbda"] for s in self.grid}))
