@@ -27,6 +27,7 @@ from glocal._params import (
     interval,
     options,
     parameter_docs,
+    plain,
 )
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy
@@ -274,7 +275,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         params = self.get_params()
         for name, value in params.items():
             self._constraints[name].validate(name, value)
-        return params
+        return plain(params)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GlocalTransform:
@@ -394,7 +395,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         return {
             "format": "glocal-transform/1",
             "glocal_version": __version__,
-            "hyper_parameters": self.get_params(),
+            "hyper_parameters": plain(self.get_params()),
             "n_features": int(self.weights_.shape[0]),
             **{k: v for k, v in extra.items() if v is not None},
         }
