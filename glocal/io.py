@@ -230,6 +230,21 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
+def read_utf8(path: str | os.PathLike, where: str) -> str:
+    """The text of ``path`` (UTF-8, an optional byte-order mark); other bytes raise
+    :class:`GlocalError` naming ``where``, the line and column, and the fix."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        raise GlocalError(
+            f"{where}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x} at column "
+            f"{column}); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
 def load_npy(path: str | os.PathLike, where: str) -> np.ndarray:
     """``np.load`` of one ``.npy`` file; an empty, truncated, corrupt or oversized file raises
     :class:`GlocalError` naming ``where`` (e.g. ``"features file X.npy"``) and the fix."""
