@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -155,6 +157,21 @@ def _cannot_write(target: Path, err: OSError) -> NotWritableError:
     )
 
 
+#: What a write that ran out of room raises: the error names no file, so glocal names it.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _name_the_target(target: Path, err: OSError) -> OSError:
+    """``err`` as a :class:`NotWritableError` naming ``target`` when it is a full disk (or
+    quota) that names no file; otherwise ``err`` itself."""
+    if isinstance(err, GlocalError) or err.filename is not None or err.errno not in _NO_ROOM:
+        return err
+    return NotWritableError(
+        f"cannot write {target}: {err.strerror or err}; free space on its disk or choose "
+        f"another location (for the cache, set {ENV_CACHE} to a folder on another disk)"
+    )
+
+
 def check_writable(path: str | os.PathLike, what: str = "output file") -> Path:
     """Fail fast with a :class:`GlocalError` when ``path`` could not be written later.
 
@@ -203,7 +220,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         os.close(fd)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as err:
+            named = _name_the_target(target, err)
+            if named is err:
+                raise
+            raise named from err
         try:
             os.replace(tmp_path, target)
         except OSError as err:
@@ -211,6 +234,82 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``path``; publish it as ``path`` in one step if the
+    block succeeds.
+
+    For outputs of several files (a search's results): readers see the previous folder or
+    the new one, never a mix. A previous ``path`` is swapped out in the same step (Linux's
+    ``renameat2`` exchange; elsewhere it is moved aside and the new folder moved in) and then
+    deleted. When the block fails (a full disk), ``path`` is left as it was and the temp
+    folder is removed.
+    """
+    target = Path(path)
+    parent = target.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise _cannot_write(target, err) from err
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
+        try:
+            yield tmp
+        except OSError as err:
+            named = _name_the_target(target, err)
+            if named is err:
+                raise
+            raise named from err
+        try:
+            _publish_folder(tmp, target)
+        except OSError as err:
+            raise _cannot_write(target, err) from err
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish_folder(new: Path, target: Path) -> None:
+    """Move the folder ``new`` onto ``target``; an existing ``target`` ends up at ``new``'s
+    name (removed by the caller) or is deleted here."""
+    if not target.is_dir():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        return
+    aside = new.with_name(new.name + ".old")
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except OSError:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or file system cannot."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a libc older than glibc 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if done == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
+        return False  # not supported here: the two renames do it
+    raise OSError(error, os.strerror(error), str(b))
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:

@@ -1,0 +1,101 @@
+"""Writers under faults: a failure while writing (a full disk) leaves the previous output intact,
+names the file, and leaves nothing half-written behind."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glocal import GlocalTransform
+from glocal.cli import main
+from glocal.planted import planted_problem
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("faults")
+    problem = planted_problem(
+        n_objects=60, n_features=8, n_dims=3, n_triplets=1500, n_contrast=40, seed=0
+    )
+    np.save(root / "X.npy", problem.X)
+    np.save(root / "t.npy", problem.triplets)
+    (root / "grid1.json").write_text('{"alpha": [0.0], "lmbda": [0.1], "max_steps": [10]}')
+    (root / "grid2.json").write_text('{"alpha": [0.0], "lmbda": [0.01, 1.0], "max_steps": [10]}')
+    return root
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _run(capsys, argv: list) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def _search(work: Path, grid: str, out: Path) -> list:
+    return ["search", "--features", work / "X.npy", "--triplets", work / "t.npy", "--grid",
+            work / grid, "--cv", 2, "--out", out, "--scheduler", "serial", "--no-cache",
+            "--quiet"]  # fmt: skip
+
+
+def test_a_search_that_fails_while_writing_leaves_the_previous_results(work, tmp_path, capsys,
+                                                                       monkeypatch):  # fmt: skip
+    # before: a new cv_results.csv and best_params.json beside the previous best_transform.npz
+    out = tmp_path / "out"
+    assert _run(capsys, _search(work, "grid1.json", out))[0] == 0
+    before = _snapshot(out)
+    assert sorted(before) == ["best_params.json", "best_transform.npz", "cv_results.csv"]
+    monkeypatch.setattr(GlocalTransform, "save", _disk_full)  # the third file of three
+    code, err = _run(capsys, _search(work, "grid2.json", out))
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"cannot write {out}: No space left on device" in err  # names the output
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left
+    monkeypatch.undo()
+    assert _run(capsys, _search(work, "grid2.json", out))[0] == 0  # the next run replaces it
+    assert json.loads((out / "best_params.json").read_text())["best_params"]["lmbda"] in (
+        0.01, 1.0)  # fmt: skip
+    assert len((out / "cv_results.csv").read_text().splitlines()) == 3
+
+
+def test_a_search_refuses_an_out_folder_holding_other_files(work, tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    code, err = _run(capsys, _search(work, "grid1.json", out))
+    assert code == 2 and "holds files of its own (notes.txt)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("command", ["fit", "simulate", "apply"])
+def test_single_file_outputs_keep_the_previous_file_and_name_it(work, tmp_path, capsys,
+                                                                monkeypatch, command):  # fmt: skip
+    out = tmp_path / ("o.npz" if command == "fit" else "o.npy")
+    transform = GlocalTransform(alpha=0.0, max_steps=5).fit(np.load(work / "X.npy"),
+                                                           np.load(work / "t.npy"))  # fmt: skip
+    transform.save(tmp_path / "t.npz")
+    argv = {
+        "fit": ["fit", "--features", work / "X.npy", "--triplets", work / "t.npy", "--preset",
+                "global", "--max-steps", 5, "--quiet", "--out", out],
+        "simulate": ["simulate", "--embedding", work / "X.npy", "--n", 50, "--out", out],
+        "apply": ["apply", "--transform", tmp_path / "t.npz", "--features", work / "X.npy",
+                  "--out", out],
+    }[command]  # fmt: skip
+    out.write_bytes(b"the previous run's file")
+    monkeypatch.setattr(np, "savez", _disk_full)
+    monkeypatch.setattr(np, "save", _disk_full)
+    code, err = _run(capsys, argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"cannot write {out}: No space left on device; free space" in err  # was "OSError:
+    # [Errno 28] No space left on device", naming no file
+    assert out.read_bytes() == b"the previous run's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({out.name, "t.npz"})
