@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -9,6 +10,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,27 +88,116 @@ def digest(*parts: Any) -> str:
 
 
 @contextmanager
-def file_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator[Path]:
+def file_lock(
+    path: str | os.PathLike, timeout: float | None = None, *, remove_on_error: bool = False
+) -> Iterator[Path]:
     """Hold an inter-process lock for ``path`` (the file ``PATH.lock`` beside it).
 
     Every cache writer takes it before checking whether its result already exists, so that of
     two processes (parallel notebooks, Dask workers) asking for the same thing, one does the
     work and the other waits, then finds the finished result. ``timeout`` (seconds) raises
-    :class:`GlocalError` instead of waiting for ever.
+    :class:`GlocalError` instead of waiting for ever. ``remove_on_error``: when the block
+    fails, the lock file is removed (while still held), so a failed writer leaves no lock
+    behind; a waiter that then holds the removed file sees it and locks the current one.
     """
-    from filelock import FileLock, Timeout
-
     target = Path(path)
     lock = target.with_name(target.name + ".lock")
+    fd = _lock_file(lock, target, timeout)
+    if fd is None:  # no flock here (Windows, some network file systems): filelock's own
+        with _filelock(lock, target, timeout):
+            yield target
+        return
+    import fcntl
+
+    try:
+        yield target
+    except BaseException:
+        if remove_on_error:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+        raise
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _locked_too_long(target: Path, lock: Path, timeout: float | None) -> GlocalError:
+    return GlocalError(
+        f"{target} is locked by another process ({lock}) for more than {timeout} s; wait for "
+        "it to finish, or delete the lock file if no glocal process is running"
+    )
+
+
+def _lock_file(lock: Path, target: Path, timeout: float | None) -> int | None:
+    """An open descriptor of ``lock`` holding its exclusive flock, once the file it holds is
+    the one at that path (its holder may have removed it meanwhile); None without flock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for _ in range(1000):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            continue  # its folder was removed just now (a failed writer's clean-up)
+        except PermissionError:
+            fd = os.open(lock, os.O_RDONLY)  # another user's lock file: flock needs no write
+        try:
+            if not _flock(fd, deadline):
+                raise _locked_too_long(target, lock, timeout)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(lock)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+                return fd
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                return None
+            raise
+        except BaseException:
+            os.close(fd)
+            raise
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)  # its holder removed that file: lock the one at the path now
+    raise GlocalError(f"cannot hold the lock {lock}: it keeps being removed; try again")
+
+
+def _flock(fd: int, deadline: float | None) -> bool:
+    """Take the exclusive flock of ``fd``: wait for ever, or until ``deadline`` (False)."""
+    import fcntl
+
+    if deadline is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
+@contextmanager
+def _filelock(lock: Path, target: Path, timeout: float | None) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
     lock.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with FileLock(lock, timeout=-1 if timeout is None else timeout):
-            yield target
+        held = FileLock(lock, timeout=-1 if timeout is None else timeout)
+        held.acquire()
     except Timeout as err:
-        raise GlocalError(
-            f"{target} is locked by another process ({lock}) for more than {timeout} s; wait for "
-            "it to finish, or delete the lock file if no glocal process is running"
-        ) from err
+        raise _locked_too_long(target, lock, timeout) from err
+    try:
+        yield
+    finally:
+        held.release()
 
 
 class NotWritableError(GlocalError, OSError):

@@ -99,3 +99,103 @@ def test_single_file_outputs_keep_the_previous_file_and_name_it(work, tmp_path, 
     # [Errno 28] No space left on device", naming no file
     assert out.read_bytes() == b"the previous run's file"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({out.name, "t.npz"})
+
+
+# --- extraction: a failure leaves nothing the next run would not use -------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from _features import TINY_TIMM
+
+    from glocal.features import load_model
+
+    return load_model(TINY_TIMM, pretrained=False, device="cpu", seed=0)
+
+
+def _images(root: Path, corrupt_first: bool) -> Path:
+    from _features import make_image_folder
+
+    folder = make_image_folder(root, classes=2, per_class=3)
+    if corrupt_first:
+        (folder / "class_0" / "img_0.png").write_bytes(b"not a png")
+    return folder
+
+
+def test_a_failed_extraction_leaves_no_folder_lock_or_empty_partial(tiny, tmp_path):
+    # before: new/sub/, new/sub/f.h5.lock and a 0-row new/sub/f.h5.partial stayed
+    from _features import one_torch_thread
+
+    from glocal.errors import GlocalError
+    from glocal.features import extract_features, image_folder
+
+    images = _images(tmp_path / "images", corrupt_first=True)
+    with one_torch_thread(), pytest.raises(GlocalError, match="img_0.png could not be read"):
+        extract_features(tiny, image_folder(images), out=tmp_path / "new" / "sub" / "f.h5",
+                         batch_size=2, num_workers=0, progress=False)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
+def test_a_failure_after_some_rows_keeps_the_partial_to_resume_and_drops_the_lock(tiny, tmp_path):
+    from _features import one_torch_thread
+
+    from glocal.features import extract_features, image_folder
+
+    images = image_folder(_images(tmp_path / "images", corrupt_first=False))
+    out = tmp_path / "out" / "f.h5"
+    encode, calls = tiny.encode, {"n": 0}
+
+    def crash_on_second_batch(batch, amp=False):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # Ctrl-C
+        return encode(batch, amp=amp)
+
+    options = {"out": out, "batch_size": 2, "chunk_size": 2, "num_workers": 0, "progress": False}
+    tiny.encode = crash_on_second_batch
+    try:
+        with one_torch_thread(), pytest.raises(KeyboardInterrupt):
+            extract_features(tiny, images, **options)
+    finally:
+        del tiny.encode
+    assert sorted(p.name for p in out.parent.iterdir()) == ["f.h5.partial"]  # 2 rows kept
+    with one_torch_thread():
+        store = extract_features(tiny, images, **options)
+    assert store.metadata["resumed_from"] == 2 and store.n == 6
+
+
+def test_a_lock_removed_by_its_failing_holder_still_excludes(tmp_path):
+    """Waiters on a lock file that its holder removed lock the current file: never two holders
+    at once, whether they waited on the old file or came after the removal."""
+    import threading
+    import time
+
+    from glocal.io import file_lock
+
+    target = tmp_path / "store.h5"
+    holders, most, errors = [0], [0], []
+    guard = threading.Lock()
+
+    def hold(fail: bool) -> None:
+        try:
+            with file_lock(target, remove_on_error=True):
+                with guard:
+                    holders[0] += 1
+                    most[0] = max(most[0], holders[0])
+                time.sleep(0.02)
+                with guard:
+                    holders[0] -= 1
+                if fail:
+                    raise RuntimeError("the writer failed")
+        except RuntimeError:
+            pass
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=hold, args=(i % 2 == 0,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.003)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and most[0] == 1
