@@ -199,3 +199,34 @@ def test_a_lock_removed_by_its_failing_holder_still_excludes(tmp_path):
     for thread in threads:
         thread.join(timeout=60)
     assert not errors and most[0] == 1
+
+
+def test_an_overwrite_that_runs_out_of_disk_keeps_the_previous_store(tiny, tmp_path, monkeypatch):
+    import h5py
+    from _features import one_torch_thread
+
+    from glocal.features import FeatureStore, extract_features, image_folder
+    from glocal.io import NotWritableError
+
+    images = image_folder(_images(tmp_path / "images", corrupt_first=False))
+    out = tmp_path / "out" / "f.h5"
+    options = {"out": out, "batch_size": 2, "chunk_size": 2, "num_workers": 0, "progress": False}
+    with one_torch_thread():
+        before = extract_features(tiny, images, **options)
+    kept = out.read_bytes()
+    write = h5py.Dataset.__setitem__
+
+    def full_disk(self, key, value):
+        if self.name == "/features":  # what h5py raises: an OSError that names no file
+            raise OSError("Can't write data (file write failed: errno = 28, error message = "
+                          "'No space left on device')")  # fmt: skip
+        write(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", full_disk)
+    with one_torch_thread(), pytest.raises(NotWritableError) as caught:
+        extract_features(tiny, images, overwrite=True, **options)
+    assert f"cannot write feature store {out}.partial (chunk)" in str(caught.value)
+    assert "No space left on device" in str(caught.value)
+    assert out.read_bytes() == kept and sorted(p.name for p in out.parent.iterdir()) == ["f.h5"]
+    monkeypatch.undo()
+    assert FeatureStore.open(out).metadata["sha256"] == before.metadata["sha256"]
