@@ -4,11 +4,14 @@ the deprecation of renamed parameters."""
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from glocal.errors import GlocalError
 
@@ -26,12 +29,13 @@ class Constraint:
             raise GlocalError(f"{name} must be {self.describe}, got {value!r}")
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
 def _real(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    """A finite real number: Python's or numpy's (``np.float32(0.25)``, ``np.int64(3)``)."""
+    return isinstance(value, numbers.Real) and not _is_bool(value) and math.isfinite(float(value))
 
 
 def interval(
@@ -56,7 +60,7 @@ def integer(low: int, *, allow_none: bool = False) -> Constraint:
     def check(v: Any) -> bool:
         if v is None:
             return allow_none
-        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+        return isinstance(v, numbers.Integral) and not _is_bool(v) and int(v) >= low
 
     return Constraint(check, f"an integer >= {low}" + (" or None" if allow_none else ""))
 
@@ -67,7 +71,13 @@ def options(choices: Collection[str]) -> Constraint:
     return Constraint(lambda v: v in ordered, f"one of {ordered}")
 
 
-BOOLEAN = Constraint(lambda v: isinstance(v, bool), "True or False")
+def plain(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with numpy scalars as the Python numbers they hold: what the fitter computes
+    with and what JSON records (a numpy scalar is accepted wherever a Python number is)."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+
+
+BOOLEAN = Constraint(_is_bool, "True or False")
 TEXT = Constraint(lambda v: isinstance(v, str) and bool(v), "a non-empty string")
 
 

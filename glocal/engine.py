@@ -57,7 +57,7 @@ def unguarded_main_line() -> int | None:
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if not path or not str(path).endswith(".py"):
+    if not path:
         return None  # interactive sessions and notebooks are not re-imported by workers
     frame = sys._getframe(1)
     while frame is not None:
@@ -68,9 +68,11 @@ def unguarded_main_line() -> int | None:
         return None
     line = frame.f_lineno
     try:
-        tree = ast.parse(open(path, encoding="utf-8").read())
+        # bytes: the parser honours the script's coding line (PEP 263), as Python did
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read())
     except (OSError, SyntaxError, ValueError):
-        return None
+        return None  # not Python source (a .pyc, a zip): nothing to say
     for node in tree.body:
         if isinstance(node, ast.If) and _is_main_guard(node.test):
             if node.lineno <= line <= (node.end_lineno or node.lineno):
@@ -310,8 +312,8 @@ class Engine:
                 finished += 1
                 yield name_of[id(future)], result
         except Exception as err:
-            if self.serial or not _is_cluster_failure(err):
-                raise
+            if self.serial or isinstance(err, GlocalError) or not _is_cluster_failure(err):
+                raise  # a task's own error (a user's mistake, a full disk) is reported as is
             where = self.scheduler or "the local cluster"
             raise GlocalError(
                 f"the Dask cluster ({where}) failed after {finished} of {len(futures)} tasks "
@@ -343,6 +345,8 @@ def _is_cluster_failure(err: BaseException) -> bool:
 
     kinds = (FutureCancelledError, CommClosedError, KilledWorker, asyncio.CancelledError,
              concurrent.futures.CancelledError, OSError, TimeoutError)  # fmt: skip
+    if isinstance(err, OSError) and err.filename is not None:
+        return False  # a file the task read or wrote, not the cluster
     return isinstance(err, kinds)
 
 

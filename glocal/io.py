@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,27 +88,116 @@ def digest(*parts: Any) -> str:
 
 
 @contextmanager
-def file_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator[Path]:
+def file_lock(
+    path: str | os.PathLike, timeout: float | None = None, *, remove_on_error: bool = False
+) -> Iterator[Path]:
     """Hold an inter-process lock for ``path`` (the file ``PATH.lock`` beside it).
 
     Every cache writer takes it before checking whether its result already exists, so that of
     two processes (parallel notebooks, Dask workers) asking for the same thing, one does the
     work and the other waits, then finds the finished result. ``timeout`` (seconds) raises
-    :class:`GlocalError` instead of waiting for ever.
+    :class:`GlocalError` instead of waiting for ever. ``remove_on_error``: when the block
+    fails, the lock file is removed (while still held), so a failed writer leaves no lock
+    behind; a waiter that then holds the removed file sees it and locks the current one.
     """
-    from filelock import FileLock, Timeout
-
     target = Path(path)
     lock = target.with_name(target.name + ".lock")
+    fd = _lock_file(lock, target, timeout)
+    if fd is None:  # no flock here (Windows, some network file systems): filelock's own
+        with _filelock(lock, target, timeout):
+            yield target
+        return
+    import fcntl
+
+    try:
+        yield target
+    except BaseException:
+        if remove_on_error:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+        raise
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _locked_too_long(target: Path, lock: Path, timeout: float | None) -> GlocalError:
+    return GlocalError(
+        f"{target} is locked by another process ({lock}) for more than {timeout} s; wait for "
+        "it to finish, or delete the lock file if no glocal process is running"
+    )
+
+
+def _lock_file(lock: Path, target: Path, timeout: float | None) -> int | None:
+    """An open descriptor of ``lock`` holding its exclusive flock, once the file it holds is
+    the one at that path (its holder may have removed it meanwhile); None without flock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for _ in range(1000):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            continue  # its folder was removed just now (a failed writer's clean-up)
+        except PermissionError:
+            fd = os.open(lock, os.O_RDONLY)  # another user's lock file: flock needs no write
+        try:
+            if not _flock(fd, deadline):
+                raise _locked_too_long(target, lock, timeout)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(lock)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+                return fd
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                return None
+            raise
+        except BaseException:
+            os.close(fd)
+            raise
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)  # its holder removed that file: lock the one at the path now
+    raise GlocalError(f"cannot hold the lock {lock}: it keeps being removed; try again")
+
+
+def _flock(fd: int, deadline: float | None) -> bool:
+    """Take the exclusive flock of ``fd``: wait for ever, or until ``deadline`` (False)."""
+    import fcntl
+
+    if deadline is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
+@contextmanager
+def _filelock(lock: Path, target: Path, timeout: float | None) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
     lock.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with FileLock(lock, timeout=-1 if timeout is None else timeout):
-            yield target
+        held = FileLock(lock, timeout=-1 if timeout is None else timeout)
+        held.acquire()
     except Timeout as err:
-        raise GlocalError(
-            f"{target} is locked by another process ({lock}) for more than {timeout} s; wait for "
-            "it to finish, or delete the lock file if no glocal process is running"
-        ) from err
+        raise _locked_too_long(target, lock, timeout) from err
+    try:
+        yield
+    finally:
+        held.release()
 
 
 class NotWritableError(GlocalError, OSError):
@@ -152,6 +245,21 @@ def _cannot_write(target: Path, err: OSError) -> NotWritableError:
     return NotWritableError(
         f"cannot write {target}: {err.strerror or err} ({where}); choose a writable location "
         f"or fix the permissions (for the cache, set {ENV_CACHE} to a writable folder)"
+    )
+
+
+#: What a write that ran out of room raises: the error names no file, so glocal names it.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _name_the_target(target: Path, err: OSError) -> OSError:
+    """``err`` as a :class:`NotWritableError` naming ``target`` when it is a full disk (or
+    quota) that names no file; otherwise ``err`` itself."""
+    if isinstance(err, GlocalError) or err.filename is not None or err.errno not in _NO_ROOM:
+        return err
+    return NotWritableError(
+        f"cannot write {target}: {err.strerror or err}; free space on its disk or choose "
+        f"another location (for the cache, set {ENV_CACHE} to a folder on another disk)"
     )
 
 
@@ -203,7 +311,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         os.close(fd)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as err:
+            named = _name_the_target(target, err)
+            if named is err:
+                raise
+            raise named from err
         try:
             os.replace(tmp_path, target)
         except OSError as err:
@@ -211,6 +325,82 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``path``; publish it as ``path`` in one step if the
+    block succeeds.
+
+    For outputs of several files (a search's results): readers see the previous folder or
+    the new one, never a mix. A previous ``path`` is swapped out in the same step (Linux's
+    ``renameat2`` exchange; elsewhere it is moved aside and the new folder moved in) and then
+    deleted. When the block fails (a full disk), ``path`` is left as it was and the temp
+    folder is removed.
+    """
+    target = Path(path)
+    parent = target.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise _cannot_write(target, err) from err
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
+        try:
+            yield tmp
+        except OSError as err:
+            named = _name_the_target(target, err)
+            if named is err:
+                raise
+            raise named from err
+        try:
+            _publish_folder(tmp, target)
+        except OSError as err:
+            raise _cannot_write(target, err) from err
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish_folder(new: Path, target: Path) -> None:
+    """Move the folder ``new`` onto ``target``; an existing ``target`` ends up at ``new``'s
+    name (removed by the caller) or is deleted here."""
+    if not target.is_dir():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        return
+    aside = new.with_name(new.name + ".old")
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except OSError:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or file system cannot."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a libc older than glibc 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if done == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
+        return False  # not supported here: the two renames do it
+    raise OSError(error, os.strerror(error), str(b))
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
@@ -228,6 +418,21 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
             np.save(fh, array)
 
     return atomic_write(path, write)
+
+
+def read_utf8(path: str | os.PathLike, where: str) -> str:
+    """The text of ``path`` (UTF-8, an optional byte-order mark); other bytes raise
+    :class:`GlocalError` naming ``where``, the line and column, and the fix."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        raise GlocalError(
+            f"{where}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x} at column "
+            f"{column}); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def load_npy(path: str | os.PathLike, where: str) -> np.ndarray:

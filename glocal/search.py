@@ -446,8 +446,32 @@ def _read_entry(path: Path, request: dict[str, Any]) -> tuple[dict[str, Any] | N
     weights = record["weights"]
     if weights is not None and (weights.ndim != 2 or weights.shape[0] != weights.shape[1]):
         return None, f"search cache entry {path} holds non-square weights; it was fitted again"
+    wrong = _wrong_fields(record)
+    if wrong:
+        return None, (
+            f"search cache entry {path} holds a damaged record ({wrong}); it was fitted again"
+        )
     record["cached"] = True
     return record, ""
+
+
+#: The fields of an entry's record that the search reads, by the type each must have.
+_RECORD_FIELDS = {
+    **dict.fromkeys((*SCORES, "fit_time", "score_time"), ("a number", (int, float))),
+    **dict.fromkeys(("n_steps", "best_step"), ("an integer", (int,))),
+    **dict.fromkeys(("stop_reason", "error"), ("a string", (str,))),
+}
+
+
+def _wrong_fields(record: dict[str, Any]) -> str:
+    """What is missing or mistyped among the record's fields ("" when nothing)."""
+    wrong = []
+    for name, (kind, types) in _RECORD_FIELDS.items():
+        if name not in record:
+            wrong.append(f"no {name!r}")
+        elif isinstance(record[name], bool) or not isinstance(record[name], types):
+            wrong.append(f"{name!r} is {record[name]!r}, not {kind}")
+    return "; ".join(wrong)
 
 
 # --- the estimator ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from glocal._params import (
     interval,
     options,
     parameter_docs,
+    plain,
 )
 from glocal.errors import GlocalError
 from glocal.io import atomic_path, check_feature_matrix
@@ -275,7 +276,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         params = self.get_params()
         for name, value in params.items():
             self._constraints[name].validate(name, value)
-        return params
+        return plain(params)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GlocalTransform:
@@ -401,7 +402,7 @@ class GlocalTransform(TransformerMixin, BaseEstimator):
         return {
             "format": "glocal-transform/1",
             "glocal_version": __version__,
-            "hyper_parameters": self.get_params(),
+            "hyper_parameters": plain(self.get_params()),
             "n_features": int(self.weights_.shape[0]),
             **{k: v for k, v in extra.items() if v is not None},
         }

@@ -7,6 +7,7 @@ out), holding 0-based indices into the THINGS object order (rows of ``things_con
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 import warnings
@@ -471,13 +472,18 @@ def simulate_triplets(
     ndarray of shape (n, 3)
         Rows (similar, similar, odd one out).
     """
-    embedding = np.asarray(embedding, dtype=np.float64)
-    if embedding.ndim != 2:
-        raise GlocalError(f"embedding: expected a 2-D matrix, got shape {embedding.shape}")
-    if n <= 0:
-        raise GlocalError(f"n must be positive, got {n}")
+    from glocal.io import check_feature_matrix
+
+    embedding = np.asarray(check_feature_matrix(embedding, "embedding"), dtype=np.float64)
+    if not _integer(n) or n <= 0:
+        raise GlocalError(f"n must be a positive integer, got {n!r}")
+    if not _integer(seed) or seed < 0:
+        raise GlocalError(
+            f"seed must be an integer >= 0 (numpy's generators take no negative seeds), "
+            f"got {seed!r}"
+        )
     if (
-        not (isinstance(temperature, (int, float)) and math.isfinite(temperature))
+        not (isinstance(temperature, numbers.Real) and math.isfinite(temperature))
         or temperature <= 0
     ):
         raise GlocalError(f"temperature must be a finite positive number, got {temperature}")
@@ -496,13 +502,27 @@ def simulate_triplets(
         rows = slice(start, start + _SIMULATE_CHUNK)
         a, b, c = (embedding[triples[rows, i]] for i in range(3))
         # logits for keeping the pairs (a, b), (a, c), (b, c) together
-        logits = np.stack([(a * b).sum(1), (a * c).sum(1), (b * c).sum(1)], axis=1) / temperature
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = np.stack([(a * b).sum(1), (a * c).sum(1), (b * c).sum(1)], axis=1)
+            logits /= temperature
+        if not np.isfinite(logits).all():
+            # an overflow would turn every choice of these triplets into a coin toss
+            raise GlocalError(
+                f"simulate_triplets: the choice logits (dot products / temperature) overflow "
+                f"for {int((~np.isfinite(logits)).any(axis=1).sum())} triplets (largest "
+                f"|embedding| value {np.abs(embedding).max():.3g}, temperature {temperature:g}); "
+                "raise the temperature (--temperature) or rescale the embedding"
+            )
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
         pair[rows] = (uniform[rows, None] > np.cumsum(probs, axis=1)[:, :2]).sum(axis=1)
     order = np.array([[0, 1, 2], [0, 2, 1], [1, 2, 0]])[pair]
     return np.take_along_axis(triples, order, axis=1)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _distinct_triples(rng: np.random.Generator, n_pool: int, n: int) -> np.ndarray:

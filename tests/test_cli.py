@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from glocal import GlocalTransform, odd_one_out_accuracy
 from glocal.cli import main
 from glocal.planted import planted_problem
+from glocal.search import resolve_grid
 
 
 @pytest.fixture(scope="module")
@@ -330,3 +332,84 @@ def test_fit_that_starts_at_its_floor_says_no_step_ran(tmp_path, capsys):
     assert code == 0 and "kept step 0 of 0" in out and "no step ran" in out
     weights = GlocalTransform.load(tmp_path / "t.npz").weights_
     np.testing.assert_array_equal(weights, weights[0, 0] * np.eye(8, dtype=weights.dtype))
+
+
+# --- glocal search: a named grid runs the transform its help names ------------------------
+
+
+@pytest.fixture()
+def quick_presets(monkeypatch):
+    """The search command's presets with few steps (the named grids cannot set max_steps)."""
+    import glocal.commands.search as command
+
+    class Quick(GlocalTransform):
+        @classmethod
+        def preset(cls, name, **overrides):
+            return GlocalTransform.preset(name, max_steps=15, **overrides)
+
+    monkeypatch.setattr(command, "GlocalTransform", Quick)
+
+
+NAMED_GRIDS = [
+    # (grid, with --contrast, what best_transform.npz must record, the selecting rule)
+    ("global", False, {"alpha": 0.0, "regularizer": "eye", "bias": True}, "alignment"),
+    ("paper-global", False, {"alpha": 0.0, "regularizer": "eye", "optimizer": "sgd"},
+     "alignment"),
+    ("naive", False, {"alpha": 0.0, "regularizer": "fro", "bias": False, "init_scale": 1e-3},
+     "cross_entropy"),
+    ("small", True, {"regularizer": "eye"}, "alignment"),
+    pytest.param("paper", True, {"regularizer": "eye", "optimizer": "sgd", "tau": (1.0, 0.5)},
+                 "alignment", marks=pytest.mark.slow),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("grid", "contrast", "recorded", "rule"), NAMED_GRIDS)
+def test_each_named_grid_fits_what_its_help_says(
+    files, capsys, tmp_path, quick_presets, grid, contrast, recorded, rule
+):
+    # before: global, paper-global and naive failed without --contrast ("settings with
+    # alpha > 0 need a contrast set") and with it recorded alpha 0.1, regularizer eye
+    root, problem = files
+    np.save(tmp_path / "T.npy", problem.triplets[:3000])
+    argv = ["search", "--features", root / "X.npy", "--triplets", tmp_path / "T.npy", "--grid",
+            grid, "--cv", 2, "--out", tmp_path / "out", "--scheduler", "serial", "--no-cache",
+            "--quiet"] + (["--contrast", root / "C.npy"] if contrast else [])  # fmt: skip
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    params = GlocalTransform.load(tmp_path / "out" / "best_transform.npz").get_params()
+    for name, value in recorded.items():
+        assert params[name] in value if isinstance(value, tuple) else params[name] == value
+    if "alpha" not in recorded:
+        assert params["alpha"] > 0
+    record = json.loads((tmp_path / "out" / "best_params.json").read_text())
+    assert record["scoring"] == rule and out.startswith(f"best ({rule}): ")
+    assert len(pd.read_csv(tmp_path / "out" / "cv_results.csv")) == len(resolve_grid(grid))
+
+
+@pytest.mark.parametrize(
+    ("grid", "flags", "message"),
+    [
+        ("global", ["--preset", "glocal"], "--grid global is a grid of the global preset"),
+        ("naive", ["--preset", "naive-l2"], "so --preset naive-l2 cannot run it as named"),
+        ('{"preset": "global", "grid": {"alpha": [0.0, 0.5]}}', [],
+         "setting 1 has alpha=0.5, but the global preset fixes alpha=0.0"),
+        ('{"preset": "naive", "grid": {"regularizer": ["l2"]}}', [],
+         "setting 0 has regularizer='l2', but the naive preset fixes regularizer='fro'"),
+        ('{"lmbda": [0.1], "alpha": [0.5]}', ["--preset", "global"],
+         "setting 0 has alpha=0.5, but the global preset fixes alpha=0.0"),
+        ('{"preset": "fancy", "grid": {"lmbda": [0.1]}}', [], "its preset 'fancy' is not one"),
+    ],
+)  # fmt: skip
+def test_a_grid_that_cannot_run_as_named_is_refused(files, capsys, tmp_path, grid, flags,
+                                                     message):  # fmt: skip
+    root, problem = files
+    if grid.startswith("{"):
+        (tmp_path / "grid.json").write_text(grid)
+        grid = str(tmp_path / "grid.json")
+    np.save(tmp_path / "T.npy", problem.triplets[:100])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run(capsys, "search", "--features", root / "X.npy", "--triplets",
+                         tmp_path / "T.npy", "--grid", grid, "--out", tmp_path / "out",
+                         "--scheduler", "serial", *flags)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

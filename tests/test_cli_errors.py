@@ -30,6 +30,13 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(root / "H.npy", problem.H)
     np.save(root / "C.npy", problem.contrast)
     np.save(root / "t.npy", problem.triplets)
+    np.save(root / "H_huge.npy", problem.H * 1e160)
+    nan = problem.H.copy()
+    nan[3, 1] = np.nan
+    np.save(root / "H_nan.npy", nan)
+    np.savez(root / "huge_weights.npz", weights=np.full((8, 8), 3e38, np.float32), mean=0.0,
+             std=1.0)  # fmt: skip
+    (root / "latin1.txt").write_bytes("caf\xe9\nna\xefve\n".encode("latin-1"))
     np.savez(root / "ok.npz", weights=np.eye(8), mean=0.0, std=1.0)
     np.savez(root / "nan.npz", weights=np.full((8, 8), np.nan), mean=0.0, std=1.0)
     (root / "cut.npz").write_bytes((root / "ok.npz").read_bytes()[:150])
@@ -116,6 +123,32 @@ CASES = {
         "simulate --embedding {w}/H.npy --n 10 --temperature inf --out {w}/s.npy", "temperature"
     ),
     "simulate: --n -1": Case("simulate --embedding {w}/H.npy --n -1 --out {w}/s.npy", "--n"),
+    "simulate: --seed -1": Case(
+        "simulate --embedding {w}/H.npy --n 10 --seed -1 --out {w}/s.npy", "--seed"
+    ),
+    "simulate: --temperature 1e-320 (logits overflow)": Case(
+        "simulate --embedding {w}/H.npy --n 10 --temperature 1e-320 --out {w}/s.npy",
+        "raise the temperature (--temperature)",
+    ),
+    "simulate: an embedding scaled by 1e160": Case(
+        "simulate --embedding {w}/H_huge.npy --n 10 --out {w}/s.npy", "rescale the embedding"
+    ),
+    "simulate: NaN in the embedding": Case(
+        "simulate --embedding {w}/H_nan.npy --n 10 --out {w}/s.npy", "{w}/H_nan.npy"
+    ),
+    "apply: weights of 3e38 overflow float32": Case(
+        "apply --transform {w}/huge_weights.npz --features {w}/X.npy --out {w}/z.npy",
+        "--transform {w}/huge_weights.npz applied to --features {w}/X.npy gives",
+    ),
+    "extract: a latin-1 text:FILE": Case(
+        "extract --model all-MiniLM-L6-v2 --source text:{w}/latin1.txt --out {w}/f.h5 --quiet",
+        "text:{w}/latin1.txt': line 1 is not UTF-8 text (byte 0xe9 at column 4)",
+    ),
+    "extract: dataset:NAME:SPLIT:PER_CLASS not a number": Case(
+        "extract --model resnet18 --random-weights --source dataset:cifar10:train:abc "
+        "--out {w}/f.h5 --quiet",
+        "PER_CLASS must be a positive whole number",
+    ),
     "extract: --workers -1": Case(
         "extract --model resnet18 --random-weights --source {w}/images --workers -1 "
         "--out {w}/f.h5 --quiet",

@@ -110,6 +110,32 @@ def test_anomaly_detection_rejects_bad_inputs(rng):
         knn_anomaly_scores(np.zeros((6, 4)), X)
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda X, y: anomaly_detection(X, y, X, y, k=0), "k must be at least 1, got 0"),
+        (lambda X, y: anomaly_detection(X, y, X, y, k=2.5), "k must be a positive integer"),
+        (lambda X, y: anomaly_detection(X, y, X, y, query_chunk=0), "query_chunk must be at"),
+        (lambda X, y: knn_anomaly_scores(X, X, query_chunk=0), "query_chunk must be at least 1"),
+        (lambda X, y: knn_anomaly_scores(X, X, normal_chunk=-3), "normal_chunk must be at"),
+        (lambda X, y: knn_anomaly_scores(X, X, k=True), "k must be a positive integer"),
+    ],
+)
+def test_counts_and_chunk_sizes_below_one_are_named(rng, call, message):
+    # before: "Input contains NaN" from the AUROC, or range()'s "arg 3 must not be zero"
+    X, y = planted(rng, 3, 6, 4)
+    with pytest.raises(GlocalError, match=message):
+        call(X, y)
+
+
+def test_numpy_integers_are_counts_too(rng):
+    X, y = planted(rng, 3, 6, 4)
+    expected = knn_anomaly_scores(X, X, k=3, query_chunk=5)
+    np.testing.assert_array_equal(
+        knn_anomaly_scores(X, X, k=np.int64(3), query_chunk=np.int32(5)), expected
+    )
+
+
 # --- few-shot learning ----------------------------------------------------------------------
 
 

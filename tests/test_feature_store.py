@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from _features import TINY_CLIP, TINY_TIMM, make_image_folder, one_torch_thread, random_image
 from test_concurrency_data import PRELUDE, assert_all_succeeded, child_env, run_together
 
-from glocal.errors import GlocalError
+from glocal.errors import DamagedCacheWarning, GlocalError
 from glocal.features import (
     FeatureStore,
     TextSource,
@@ -172,6 +173,128 @@ def test_resume_after_an_interrupted_run(tiny, folder: Path, tmp_path: Path) -> 
     assert store.metadata["resumed_from"] == 6
     np.testing.assert_array_equal(store.features(), reference)
     np.testing.assert_array_equal(store.labels(), np.repeat([0, 1, 2], 4))
+
+
+def _interrupted_after_six_rows(tiny, folder: Path, root: Path) -> Path:
+    """The partial store of a run that crashed after 3 chunks of 2 images; its path."""
+    encode, calls = tiny.encode, {"n": 0}
+
+    def crash_on_fourth_batch(batch, amp=False):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("simulated crash")
+        return encode(batch, amp=amp)
+
+    tiny.encode = crash_on_fourth_batch
+    try:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            _extract(tiny, folder, root)
+    finally:
+        del tiny.encode
+    partial = partial_path(root / "tiny-timm@random-seed0" / "norm" / "toy" / "all.h5")
+    with h5py.File(partial, "r") as fh:
+        assert fh.attrs["n_done"] == 6
+    return partial
+
+
+def _counter_says_ten(fh: h5py.File) -> None:
+    fh.attrs["n_done"] = 10  # the issue's case: rows 6..9 were never written
+
+
+def _a_written_row_changed(fh: h5py.File) -> None:
+    fh["features"][3] = fh["features"][3] + 1.0
+
+
+def _written_by_an_older_glocal(fh: h5py.File) -> None:
+    del fh["written"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [(_counter_says_ten, "its counter says 10 of 12 rows are written but its chunks cover rows "
+                         "0..6"),
+     (_a_written_row_changed, "rows 2..3 do not match their recorded sha256"),
+     (_written_by_an_older_glocal, "it has no record of its written rows")],
+)  # fmt: skip
+def test_a_resume_checks_the_rows_it_resumes_from(tiny, folder, tmp_path, damage, said):
+    # before: the rerun trusted n_done and published rows that were never written (zeros)
+    # under a valid checksum
+    reference = _extract(tiny, folder, tmp_path / "reference").features()
+    partial = _interrupted_after_six_rows(tiny, folder, tmp_path)
+    with h5py.File(partial, "r+") as fh:
+        damage(fh)
+    with pytest.warns(DamagedCacheWarning, match=f"cannot be resumed: {re.escape(said)}"):
+        store = _extract(tiny, folder, tmp_path)
+    assert store.metadata["resumed_from"] == 0  # started over
+    np.testing.assert_array_equal(store.features(), reference)
+
+
+def test_a_partial_store_missing_rows_is_never_published(tmp_path: Path) -> None:
+    partial, final = tmp_path / "s.h5.partial", tmp_path / "s.h5"
+    create_partial(partial, {"n_items": 4}, ["a", "b", "c", "d"], None)
+    write_chunk(partial, 0, np.ones((2, 3), np.float32), np.zeros(2), "float32", 2)
+    with h5py.File(partial, "r+") as fh:
+        fh.attrs["n_done"] = 4
+    with pytest.raises(GlocalError, match="s.h5.partial cannot be finished: its counter says 4"):
+        finish_partial(partial, final, {})
+    with pytest.raises(GlocalError, match="a chunk starting at row 3 follows 4 written rows"):
+        write_chunk(partial, 3, np.ones((1, 3), np.float32), np.zeros(1), "float32", 2)
+    assert not final.exists()
+
+
+def _store_with_classes(path: Path) -> Path:
+    partial = partial_path(path)
+    create_partial(partial, {"model": "m", "module": "x", "n_items": 3}, ["a", "b", "c"],
+                   ["cat", "dog"])  # fmt: skip
+    write_chunk(partial, 0, np.eye(3, dtype=np.float32), np.array([0, 1, 1]), "float32", 8)
+    finish_partial(partial, path, {})
+    return path
+
+
+def _new_provenance(fh: h5py.File) -> None:
+    record = json.loads(fh.attrs["provenance"])
+    fh.attrs["provenance"] = json.dumps({**record, "model": "another-model"}, sort_keys=True)
+
+
+def _renamed_class(fh: h5py.File) -> None:
+    fh["classes"][1] = "wolf"
+
+
+def _classes_removed(fh: h5py.File) -> None:
+    del fh["classes"]
+
+
+def _dataset_added(fh: h5py.File) -> None:
+    fh["extra"] = np.zeros(3)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [(_new_provenance, "provenance"), (_renamed_class, "classes"), (_classes_removed, "classes"),
+     (_dataset_added, "extra")],
+)  # fmt: skip
+def test_the_checksum_covers_every_dataset_and_the_provenance(tmp_path, change, named):
+    # before: the sha256 covered features, labels and ids only: another model's name in the
+    # provenance or a renamed class passed FeatureStore.open
+    path = _store_with_classes(tmp_path / "s.h5")
+    assert FeatureStore.open(path).classes() == ["cat", "dog"]
+    with h5py.File(path, "r+") as fh:
+        change(fh)
+    with pytest.raises(GlocalError, match=f"the bytes of {named} do not match the sha256"):
+        FeatureStore.open(path)
+
+
+def test_a_store_of_the_previous_format_is_still_read_and_verified(tmp_path: Path) -> None:
+    path = _store_with_classes(tmp_path / "s.h5")
+    with h5py.File(path, "r+") as fh:  # what glocal-features/2 recorded: three datasets
+        sums = json.loads(fh.attrs["sha256"])
+        fh.attrs["sha256"] = json.dumps({k: sums[k] for k in ("features", "labels", "ids")})
+        fh.attrs["format"] = "glocal-features/2"
+    np.testing.assert_array_equal(FeatureStore.open(path).features(), np.eye(3))
+    with h5py.File(path, "r+") as fh:
+        fh["labels"][0] = 5
+    with pytest.raises(GlocalError, match="the bytes of labels do not match"):
+        FeatureStore.open(path)
 
 
 def test_partial_store_of_other_settings_starts_over(tiny, folder: Path, tmp_path: Path) -> None:

@@ -337,6 +337,34 @@ def test_a_script_without_a_main_guard_runs_serially_and_says_why(problem, tmp_p
     assert warning[0].startswith(f"{script}:7: ")  # where the script starts the search
 
 
+@pytest.mark.parametrize("kind", ["executable without .py", "latin-1 coding line"])
+def test_the_guard_covers_any_script_file(tmp_path, kind):
+    # before: the local cluster started, its workers ran the script again, and the run died
+    # with a 273-line "Nanny failed to start" traceback
+    body = (
+        "from glocal.engine import Engine\n"
+        "with Engine() as engine:\n"
+        "    print('serial' if engine.serial else 'cluster', '\xe9')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GLOCAL_SCHEDULER"}
+    env["PYTHONWARNINGS"] = "default"
+    if kind == "executable without .py":
+        script = tmp_path / "run-search"
+        script.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
+        script.chmod(0o755)
+        argv = [str(script)]
+    else:
+        script = tmp_path / "latin.py"
+        script.write_bytes(f"# -*- coding: latin-1 -*-\n# caf\xe9\n{body}".encode("latin-1"))
+        argv = [sys.executable, str(script)]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.split() == ["serial", "\xe9"], done.stderr[-2000:]
+    line = 4 if kind == "latin-1 coding line" else 3
+    warning = [w for w in done.stderr.splitlines() if "UnguardedScriptWarning" in w]
+    assert len(warning) == 1 and warning[0].startswith(f"{script}:{line}: "), done.stderr
+
+
 def test_cli_search_writes_the_table_and_the_transform(problem, tmp_path, capsys):
     from glocal.cli import main
 

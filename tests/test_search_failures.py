@@ -6,6 +6,7 @@ setting is refused with one line before the engine starts, on the API and on the
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -77,10 +78,36 @@ def _old_layout(path: Path, other: Path) -> None:
         np.savez(fh, **arrays)
 
 
+def _edit_record(path: Path, edit) -> None:
+    """Rewrite an entry with its record changed by ``edit``: a valid archive, the same request."""
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    record = json.loads(str(arrays["record"]))
+    edit(record)
+    arrays["record"] = np.array(json.dumps(record))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _no_accuracy(path: Path, other: Path) -> None:
+    _edit_record(path, lambda record: record.pop("accuracy"))
+
+
+def _accuracy_as_text(path: Path, other: Path) -> None:
+    _edit_record(path, lambda record: record.update(accuracy="0.9"))
+
+
+def _steps_as_null(path: Path, other: Path) -> None:
+    _edit_record(path, lambda record: record.update(n_steps=None))
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [(_truncate, "cannot be read"), (_flip_a_byte, "cannot be read"), (_empty, "cannot be read"),
-     (_copy_another, "answers another request"), (_old_layout, "not a glocal-search-entry")],
+     (_copy_another, "answers another request"), (_old_layout, "not a glocal-search-entry"),
+     (_no_accuracy, "damaged record (no 'accuracy')"),
+     (_accuracy_as_text, "damaged record ('accuracy' is '0.9', not a number)"),
+     (_steps_as_null, "damaged record ('n_steps' is None, not an integer)")],
 )  # fmt: skip
 def test_a_damaged_entry_is_named_and_fitted_again(problem, reference, tmp_path, damage, said):
     search, original = reference
@@ -226,3 +253,55 @@ def test_cli_failures_are_one_line_and_leave_nothing(problem, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert sorted(os.listdir(tmp_path)) == before  # no --out folder, no lock files
+
+
+# --- a task's own error reaches the caller as itself ------------------------------------------
+
+
+def _raise(kind: str) -> None:
+    import errno
+
+    from glocal.errors import DataUnavailableError, FitDivergedError
+    from glocal.io import NotWritableError
+
+    try:
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", "/cache/entry.npz")
+    except OSError as err:
+        if kind == "disk full":
+            raise OSError(errno.ENOSPC, "No space left on device", "/cache/entry.npz") from err
+        error = {"GlocalError": GlocalError, "NotWritableError": NotWritableError,
+                 "DataUnavailableError": DataUnavailableError,
+                 "FitDivergedError": FitDivergedError}[kind]  # fmt: skip
+        raise error(f"{kind}: cannot write /cache/entry.npz; set GLOCAL_CACHE_DIR") from err
+
+
+ERRORS = ["GlocalError", "NotWritableError", "DataUnavailableError", "FitDivergedError"]
+
+
+@pytest.mark.parametrize("kind", ERRORS)
+def test_glocal_errors_survive_dask_pickling(kind):
+    # Dask sends a task's exception back through tblib; the errors that are also OSErrors
+    # came back as a bare Exception ("a bug in glocal" on the command line)
+    from distributed.core import clean_exception, error_message
+
+    try:
+        _raise(kind)
+    except GlocalError as err:
+        sent = error_message(err)
+    received = clean_exception(sent["exception"].data)[1]  # the bytes the client receives
+    assert type(received).__name__ == kind and isinstance(received, GlocalError)
+    assert str(received).startswith(f"{kind}: cannot write")
+
+
+def test_a_tasks_own_error_is_raised_as_itself_on_a_local_cluster():
+    from glocal.cli import describe_error
+    from glocal.engine import Engine
+
+    with Engine(n_workers=1) as engine:
+        for kind in ("NotWritableError", "disk full"):
+            future = engine.submit(_raise, kind, key=f"raise-{kind}")
+            with pytest.raises(OSError) as caught:
+                dict(engine.results({"task": future}))
+            line = describe_error(caught.value)
+            assert "/cache/entry.npz" in line and "Dask cluster" not in line, line
+            assert "a bug in glocal" not in line

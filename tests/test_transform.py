@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from glocal import PRESETS, GlocalError, GlocalTransform, losses, odd_one_out_accuracy
@@ -207,6 +208,22 @@ def test_alpha_zero_needs_no_contrast_and_alpha_positive_does(small):
 def test_bad_hyper_parameters(small, params, message):
     with pytest.raises(GlocalError, match=message):
         quick(**params).fit(small.X, small.triplets, contrast=small.contrast)
+
+
+def test_numpy_scalars_are_accepted_like_python_numbers(small, tmp_path):
+    # before: "alpha must be a finite number in [0, 1], got np.float32(0.25)"
+    numpy_params = dict(alpha=np.float32(0.25), lmbda=np.float64(0.01), tau=np.float16(0.5),
+                        max_steps=np.int64(30), seed=np.int32(1), bias=np.bool_(True))  # fmt: skip
+    est = quick(**numpy_params)
+    assert all(clone(est).get_params()[k] is v for k, v in numpy_params.items())
+    est.fit(small.X, small.triplets, contrast=small.contrast)
+    python = quick(**{k: v.item() for k, v in numpy_params.items()})
+    python.fit(small.X, small.triplets, contrast=small.contrast)
+    np.testing.assert_array_equal(est.weights_, python.weights_)
+    loaded = GlocalTransform.load(est.save(tmp_path / "t.npz"))  # JSON records Python numbers
+    assert {k: loaded.get_params()[k] for k in numpy_params} == {
+        k: v.item() for k, v in numpy_params.items()
+    }
 
 
 def test_bad_fit_input(small):

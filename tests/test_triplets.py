@@ -168,6 +168,25 @@ def test_simulate_rejects_bad_arguments(rng):
     for temperature in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(GlocalError, match="temperature must be a finite positive number"):
             simulate_triplets(np.zeros((5, 2)), 10, temperature=temperature)
+    with pytest.raises(GlocalError, match="embedding: 1 rows contain NaN"):
+        simulate_triplets(np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0]]), 10)
+    with pytest.raises(GlocalError, match="seed must be an integer >= 0"):
+        simulate_triplets(np.eye(5), 10, seed=-1)
+
+
+@pytest.mark.parametrize(("scale", "temperature"), [(1.0, 1e-320), (1e160, 1.0)])
+def test_simulate_refuses_logits_that_overflow(rng, scale, temperature):
+    # before: exit 0 and choices drawn from NaN probabilities (the embedding scored 0.31 on them)
+    embedding = rng.standard_normal((30, 3)) * scale
+    with pytest.raises(GlocalError, match=r"logits .* overflow .*raise the temperature"):
+        simulate_triplets(embedding, 100, temperature=temperature)
+
+
+def test_simulate_takes_numpy_scalars_as_python_numbers(rng):
+    embedding = rng.standard_normal((30, 3))
+    expected = simulate_triplets(embedding, 500, seed=4, temperature=0.5)
+    got = simulate_triplets(embedding, np.int64(500), seed=np.int32(4), temperature=np.float32(0.5))
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_simulate_chunking_does_not_change_the_draws(rng, monkeypatch):

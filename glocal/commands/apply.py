@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from glocal.commands._common import existing_file, output_file
+from glocal.errors import GlocalError
 from glocal.io import check_writable, load_feature_matrix, save_npy
 from glocal.transform import GlocalTransform
 
@@ -28,7 +31,17 @@ def run(args: argparse.Namespace) -> int:
     """Transform and save."""
     check_writable(args.out, "--out")
     estimator = GlocalTransform.load(args.transform)
-    Z = estimator.transform(load_feature_matrix(args.features, "features"))
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
+        Z = estimator.transform(load_feature_matrix(args.features, "features"))
+    if not np.isfinite(Z).all():
+        bad = ~np.isfinite(Z)
+        raise GlocalError(
+            f"--transform {args.transform} applied to --features {args.features} gives "
+            f"{bad.sum()} non-finite values in {bad.any(axis=1).sum()} of {len(Z)} rows "
+            f"(float{8 * Z.itemsize} overflow: the largest |weight| is "
+            f"{np.abs(estimator.weights_).max():.3g}); nothing was written: check that the "
+            "transform belongs to these features and holds sensible weights"
+        )
     save_npy(args.out, Z)
     print(f"saved {args.out} with shape {Z.shape}")
     return 0

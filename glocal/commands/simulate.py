@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from glocal.commands._common import existing_file, positive_int
+from glocal.commands._common import existing_file, non_negative_int, positive_int
 from glocal.errors import GlocalError
 from glocal.io import check_writable, load_feature_matrix
 from glocal.triplets import TEXT_SUFFIXES, save_triplets, simulate_triplets
@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--n", type=positive_int, required=True, help="number of triplets")
     parser.add_argument("--out", required=True, help="output .npy or .txt")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="random seed, 0 or more (default 0)"
+    )
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature")
     parser.set_defaults(func=run)
 

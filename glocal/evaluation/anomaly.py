@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +58,15 @@ def _unit(x: torch.Tensor, where: str) -> torch.Tensor:
         bad = int((norms == 0).sum())
         raise GlocalError(f"{where}: {bad} all-zero rows have no cosine distance; drop them")
     return x / norms
+
+
+def _check_counts(**counts: Any) -> None:
+    """Refuse a neighbour count or chunk size that is not a positive integer, naming it."""
+    for name, value in counts.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise GlocalError(f"{name} must be a positive integer, got {value!r}")
+        if value < 1:
+            raise GlocalError(f"{name} must be at least 1, got {value}")
 
 
 def _mean_top_k_cosine(
@@ -132,6 +143,7 @@ def knn_anomaly_scores(
         differ, ``k`` outside [1, n_normal], all-zero rows (they have no cosine) or a device that
         is not available.
     """
+    _check_counts(k=k, query_chunk=query_chunk, normal_chunk=normal_chunk)
     normal = check_feature_matrix(normal, "normal")
     queries = check_feature_matrix(queries, "queries")
     if normal.shape[1] != queries.shape[1]:
@@ -216,6 +228,7 @@ def anomaly_detection(
         than ``k`` training items or without test items of its own or of other classes,
         all-zero rows (they have no cosine) or a device that is not available.
     """
+    _check_counts(k=k, query_chunk=query_chunk, normal_chunk=normal_chunk)
     train_X = check_feature_matrix(train_X, "train_X")
     test_X = check_feature_matrix(test_X, "test_X")
     if train_X.shape[1] != test_X.shape[1]:
@@ -296,6 +309,7 @@ def shifted_anomaly_detection(
     ``verbose`` (0 or 1) shows a progress bar over superclasses (``progress``: its deprecated
     name, accepted for one release with a :class:`FutureWarning`).
     """
+    _check_counts(k=k)
     train_X = check_feature_matrix(train_X, "train_X")
     test_X = check_feature_matrix(test_X, "test_X")
     train_fine = check_labels(train_fine, len(train_X), "train_fine")

@@ -27,7 +27,7 @@ import torch
 
 from glocal._device import resolve_device
 from glocal._params import verbose_level
-from glocal.errors import GlocalError
+from glocal.errors import DamagedCacheWarning, GlocalError
 from glocal.features.encoder import FeatureModel, load_model
 from glocal.features.models import ModelConfig, get_config
 from glocal.features.sources import Source, resolve_source
@@ -41,6 +41,7 @@ from glocal.features.store import (
     partial_path,
     read_provenance,
     store_path,
+    verified_rows,
     write_chunk,
 )
 from glocal.io import check_writable, file_lock
@@ -342,7 +343,7 @@ def extract_features(
         model, source, out=out, cache_dir=cache_dir, module=module, pretrained=pretrained,
         seed=seed, split=split, dataset=dataset, dtype=dtype,
     )  # fmt: skip
-    final, record, src, config = plan.final, plan.record, plan.source, plan.config
+    final, record = plan.final, plan.record
     if final.exists() and not overwrite:
         return _reuse_or_refuse(final, record)  # finished stores are read without the lock
 
@@ -355,7 +356,33 @@ def extract_features(
         what = "feature store (in the cache; set GLOCAL_CACHE_DIR to a writable folder)"
     check_writable(final, what)  # before the model loads: a read-only cache fails at once
     torch_device = resolve_device(device)  # an absent device fails before the lock is taken
-    with file_lock(final):
+    new_folder = _first_missing(final.parent)
+    try:
+        store = _extract_under_lock(plan, seen, overwrite, torch_device, {
+            "batch_size": batch_size, "chunk_size": chunk_size, "num_workers": num_workers,
+            "amp": amp, "dtype": dtype, "progress": bool(verbose),
+        })  # fmt: skip
+    except BaseException:
+        _remove_empty_folders(final.parent, new_folder)  # a failure leaves no folder behind
+        raise
+    return store if store is not None else FeatureStore.open(final)
+
+
+def _extract_under_lock(
+    plan: ExtractionPlan,
+    seen: tuple[int, int, int] | None,
+    overwrite: bool,
+    torch_device: torch.device,
+    options: dict[str, Any],
+) -> FeatureStore | None:
+    """Extract ``plan`` under the store's lock; the finished store when another process
+    wrote it meanwhile, else None.
+
+    A failure removes the lock file and a partial store without rows: nothing is left that
+    the next run would need.
+    """
+    final, record, config = plan.final, plan.record, plan.config
+    with file_lock(final, remove_on_error=True):
         # someone else may have finished this store while we waited for the lock
         if final.exists() and (not overwrite or _signature(final) != seen):
             if not overwrite:
@@ -366,24 +393,52 @@ def extract_features(
                 store, changes = _reusable(final, record)
                 if not changes:
                     return store
-        fmodel = plan.loaded or load_model(
-            config, pretrained=plan.pretrained, device=torch_device, seed=plan.seed
-        )
-        _extract_locked(
-            fmodel,
-            src,
-            final,
-            record,
-            plan.ids,
-            overwrite=overwrite,
-            batch_size=batch_size,
-            chunk_size=chunk_size,
-            num_workers=num_workers,
-            amp=amp,
-            dtype=dtype,
-            progress=bool(verbose),
-        )
-    return FeatureStore.open(final)
+        try:
+            fmodel = plan.loaded or load_model(
+                config, pretrained=plan.pretrained, device=torch_device, seed=plan.seed
+            )
+            _extract_locked(
+                fmodel, plan.source, final, record, plan.ids, overwrite=overwrite, **options
+            )
+        except BaseException:
+            _drop_rowless_partial(partial_path(final))
+            raise
+    return None
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (None: all do)."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def _remove_empty_folders(folder: Path, outermost: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``outermost`` while they are empty."""
+    if outermost is None:
+        return
+    for path in (folder, *folder.parents):
+        try:
+            path.rmdir()  # only when empty: another writer's files keep it
+        except OSError:
+            return
+        if path == outermost:
+            return
+
+
+def _drop_rowless_partial(partial: Path) -> None:
+    """Remove a partial store that holds no rows (or cannot be read): nothing to resume."""
+    if not partial.exists():
+        return
+    try:
+        rows = read_provenance(partial)["n_done"]
+    except (OSError, KeyError, ValueError, GlocalError):
+        rows = 0
+    if rows == 0:
+        partial.unlink(missing_ok=True)
 
 
 def _extract_locked(
@@ -507,7 +562,15 @@ def _resume_point(partial: Path, record: dict[str, Any]) -> int:
             f"{partial} was started with different {', '.join(diff)}; starting over", stacklevel=3
         )
         return 0
-    return int(have["n_done"])
+    try:
+        return verified_rows(partial)
+    except (GlocalError, OSError, KeyError, ValueError) as err:
+        warnings.warn(
+            f"{partial} cannot be resumed: {err}; starting the extraction over",
+            DamagedCacheWarning,
+            stacklevel=3,
+        )
+        return 0
 
 
 def _progress_bar(n: int, start: int, label: str, kind: str, enabled: bool) -> Any:

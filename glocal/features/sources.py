@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from glocal.errors import GlocalError
+from glocal.io import read_utf8
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -207,7 +208,7 @@ def image_list(
         listing = Path(paths)
         if not listing.is_file():
             raise GlocalError(f"image list {listing} does not exist")
-        lines = [ln.strip() for ln in listing.read_text().splitlines()]
+        lines = [ln.strip() for ln in read_utf8(listing, f"image list {listing}").splitlines()]
         entries = [ln for ln in lines if ln and not ln.startswith("#")]
         return ImagePaths(
             [listing.parent / entry for entry in entries],
@@ -516,7 +517,8 @@ def resolve_source(
         listing = Path(what)
         if not listing.is_file():
             raise GlocalError(f"source {text!r}: {listing} is not a file of texts")
-        lines = [ln for ln in listing.read_text().splitlines() if ln.strip()]
+        text_lines = read_utf8(listing, f"source {text!r}").splitlines()
+        lines = [ln for ln in text_lines if ln.strip()]
         return TextSource(lines, name=_default_name(listing.with_suffix(""), "texts"))
     if text.startswith("human:"):
         _, family, folder = (text.split(":", 2) + [""])[:3]
@@ -527,6 +529,12 @@ def resolve_source(
         _, name, ds_split, per_class = (text.split(":", 3) + ["", ""])[:4]
         if not name or not ds_split:
             raise GlocalError(f"source {text!r}: use dataset:NAME:SPLIT[:PER_CLASS]")
+        if per_class and not (per_class.isascii() and per_class.isdigit() and int(per_class) > 0):
+            raise GlocalError(
+                f"source {text!r}: PER_CLASS must be a positive whole number of images per "
+                f"class, got {per_class!r}; use dataset:{name}:{ds_split}[:PER_CLASS], e.g. "
+                f"dataset:{name}:{ds_split}:10"
+            )
         options: dict[str, Any] = {"per_class": int(per_class)} if per_class else {}
         if root is not None:
             options["root"] = root

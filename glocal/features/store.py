@@ -7,13 +7,16 @@ official transforms' folders do; random-weight models get ``@random-seedN``):
 - ``labels`` (n,) int64 (-1: unlabelled); ``ids`` (n,) utf-8 strings; ``classes`` optional;
 - attributes: ``provenance`` (JSON: model, module, weights, preprocessing, library versions,
   source, digests of the source and the model config, creation time ...), ``n_done`` (rows
-  written), ``complete`` and, once complete, ``sha256`` (JSON: the sha256 of the bytes of
-  ``features``, ``labels`` and ``ids``, checked by :meth:`FeatureStore.open`).
+  written), ``complete`` and, once complete, ``sha256`` (JSON: the sha256 of every dataset the
+  store serves, ``features``, ``labels``, ``ids`` and ``classes``, and of its ``provenance``,
+  checked by :meth:`FeatureStore.open`).
 
 An extraction writes ``SPLIT.h5.partial`` and renames it to ``SPLIT.h5`` when complete, so a
-finished store is never half-written and an interrupted one resumes from ``n_done``. Writers
-hold the inter-process lock ``SPLIT.h5.lock`` (``glocal.io.file_lock``) while they touch the
-partial file (see ``glocal.features.extract``).
+finished store is never half-written. The partial file records each chunk it has written
+(rows and the sha256 of their bytes, the dataset ``written``), so an interrupted extraction
+resumes from ``n_done`` only after checking that the rows before it are there and intact
+(:func:`verified_rows`). Writers hold the inter-process lock ``SPLIT.h5.lock``
+(``glocal.io.file_lock``) while they touch the partial file (see ``glocal.features.extract``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +37,15 @@ import numpy.typing as npt
 from glocal.errors import GlocalError
 from glocal.io import cache_dir
 
-FORMAT = "glocal-features/2"
+FORMAT = "glocal-features/3"
+#: The layout whose checksums cover features, labels and ids only (not classes, provenance):
+#: read, and verified on what it covers.
+FEATURES_ONLY_FORMATS = ("glocal-features/2",)
 #: Earlier layouts that can be read but not trusted (no checksums): re-extract them.
 OLD_FORMATS = ("glocal-features/1",)
+#: A partial store's record of its written chunks: (start, stop, sha256 of their bytes).
+WRITTEN = "written"
+_WRITTEN_DTYPE = np.dtype([("start", "<i8"), ("stop", "<i8"), ("sha256", "S64")])
 PARTIAL_SUFFIX = ".partial"
 DTYPES = ("float32", "float16")
 REQUIRED_DATASETS = ("features", "labels", "ids")
@@ -96,7 +107,7 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     h5py = _h5py()
     with h5py.File(path, "r") as fh:
         found = fh.attrs.get("format")
-        if found != FORMAT and found not in OLD_FORMATS:
+        if found != FORMAT and found not in (*FEATURES_ONLY_FORMATS, *OLD_FORMATS):
             raise GlocalError(f"{path} is not a glocal feature store (format {found!r})")
         try:
             record = json.loads(fh.attrs["provenance"])
@@ -135,8 +146,14 @@ def _digest(dataset: Any) -> str:
 
 
 def checksums(fh: Any) -> dict[str, str]:
-    """sha256 of ``features``, ``labels`` and ``ids`` of an open store (see :func:`_digest`)."""
-    return {name: _digest(fh[name]) for name in REQUIRED_DATASETS}
+    """sha256 of every dataset of an open store (see :func:`_digest`) and of its provenance."""
+    sums = {name: _digest(fh[name]) for name in fh if name != WRITTEN}
+    sums["provenance"] = hashlib.sha256(_text(fh.attrs["provenance"])).hexdigest()
+    return sums
+
+
+def _text(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
 
 def _check_contents(path: Path, metadata: dict[str, Any]) -> None:
@@ -172,7 +189,12 @@ def _check_contents(path: Path, metadata: dict[str, Any]) -> None:
                 f"feature store {path} cannot be read ({err}); the file is damaged; {REEXTRACT}"
             ) from err
     expected = metadata["sha256"]
-    bad = [name for name in REQUIRED_DATASETS if actual[name] != expected.get(name)]
+    covered = (
+        REQUIRED_DATASETS
+        if metadata["format"] in FEATURES_ONLY_FORMATS
+        else set(actual) | set(expected)
+    )
+    bad = sorted(name for name in covered if actual.get(name) != expected.get(name))
     if bad:
         raise GlocalError(
             f"feature store {path}: the bytes of {', '.join(bad)} do not match the sha256 "
@@ -345,46 +367,120 @@ def create_partial(
     h5py = _h5py()
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(ids)
-    with h5py.File(path, "w") as fh:
+    with _writing(path, "create") as fh:
         fh.attrs["format"] = FORMAT
         fh.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
         fh.attrs["n_done"] = 0
         fh.attrs["complete"] = False
         fh.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
         fh.create_dataset("labels", shape=(n,), dtype=np.int64, fillvalue=-1)
+        fh.create_dataset(WRITTEN, shape=(0,), maxshape=(None,), dtype=_WRITTEN_DTYPE)
         if classes is not None:
             fh.create_dataset(
                 "classes", data=np.array(classes, dtype=object), dtype=h5py.string_dtype()
             )
 
 
+def _rows_sha256(features: np.ndarray, labels: np.ndarray) -> bytes:
+    """sha256 (hex) of rows as stored: the features' bytes, then the int64 labels' bytes."""
+    digest = hashlib.sha256(np.ascontiguousarray(features).data)
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).data)
+    return digest.hexdigest().encode()
+
+
+@contextmanager
+def _writing(path: Path, what: str) -> Iterator[Any]:
+    """The partial store at ``path`` open for writing (``what``: "create" truncates it); an
+    OSError that names no file (h5py's, a full disk) is raised as one naming the file."""
+    from glocal.io import NotWritableError
+
+    try:
+        with _h5py().File(path, "w" if what == "create" else "r+") as fh:
+            yield fh
+    except GlocalError:
+        raise
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise NotWritableError(
+            f"cannot write feature store {path} ({what}): {' '.join(str(err).split())}; "
+            "free space on its disk or choose another location"
+        ) from err
+
+
 def write_chunk(
     path: Path, start: int, features: np.ndarray, labels: np.ndarray, dtype: str, chunk_rows: int
 ) -> None:
-    """Write rows ``start:start+len(features)`` and advance ``n_done`` (then flush to disk)."""
-    h5py = _h5py()
-    with h5py.File(path, "r+") as fh:
+    """Write rows ``start:start+len(features)``, record them in ``written`` and advance
+    ``n_done`` (then flush to disk). Chunks are written in order: ``start`` is ``n_done``."""
+    with _writing(path, "chunk") as fh:
         n = fh["labels"].shape[0]
+        done = int(fh.attrs["n_done"])
+        if start != done:
+            raise GlocalError(
+                f"feature store {path}: a chunk starting at row {start} follows {done} written "
+                f"rows; {REEXTRACT}"
+            )
         if "features" not in fh:
             dim = features.shape[1]
             fh.create_dataset(
                 "features", shape=(n, dim), dtype=dtype, chunks=(max(1, min(chunk_rows, n)), dim)
             )
         stop = start + len(features)
-        fh["features"][start:stop] = features.astype(dtype, copy=False)
+        stored = features.astype(fh["features"].dtype, copy=False)
+        fh["features"][start:stop] = stored
         fh["labels"][start:stop] = labels
+        written = fh[WRITTEN]
+        k = written.shape[0]
+        written.resize((k + 1,))
+        written[k] = (start, stop, _rows_sha256(stored, labels))
         fh.attrs["n_done"] = stop
         fh.flush()
 
 
+def verified_rows(path: Path, rehash: bool = True) -> int:
+    """The rows of a partial store that are written and intact (its ``n_done``): its chunk
+    record covers rows 0..n_done without gaps and (``rehash``) each chunk's rows still have
+    their recorded sha256. A :class:`GlocalError` says what does not add up."""
+    with _h5py().File(path, "r") as fh:
+        if WRITTEN not in fh:
+            raise GlocalError("it has no record of its written rows (an older glocal wrote it)")
+        done, n = int(fh.attrs["n_done"]), fh["labels"].shape[0]
+        chunks = fh[WRITTEN][...]
+        stop = int(chunks["stop"][-1]) if len(chunks) else 0
+        contiguous = all(int(chunks["start"][i]) == (int(chunks["stop"][i - 1]) if i else 0)
+                         for i in range(len(chunks)))  # fmt: skip
+        if not contiguous or stop != done or not 0 <= done <= n:
+            raise GlocalError(
+                f"its counter says {done} of {n} rows are written but its chunks cover rows "
+                f"0..{stop}{'' if contiguous else ' with gaps'}"
+            )
+        if done and "features" not in fh:
+            raise GlocalError(f"its counter says {done} rows are written but it has no features")
+        for start, end, expected in chunks if rehash else ():
+            rows = slice(int(start), int(end))
+            if _rows_sha256(fh["features"][rows], fh["labels"][rows]) != expected:
+                raise GlocalError(f"rows {start}..{end - 1} do not match their recorded sha256")
+    return done
+
+
 def finish_partial(path: Path, final: Path, extra: dict[str, Any]) -> None:
-    """Record the checksums, mark a fully written partial store complete and rename it onto
-    ``final`` atomically."""
-    h5py = _h5py()
-    with h5py.File(path, "r+") as fh:
+    """Check that every row is written, record the checksums, mark a partial store complete
+    and rename it onto ``final`` atomically."""
+    try:
+        done = verified_rows(path, rehash=False)  # the rows since the resume were ours
+    except GlocalError as err:
+        raise GlocalError(f"feature store {path} cannot be finished: {err}; {REEXTRACT}") from None
+    with _writing(path, "finish") as fh:
+        n = fh["labels"].shape[0]
+        if done != n:
+            raise GlocalError(
+                f"feature store {path} cannot be finished: {done} of {n} rows are written"
+            )
         record = json.loads(fh.attrs["provenance"])
         record.update(extra)
         fh.attrs["provenance"] = json.dumps(record, sort_keys=True)
+        del fh[WRITTEN]  # bookkeeping of the partial file: the finished store serves the rest
         fh.attrs["sha256"] = json.dumps(checksums(fh), sort_keys=True)
         fh.attrs["complete"] = True
         fh.flush()
