@@ -530,7 +530,8 @@ class GlocalSearchCV(BaseEstimator):
     Parameters
     ----------
     estimator : GlocalTransform or None, default=None
-        The base estimator whose other settings every fit shares (default
+        The base estimator whose other settings every fit shares (default: the preset a named
+        grid names, e.g. ``GlocalTransform.preset("global")`` for ``"global"``, else
         ``GlocalTransform()``).
     param_grid : str, path, dict or list of dict, default="small"
         ``"paper"`` (the official 54-setting sweep), ``"small"`` (12 settings), another name
@@ -705,7 +706,11 @@ class GlocalSearchCV(BaseEstimator):
     def _base(self) -> Any:
         from glocal.transform import GlocalTransform
 
-        return clone(self.estimator) if self.estimator is not None else GlocalTransform()
+        if self.estimator is not None:
+            return clone(self.estimator)
+        named = grids().get(self.param_grid) if isinstance(self.param_grid, str) else None
+        preset = (named or {}).get("preset")  # a named grid says which transform it searches
+        return GlocalTransform.preset(preset) if preset else GlocalTransform()
 
     def _settings(self, base: Any) -> list[dict[str, Any]]:
         """The grid's settings, each checked by the estimator's own constraints."""

@@ -476,3 +476,16 @@ def test_grid_edges_name_the_axes_a_choice_sits_on_the_end_of():
     assert grid_edges(grid, {**inside, "lmbda": 10.0, "alpha": 0.5}) == {
         "lmbda": "highest", "alpha": "highest"}  # fmt: skip
     assert grid_edges(grid, {**inside, "lmbda": 0.1}) == {"lmbda": "lowest", "alpha": "lowest"}
+
+
+def test_a_named_grid_without_an_estimator_searches_its_own_preset():
+    from glocal.search import grids
+
+    for name, spec in grids().items():
+        base = GlocalSearchCV(param_grid=name)._base()
+        expected = GlocalTransform.preset(spec["preset"]) if "preset" in spec else GlocalTransform()
+        assert base.get_params() == expected.get_params(), name
+    assert GlocalSearchCV(param_grid="global")._base().alpha == 0.0
+    assert GlocalSearchCV(param_grid="naive")._base().regularizer == "fro"
+    mine = GlocalTransform(alpha=0.3)
+    assert GlocalSearchCV(mine, "global")._base().alpha == 0.3  # a given estimator wins
