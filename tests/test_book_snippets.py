@@ -478,7 +478,9 @@ def test_build_info_lists_run_times_versions_and_each_pages_files(
         in runtimes
     )
     assert "| 6. [A \\| page](results/06_y.ipynb) | quick | – |" in runtimes
-    assert "| all pages, one after the other | | 183 s (3.1 min) | |" in runtimes
+    assert "| sum of the pages (run two at a time, they overlap) | | 183 s (3.1 min) | |" in (
+        runtimes
+    )
     versions = (info / "versions.md").read_text()
     assert "| `numpy` | " + np.__version__ + " |" in versions
     assert json.loads((info / "pages.json").read_text()) == records
