@@ -253,6 +253,16 @@ def glue(name: str, value: Any) -> None:
     _glue(name, value, display=False)
 
 
+def glue_markdown(name: str, text: str) -> None:
+    """Store Markdown ``text`` under ``name`` for a markdown cell's ``{glue:md} NAME`` directive
+    (with ``:format: myst``), without showing it: text computed from the results that a page
+    shows under its own heading (its closing notes), links and emphasis rendered."""
+    from IPython.display import Markdown
+    from myst_nb import glue as _glue
+
+    _glue(name, Markdown(text), display=False)
+
+
 def glue_figure(fig: Any, results_dir: str | os.PathLike, name: str) -> None:
     """Save ``fig`` (PNG + SVG, :func:`save_figure`), glue it as ``fig_NAME`` and close it.
 

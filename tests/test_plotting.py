@@ -153,6 +153,18 @@ def test_fit_histories_and_their_plot():
         plotting.plot_fit_histories(pd.DataFrame({"step": [1], "transform": ["x"]}))
 
 
+def test_glue_markdown_stores_markdown_for_the_page(monkeypatch):
+    myst_nb = pytest.importorskip("myst_nb")
+    stored = {}
+    monkeypatch.setattr(
+        myst_nb, "glue", lambda name, value, display: stored.update({name: (value, display)})
+    )
+    plotting.glue_markdown("notes", "- *holds* on **2** tasks")
+    value, display = stored["notes"]
+    assert display is False
+    assert value._repr_markdown_() == "- *holds* on **2** tasks"
+
+
 def test_glue_figure_saves_and_closes(tmp_path):
     pytest.importorskip("myst_nb")
     fig = _figure()
