@@ -253,6 +253,16 @@ def glue(name: str, value: Any) -> None:
     _glue(name, value, display=False)
 
 
+def glue_markdown(name: str, text: str) -> None:
+    """Store Markdown ``text`` under ``name`` for a markdown cell's ``{glue:md} NAME`` directive
+    (with ``:format: myst``), without showing it: text computed from the results that a page
+    shows under its own heading (its closing notes), links and emphasis rendered."""
+    from IPython.display import Markdown
+    from myst_nb import glue as _glue
+
+    _glue(name, Markdown(text), display=False)
+
+
 def glue_figure(fig: Any, results_dir: str | os.PathLike, name: str) -> None:
     """Save ``fig`` (PNG + SVG, :func:`save_figure`), glue it as ``fig_NAME`` and close it.
 
@@ -461,11 +471,29 @@ def palette(names: Iterable[str]) -> dict[str, str]:
     return {name: color(name) for name in names}
 
 
+def _rename_handles(handles: Sequence[Any], names: Sequence[str]) -> None:
+    """Give the legend's artists the names the legend shows.
+
+    ``ax.legend(handles, names)`` changes only the legend's texts: a later
+    ``ax.get_legend_handles_labels()`` or ``ax.legend()`` (a notebook that moves the legend,
+    or gathers one legend for a whole figure) reads the artists' own labels again, the raw
+    ``glocal`` instead of ``gLocal``.
+    """
+    for handle, name in zip(handles, names, strict=True):
+        handle.set_label(name)
+
+
 def relabel_legend(ax: Any, title: str | None = None, **kwargs: Any) -> None:
-    """Show the legend of ``ax`` with display names (:func:`label`) and without a title."""
+    """Show the legend of ``ax`` with display names (:func:`label`) and without a title.
+
+    The artists are renamed too, so that a legend built again from ``ax`` (``ax.legend()``,
+    ``ax.get_legend_handles_labels()``) shows the same names.
+    """
     handles, names = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, [label(n) for n in names], title=title, **kwargs)
+        shown = [label(n) for n in names]
+        _rename_handles(handles, shown)
+        ax.legend(handles, shown, title=title, **kwargs)
 
 
 def estimate_plot(
@@ -621,7 +649,10 @@ def paired_difference_plot(
     ax.axhline(0.0, color="black", lw=0.8, zorder=0)
     handles, names = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, [f"{label(n)} − {label(baseline)}" for n in names])
+        # estimate_plot renamed the artists to display names; LABELS maps both forms alike
+        shown = [f"{label(n)} − {label(baseline)}" for n in names]
+        _rename_handles(handles, shown)
+        ax.legend(handles, shown)
     return ax
 
 

@@ -7,11 +7,11 @@ comparison of a transform with the original features is paired.
 
 - **Text analogue** (quick, tiny; :func:`text_shift`): THINGS concepts classified into their
   categories from MiniLM features, cross-fitted over the object-disjoint folds. Within fold f,
-  each category's held-out concepts are split (``n_repeats`` seeded splits) into training and
-  test concepts, so the test concepts are unseen subpopulations of their class. A classifier
-  trained on the names is tested on the names (in distribution), on the "word: definition"
-  texts and on seeded character-level corruptions of the names; one trained on the definitions
-  is tested on the definitions and on the names.
+  each category's held-out concepts are split at random (``n_repeats`` seeded splits) into
+  training and test concepts. A classifier trained on the names is tested on the test concepts'
+  names (in distribution: other concepts drawn from the same categories, in the same text
+  form), on their "word: definition" texts and on seeded character-level corruptions of their
+  names; one trained on the definitions is tested on the definitions and on the names.
 - **BREEDS** (paper, smoke; :func:`breeds_shift`): trained on the source subclasses' ImageNet
   training images, tested on their validation images (in distribution) and on the target
   subclasses' validation images.
@@ -48,11 +48,38 @@ ITEM_COLUMNS = ("protocol", "task", "trained_on", "test_set", "severity", "fold"
 #: The in-distribution test set of the image protocols (its name in ``test_set``); the text
 #: analogue's is the form the classifier was trained on (``trained_on``: names or definitions).
 IN_DISTRIBUTION = {"breeds": "source", "corruptions": "clean"}
+#: The families of shifted test sets that get one verdict each (:func:`shift_family`): sets
+#: that are one shift at several severities (the typos of the names, ImageNet-C) are not
+#: independent findings.
+TYPOS = "typos in the names"
+IMAGENET_C = "ImageNet-C corruptions"
+BREEDS_TARGET = "unseen subclasses (BREEDS target)"
 
 
 def in_distribution(protocol: str, trained_on: str) -> str:
     """The name of the in-distribution test set of a protocol and training form or set."""
     return trained_on if protocol == "text" else IN_DISTRIBUTION[protocol]
+
+
+def shift_family(protocol: str, trained_on: str, test_set: str, severity: float) -> str:
+    """The family of a shifted test set: all severities of the typos (text) or of ImageNet-C
+    form one family, the other text form one (``"names → definitions"``), the BREEDS target
+    subclasses one per task."""
+    if protocol == "text":
+        return TYPOS if severity == severity and severity > 0 else f"{trained_on} → {test_set}"
+    if protocol == "corruptions":
+        return IMAGENET_C
+    if protocol == "breeds":
+        return BREEDS_TARGET
+    raise GlocalError(f"protocol {protocol!r}: expected text, corruptions or breeds")
+
+
+def _with_family(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(family=[
+        shift_family(p, t, s, v) for p, t, s, v in
+        zip(table["protocol"], table["trained_on"], table["test_set"], table["severity"],
+            strict=True)
+    ])  # fmt: skip
 
 
 def _rows(result: Any, **columns: Any) -> pd.DataFrame:
@@ -296,11 +323,13 @@ def accuracy_table(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def _bootstrap_differences(
-    items: pd.DataFrame, margin: float, n_bootstrap: int, seed: int
+    items: pd.DataFrame, margin: float, n_bootstrap: int, seed: int, key: str = "test_set"
 ) -> pd.DataFrame:
     """Paired bootstrap over items (one train/test split): each representation minus the
     original, for the shifted accuracy and the drop, resampling the items of each test set
-    (the same resamples for every representation)."""
+    (the same resamples for every representation). One row per value of ``key`` among the
+    shifted test sets (``test_set``, or ``family``: the mean over the family's test sets, each
+    resampled on its own)."""
     rows: list[dict[str, Any]] = []
     groups = items.groupby(["protocol", "task", "trained_on"], sort=False)
     for (protocol, task, trained_on), part in groups:
@@ -308,34 +337,36 @@ def _bootstrap_differences(
         wide = {ts: sub.pivot(index="item", columns="representation", values="correct")
                 for ts, sub in part.groupby("test_set", sort=False)}  # fmt: skip
         rng = np.random.default_rng([seed, len(rows)])
-        draws = {}
+        draws, points = {}, {}
         for ts, table in wide.items():
             n = len(table)
             weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap) / n
             draws[ts] = weights @ table.to_numpy(dtype=float)  # (B, representations)
+            points[ts] = table.to_numpy(dtype=float).mean(0)
         names = list(wide[ref_name].columns)
         base = names.index("original")
-        for ts, table in wide.items():
-            if ts == ref_name:
-                continue
-            point_acc = table.to_numpy(dtype=float).mean(0)
-            point_ref = wide[ref_name].to_numpy(dtype=float).mean(0)
+        shifted = part[part["test_set"] != ref_name]
+        members = shifted.groupby(key, sort=False)["test_set"].unique()
+        for group, sets in members.items():
+            point_acc = np.mean([points[t] for t in sets], axis=0)
+            point_ref = points[ref_name]
+            boot_acc = np.mean([draws[t] for t in sets], axis=0)
             for j, name in enumerate(names):
                 if name == "original":
                     continue
                 for measure, point, boot, sign in (
                     ("shifted accuracy", point_acc[j] - point_acc[base],
-                     draws[ts][:, j] - draws[ts][:, base], "positive"),
+                     boot_acc[:, j] - boot_acc[:, base], "positive"),
                     ("drop", (point_ref[j] - point_acc[j]) - (point_ref[base] - point_acc[base]),
-                     (draws[ref_name][:, j] - draws[ts][:, j])
-                     - (draws[ref_name][:, base] - draws[ts][:, base]), "negative"),
+                     (draws[ref_name][:, j] - boot_acc[:, j])
+                     - (draws[ref_name][:, base] - boot_acc[:, base]), "negative"),
                 ):  # fmt: skip
                     low, high = np.percentile(boot, [2.5, 97.5])
                     rows.append({
                         "protocol": protocol, "task": task, "trained_on": trained_on,
-                        "test_set": ts, "measure": measure, "representation": name,
+                        key: group, "measure": measure, "representation": name,
                         "mean": float(point), "ci_low": float(low), "ci_high": float(high),
-                        "width": float(high - low), "n": len(table), "expected": sign,
+                        "width": float(high - low), "n": len(wide[sets[0]]), "expected": sign,
                         "verdict": verdict(float(low), float(high), sign, margin),
                     })  # fmt: skip
     return pd.DataFrame(rows)
@@ -377,6 +408,119 @@ def shift_differences(
     return pd.concat(frames, ignore_index=True)[columns]
 
 
+def family_accuracy(items: pd.DataFrame) -> pd.DataFrame:
+    """:func:`accuracy_table` per family of shifted test sets (:func:`shift_family`): mean
+    in-distribution accuracy, mean shifted accuracy and mean drop over the family's test sets
+    and the units, the number of test sets, and ``shift``: whether the original features lose
+    accuracy on the family at all (a family on which they gain is easier than the
+    in-distribution test set, not a shift)."""
+    table = _with_family(accuracy_table(items))
+    keys = ["protocol", "task", "trained_on", "family"]
+    out = (table.groupby([*keys, "representation"], sort=False)
+           .agg(accuracy=("accuracy", "mean"), shifted_accuracy=("shifted_accuracy", "mean"),
+                drop=("drop", "mean"), test_sets=("test_set", "nunique"),
+                units=("units", "max"))
+           .reset_index())  # fmt: skip
+    original = out[out["representation"] == "original"].set_index(keys)["drop"]
+    out["shift"] = [bool(original.loc[k] > 0) for k in out[keys].itertuples(index=False)]
+    return out
+
+
+def family_differences(
+    items: pd.DataFrame, margin: float, n_bootstrap: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """:func:`shift_differences` per family of shifted test sets (:func:`shift_family`): one
+    verdict for all severities of one shift, not one per severity.
+
+    A unit's family value is the mean over the family's test sets of its accuracy (or drop);
+    with several units the interval is a t-interval over the units' paired differences, with
+    one split a paired bootstrap over the test items (each test set resampled on its own).
+    ``shift`` says whether the original features lose accuracy on the family
+    (:func:`family_accuracy`); only such families answer whether a transform is more robust.
+    """
+    keys = ["protocol", "task", "trained_on", "family"]
+    frames = []
+    many = items.groupby("protocol")[["fold", "repeat"]].nunique().prod(axis=1) > 1
+    units = items[items["protocol"].map(many)]
+    single = items[~items["protocol"].map(many)]
+    if len(units):
+        acc = _with_family(unit_accuracy(units).query("shifted"))
+        acc = (acc.groupby([*keys, "fold", "repeat", "representation"], sort=False)
+               [["accuracy", "drop"]].mean().reset_index())  # fmt: skip
+        for measure, value, sign in (("shifted accuracy", "accuracy", "positive"),
+                                     ("drop", "drop", "negative")):  # fmt: skip
+            names = acc["representation"].unique()
+            summary = paired_summary(acc, value, units=["fold", "repeat"], by=keys,
+                                     expected={n: sign for n in names}, margin=margin)  # fmt: skip
+            frames.append(summary.assign(measure=measure))
+    if len(single):
+        frames.append(_bootstrap_differences(_with_family(single), margin, n_bootstrap, seed,
+                                             key="family"))  # fmt: skip
+    columns = [*keys, "measure", "representation", "mean", "ci_low", "ci_high", "width", "n",
+               "expected", "verdict", "shift"]  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True)
+    is_shift = family_accuracy(items).drop_duplicates(keys).set_index(keys)["shift"]
+    out["shift"] = [bool(is_shift.loc[k]) for k in out[keys].itertuples(index=False)]
+    return out[columns]
+
+
+def _interval(row: Any) -> str:
+    return f"{row.mean:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+
+
+def overall_verdict(verdicts: Sequence[str]) -> str:
+    """One verdict for several families: the common one; *holds* or *opposite* when only one
+    of the two occurs (the others unresolved or without effect); ``mixed`` when both occur."""
+    found = set(verdicts)
+    if len(found) == 1:
+        return next(iter(found))
+    if "holds" in found and "opposite" in found:
+        return "mixed"
+    if "holds" in found or "opposite" in found:
+        return "holds" if "holds" in found else "opposite"
+    return "not resolved" if "not resolved" in found else "no effect"
+
+
+def shift_answer(families: pd.DataFrame, name: str = "glocal") -> tuple[str, str]:
+    """One sentence that answers "does ``name`` make the representation more robust?" from
+    the drop verdicts of the families that are shifts (:func:`family_differences`), and the
+    overall verdict (:func:`overall_verdict`; ``n/a`` without a shift).
+
+    *holds*: a smaller drop than the original features; *opposite*: a larger one.
+    """
+    from companion.plotting import label
+
+    drops = families[(families["representation"] == name) & (families["measure"] == "drop")]
+    shifts, easier = drops[drops["shift"]], drops[~drops["shift"]]
+    if shifts.empty:
+        return "n/a: no family of test sets on which the original features lose accuracy", "n/a"
+    overall = overall_verdict(list(shifts["verdict"]))
+    by = {v: ", ".join(shifts.loc[shifts["verdict"] == v, "family"]) for v in shifts["verdict"]}
+    who = label(name)
+    opening = {
+        "holds": f"Yes: {who} loses less accuracy than the original features under "
+        f"{by.get('holds')}, and more under none",
+        "opposite": f"No: {who} loses more accuracy than the original features under "
+        f"{by.get('opposite')}, and less under none",
+        "no effect": f"No: {who} loses as much accuracy as the original features (within the "
+        "margin) under every shift",
+        "not resolved": f"Not resolved: {who}'s drop cannot be told from the original "
+        "features' under any shift",
+        "mixed": f"Mixed: {who} loses less accuracy than the original features under "
+        f"{by.get('holds')} and more under {by.get('opposite')}",
+    }[overall]
+    parts = [f"{r.family} {_interval(r)}, {r.verdict}" for r in shifts.itertuples()]
+    text = f"{opening} (its drop minus the original features' drop: {'; '.join(parts)})"
+    if len(easier):
+        text += (
+            "; not counted: " + ", ".join(easier["family"])
+            + ", easier than the in-distribution test set for the original features"
+        )  # fmt: skip
+    return text + ".", overall
+
+
 def severity_curve(items: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy per severity (0: in distribution) and representation over the units and
     corruption kinds, for the protocols with severities (text corruptions of the names,
@@ -391,15 +535,14 @@ def severity_curve(items: pd.DataFrame) -> pd.DataFrame:
             .reset_index())  # fmt: skip
 
 
-def shift_claim(differences: pd.DataFrame, name: str = "glocal") -> tuple[str, str]:
-    """One line on whether ``name`` lowers the drop, over the shifted test sets of the first
-    protocol, and the verdicts' summary (one verdict, or ``mixed``)."""
-    part = differences[(differences["representation"] == name)
-                       & (differences["measure"] == "drop")]  # fmt: skip
+def shift_claim(families: pd.DataFrame, name: str = "glocal") -> tuple[str, str]:
+    """One line on whether ``name`` lowers the drop, one verdict per family of shifted test
+    sets that is a shift (:func:`family_differences`), and the verdicts' summary
+    (:func:`overall_verdict`, or ``n/a``)."""
+    part = families[(families["representation"] == name) & (families["measure"] == "drop")
+                    & families["shift"]]  # fmt: skip
     if part.empty:
         return "n/a", "n/a"
-    verdicts = list(part["verdict"])
-    counts = pd.Series(verdicts).value_counts()
-    text = ", ".join(f"{n} {v}" for v, n in counts.items())
-    overall = verdicts[0] if len(set(verdicts)) == 1 else "mixed"
-    return f"drop of {name} − original over {len(part)} shifted test sets: {text}", overall
+    overall = overall_verdict(list(part["verdict"]))
+    text = "; ".join(f"{r.family} {_interval(r)}, {r.verdict}" for r in part.itertuples())
+    return f"drop of {name} − original, per family of shifts: {text}", overall

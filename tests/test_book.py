@@ -39,7 +39,10 @@ CHROMIUM_FLAGS = (
     "--window-size=1280,1000",
 )
 PLACEHOLDERS = ["01_first_result", "02_second_result", "03_third_result"]
-CHAPTERS = ["index.html", "book/method.html", "book/reproduce.html", "book/own_model.html"]
+CHAPTERS = [
+    "index.html", "book/method.html", "book/reproduce.html", "book/own_model.html",
+    "book/paper_map.html", "book/limitations.html", "book/citation.html",
+]  # fmt: skip
 #: Result pages photographed besides the intro and the method page.
 PHOTOGRAPHED = ("01_", "02_", "04_", "05_", "08_", "09_")
 WINDOW = (1280, 900)
@@ -274,9 +277,16 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
         assert not info["stderr"], f"{rel}: shows stderr output: {info['stderr'][:2]}"
         path = PATH_REPR.search(info["text"])
         assert not path, f"{rel}: shows a path object: {info['text'][path.start() :][:80]!r}"
+        assert "{{" not in info["text"], f"{rel}: shows a substitution that was not replaced"
         if rel.startswith("book/results/"):
             hit = NOISE.search(info["text"])
             assert not hit, f"{rel}: shows a warning or progress bar: {hit.group(0)!r}"
+            # the build's own section: papermill's run time and links to the page's files
+            assert "Files and run time" in info["text"], f"{rel}: no files / run time section"
+            assert "Papermill ran this page's notebook in" in info["text"], rel
+    reproduce = seen["book/reproduce.html"]["text"]
+    assert "sum of the pages" in reproduce, "no run-time table on the reproduce page"
+    assert "jupyter-book" in reproduce and "minutes from empty caches" in reproduce
     if _has_image(executed / f"{with_figure}.ipynb"):
         page = seen[f"book/results/{with_figure}.html"]
         assert page["images"], "the result page has no <img>"

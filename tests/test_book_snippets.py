@@ -145,12 +145,32 @@ FIXTURES: dict[str, Callable[[Path, pytest.MonkeyPatch], None]] = {
 PASSED_THROUGH = ("GLOCAL_CACHE_DIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONPATH")
 
 
-def _activate(code: str) -> str:
-    """``source .venv/bin/activate`` as written when the checkout has ``.venv``, else the
-    environment that runs the tests."""
-    if (REPO / ".venv" / "bin" / "activate").is_file():
+def _activate(code: str, root: Path = REPO) -> str:
+    """``source .venv/bin/activate`` as written when the checkout ``root`` has ``.venv``, else
+    the environment that runs the tests."""
+    if (root / ".venv" / "bin" / "activate").is_file():
         return code
     return code.replace("source .venv/bin/activate", f"source {Path(sys.prefix)}/bin/activate")
+
+
+def plain_clone(target: Path) -> Path:
+    """What a clone of this checkout holds (tracked files and untracked ones git does not
+    ignore; no ``.venv``, caches or results), copied to ``target``, with no data folder beside
+    it: the reader who clones the repository from a public host has no ``../shared``."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0:
+        pytest.skip(f"{REPO} is not a git checkout: {listed.stderr.strip()}")
+    for name in filter(None, listed.stdout.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).write_bytes(source.read_bytes())
+    assert not (target.parent / "shared").exists()
+    return target
 
 
 def _local_paths(code: str, folder: Path, data_dir: Path) -> str:
@@ -287,22 +307,41 @@ def test_page_blocks_run(
         assert table.loc["naive", "rsa"] > table.loc["gLocal", "rsa"], table
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("block", FRESH, ids=[b.name for b in FRESH])
-def test_shell_recipe_runs_from_a_fresh_shell(block: Block, tmp_path: Path) -> None:
-    """The recipe pasted into a new shell at the repository root: it exits 0, writes every
-    ``/tmp/`` path it names, and prints neither a traceback nor the kernel's TCP warning."""
-    code = _activate(block.code.replace("/tmp/", f"{tmp_path}/"))
-    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+def _fresh_shell(code: str, cwd: Path, home: Path, **variables: str) -> subprocess.CompletedProcess:
+    """``code`` in a new bash at ``cwd`` with nothing but HOME, a system PATH, the variables of
+    :data:`PASSED_THROUGH` and ``variables`` (the way a reader pastes it: plain ``bash``, so
+    the recipe itself must stop at the first failing command)."""
+    env = {"HOME": os.environ.get("HOME", str(home)), "PATH": "/usr/local/bin:/usr/bin:/bin"}
     env.update({name: os.environ[name] for name in PASSED_THROUGH if name in os.environ})
-    proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", code],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    env.update(variables)
+    return subprocess.run(
+        ["bash", "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["repository", "plain clone"])
+@pytest.mark.parametrize("block", FRESH, ids=[b.name for b in FRESH])
+def test_shell_recipe_runs_from_a_fresh_shell(
+    block: Block, where: str, tmp_path: Path, data_dir: Path
+) -> None:
+    """The recipe pasted into a new shell: it exits 0, writes every ``/tmp/`` path it names,
+    and prints neither a traceback nor the kernel's TCP warning.
+
+    Twice: at the root of this checkout, with ``GLOCAL_DATA_DIR`` given as a path relative to
+    it (the recipe makes it absolute), and at the root of a plain clone that has no data folder
+    beside it, the data given through the variable and the clone's own code imported.
+    """
+    variables = {}
+    if where == "repository":
+        root = REPO
+        variables["GLOCAL_DATA_DIR"] = os.path.relpath(data_dir, REPO)
+    else:
+        root = plain_clone(tmp_path / "elsewhere" / "glocal")
+        variables.update(GLOCAL_DATA_DIR=str(data_dir), PYTHONPATH=str(root))
+    assert "set -euo pipefail" in block.code, f"{block.name}: a recipe stops at its first failure"
+    code = _activate(block.code.replace("/tmp/", f"{tmp_path}/"), root)
+    proc = _fresh_shell(code, root, tmp_path, **variables)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{block.name} failed ({proc.returncode}):\n{output[-3000:]}"
     assert "Traceback" not in output and "without encryption" not in output, output[-3000:]
@@ -311,3 +350,162 @@ def test_shell_recipe_runs_from_a_fresh_shell(block: Block, tmp_path: Path) -> N
     for name in written:
         path = tmp_path / name
         assert path.exists() and (path.is_file() or any(path.iterdir())), f"{path} is missing"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", FRESH, ids=[b.name for b in FRESH])
+def test_shell_recipe_stops_in_one_line_without_its_data_folder(
+    block: Block, tmp_path: Path
+) -> None:
+    """``GLOCAL_DATA_DIR`` naming a folder that does not exist: the recipe stops before
+    papermill with one line that names the variable and the folder, and exits non-zero."""
+    missing = tmp_path / "no-such-data"
+    code = _activate(block.code.replace("/tmp/", f"{tmp_path}/"))
+    proc = _fresh_shell(code, REPO, tmp_path, GLOCAL_DATA_DIR=str(missing))
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    said = [line for line in proc.stderr.splitlines() if str(missing) in line]
+    assert len(said) == 1 and "GLOCAL_DATA_DIR" in said[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert not list(tmp_path.glob("*.ipynb")), "papermill ran although the data folder is missing"
+
+
+# --- what the pages quote from one place, and what the build writes for them ------------------
+
+#: A build time typed into a page ("20 to 30 minutes ... on 2 cores", "~8 min on 2 cores").
+TYPED_TIME = re.compile(
+    r"\d+(?:\.\d+)?\s*(?:to\s*\d+(?:\.\d+)?\s*)?(?:minutes|min)\b[^\n]{0,60}\bcores?\b", re.I
+)
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in BOOK.glob("*.md")))
+def test_pages_take_the_build_time_from_the_benchmark(page: str) -> None:
+    """A page gives the quick build's time as ``{{ quick_time }}`` (read from the benchmark
+    when the site is built), never as a number of its own."""
+    typed = TYPED_TIME.findall((BOOK / page).read_text(encoding="utf-8"))
+    assert not typed, f"book/{page} types a build time {typed}: write {{{{ quick_time }}}}"
+
+
+def test_readme_quotes_the_benchmark_time() -> None:
+    from companion.book_build import book_substitutions, quick_build_time
+
+    took = quick_build_time(REPO)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"{took['minutes']:.1f} minutes on {took['cores']} CPU cores" in readme
+    assert f"{took['minutes']:.1f} minutes" in book_substitutions(REPO)["quick_time"]
+
+
+def test_quick_build_time_reads_the_benchmark_or_says_what_is_wrong(tmp_path: Path) -> None:
+    from companion.book_build import QUICK_BENCHMARK, quick_build_time
+    from glocal.errors import GlocalError
+
+    bench = tmp_path / QUICK_BENCHMARK
+    bench.parent.mkdir(parents=True)
+    bench.write_text("vm, 4 CPUs, load 0.1; **Whole run 600 s (10.0 min)**\n", encoding="utf-8")
+    assert quick_build_time(tmp_path) == {
+        "seconds": 600.0, "minutes": 10.0, "cores": 4, "file": QUICK_BENCHMARK,
+    }  # fmt: skip
+    bench.write_text("the run took a while\n", encoding="utf-8")
+    with pytest.raises(GlocalError, match="Whole run S s"):
+        quick_build_time(tmp_path)
+
+
+def test_method_page_folds_come_from_the_profiles() -> None:
+    from companion.book_build import book_substitutions
+    from companion.notebooks import notebook_parameters
+
+    values = book_substitutions(REPO)
+    quick = notebook_parameters("01_alignment_table", "quick")["selection"]
+    assert values["cv_quick"] == str(quick["glocal"]["cv"])
+    assert values["cv_paper"] == "3"  # no cv in the paper profile: GlocalSearchCV's default
+    assert "{{ cv_quick }}" in (BOOK / "method.md").read_text(encoding="utf-8")
+
+
+def test_citations_name_this_version() -> None:
+    import yaml
+
+    import glocal
+
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["version"] == glocal.__version__
+    assert "2306.04507" in str(cff["preferred-citation"])
+    assert f"version = {{{glocal.__version__}}}" in (BOOK / "citation.md").read_text("utf-8")
+
+
+def _executed(path: Path, results: str, seconds: float | None) -> None:
+    import json
+
+    meta = {"papermill": {"parameters": {"profile": "quick", "results_dir": results},
+                          "input_path": str(path.parent.parent / "nb" / path.name),
+                          "end_time": "2026-01-02T03:04:05.678"}}  # fmt: skip
+    if seconds is not None:
+        meta["papermill"]["duration"] = seconds
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# A | page\n", "text"]}]
+    path.write_text(json.dumps({"cells": cells, "metadata": meta, "nbformat": 4,
+                                "nbformat_minor": 5}), encoding="utf-8")  # fmt: skip
+
+
+def test_build_info_lists_run_times_versions_and_each_pages_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import companion.book_build as bb
+
+    root, executed = tmp_path / "site", tmp_path / "executed"
+    executed.mkdir(parents=True)
+    results = tmp_path / "results" / "05_x"  # given relative to the notebook's folder
+    results.mkdir(parents=True)
+    (results / "table.csv").write_text("a,b\n1,2\n")
+    (results / "figure.png").write_bytes(b"\x89PNG" + bytes(3000))
+    (results / "items.csv").write_text("x\n" * 400)
+    (results / "notes.txt").write_text("not a figure or table")
+    _executed(executed / "05_x.ipynb", "../results/05_x", 183.4)
+    _executed(executed / "06_y.ipynb", str(tmp_path / "nowhere"), None)
+    monkeypatch.setattr(bb, "MAX_COPIED_BYTES", 500)
+    records = bb.write_build_info(root, executed, ["05_x", "06_y"])
+
+    files = {f["name"]: f for f in records["05_x"]["files"]}
+    assert sorted(files) == ["figure.png", "items.csv", "table.csv"]
+    assert [files[n]["copied"] for n in sorted(files)] == [False, False, True]
+    copied = root / bb.PAGE_FILES / "05_x"
+    assert sorted(p.name for p in copied.iterdir()) == ["table.csv"]
+    assert (copied / "table.csv").read_text() == "a,b\n1,2\n"
+    assert records["06_y"]["files"] == [] and records["06_y"]["seconds"] is None
+    info = root / bb.BUILD_INFO
+    runtimes = (info / "runtimes.md").read_text()
+    assert (
+        "| 5. [A \\| page](results/05_x.ipynb) | quick | 183 s (3.1 min) | 2026-01-02 03:04:05 |"
+        in runtimes
+    )
+    assert "| 6. [A \\| page](results/06_y.ipynb) | quick | – |" in runtimes
+    assert "| sum of the pages (run two at a time, they overlap) | | 183 s (3.1 min) | |" in (
+        runtimes
+    )
+    versions = (info / "versions.md").read_text()
+    assert "| `numpy` | " + np.__version__ + " |" in versions
+    assert json.loads((info / "pages.json").read_text()) == records
+    # a result file that is gone is gone from the site too; unchanged files keep their bytes
+    before = (info / "versions.md").stat().st_mtime_ns
+    (results / "table.csv").unlink()
+    bb.write_build_info(root, executed, ["05_x", "06_y"])
+    assert not (copied / "table.csv").exists()
+    assert (info / "versions.md").stat().st_mtime_ns == before
+
+
+def test_a_missing_file_names_the_data_variable_and_the_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What page 7 of the recipe lists for a transform it cannot find: the first clause of the
+    error names ``GLOCAL_DATA_DIR`` and the cache folder searched."""
+    from glocal import released
+
+    monkeypatch.setenv("GLOCAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("GLOCAL_DATA_DIR", raising=False)
+    reasons = {t.reason for t in released.locate_transforms(download=False)}
+    assert len(reasons) == 12 and all(
+        "GLOCAL_DATA_DIR (unset)" in r and str(tmp_path / "cache") in r for r in reasons
+    ), reasons
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv("GLOCAL_DATA_DIR", str(tmp_path / "mirror"))
+    (first, *_) = released.locate_transforms(download=False)
+    assert f"GLOCAL_DATA_DIR={tmp_path / 'mirror'}" in first.reason, first.reason

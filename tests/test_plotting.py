@@ -174,6 +174,18 @@ def test_fit_histories_and_their_plot():
         plotting.plot_fit_histories(pd.DataFrame({"step": [1], "transform": ["x"]}))
 
 
+def test_glue_markdown_stores_markdown_for_the_page(monkeypatch):
+    myst_nb = pytest.importorskip("myst_nb")
+    stored = {}
+    monkeypatch.setattr(
+        myst_nb, "glue", lambda name, value, display: stored.update({name: (value, display)})
+    )
+    plotting.glue_markdown("notes", "- *holds* on **2** tasks")
+    value, display = stored["notes"]
+    assert display is False
+    assert value._repr_markdown_() == "- *holds* on **2** tasks"
+
+
 def test_glue_figure_saves_and_closes(tmp_path):
     pytest.importorskip("myst_nb")
     fig = _figure()
@@ -230,6 +242,9 @@ def test_estimate_plot_draws_t_intervals_of_the_units(rng):
     got = [v for _, lo, hi in sorted(drawn, key=lambda b: b[1]) for v in (lo, hi)]
     assert got == pytest.approx([v for pair in sorted(expected) for v in pair])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["original", "naive", "gLocal"]
+    # a legend built again from the axes (a notebook moving it) keeps the display names
+    ax.legend(loc="upper left")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["original", "naive", "gLocal"]
     assert len({round(x, 6) for x, _, _ in drawn}) == 6  # dodged: no two bars at one x
     plt.close(fig)
     correct = pd.DataFrame({"x": "s", "representation": "glocal",
@@ -262,6 +277,10 @@ def test_paired_differences_subtract_unit_by_unit(rng):
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
         "naive − original", "gLocal − original",
     ]  # fmt: skip
+    # what a figure-wide legend gathers from the axes (Figures 5.2 and 6.1 said "glocal")
+    assert ax.get_legend_handles_labels()[1] == ["naive − original", "gLocal − original"]
+    ax.legend(loc="lower left")
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "gLocal − original"
     plt.close(fig)
     with pytest.raises(GlocalError, match="appears twice"):
         unit_differences(pd.concat([units, units]), "accuracy", ["task", "episode"])

@@ -295,3 +295,75 @@ def test_shift_differences_pair_units_and_read_the_drop():
     boot = shift_differences(image, margin=0.01, n_bootstrap=200).set_index("measure")
     assert boot.loc["drop", "mean"] == pytest.approx(-0.5) and boot.loc["drop", "n"] == 100
     assert boot.loc["drop", "ci_high"] < 0 and boot.loc["drop", "verdict"] == "holds"
+
+
+def _text_units(rng: np.random.Generator, n_units: int = 4, n: int = 40) -> pd.DataFrame:
+    """Text-analogue items: names (in distribution), two typo severities, definitions (easier
+    than the names for the original features); gLocal keeps the names but loses more under
+    typos."""
+    sets = {"names": (0.0, 0.70, 0.70), "swap 0.1": (0.1, 0.60, 0.50),
+            "swap 0.3": (0.3, 0.50, 0.35), "definitions": (np.nan, 0.85, 0.85)}  # fmt: skip
+    rows = []
+    for u in range(n_units):
+        for test_set, (severity, p_orig, p_glocal) in sets.items():
+            for name, p in (("original", p_orig), ("glocal", p_glocal)):
+                correct = rng.random(n) < p
+                rows += [{"protocol": "text", "task": "t", "trained_on": "names",
+                          "test_set": test_set, "severity": severity, "fold": u, "repeat": 0,
+                          "item": i, "representation": name, "correct": bool(c)}
+                         for i, c in enumerate(correct)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_family_differences_give_one_verdict_per_family_of_shifts(rng):
+    from companion.shift import TYPOS, family_accuracy, family_differences, shift_answer
+    from glocal.evaluation.intervals import mean_interval
+
+    items = _text_units(rng)
+    families = family_differences(items, margin=0.01)
+    assert len(families) == 4  # 2 families x 2 measures x 1 transform (not 3 test sets x 2)
+    row = families.set_index(["family", "measure"]).loc[(TYPOS, "drop")]
+    # by hand: per unit, the drop averaged over the typo severities, gLocal minus original
+    acc = items.groupby(["fold", "representation", "test_set"])["correct"].mean()
+    diffs = []
+    for u in range(4):
+        drop = {n: acc[(u, n, "names")] - (acc[(u, n, "swap 0.1")] + acc[(u, n, "swap 0.3")]) / 2
+                for n in ("original", "glocal")}  # fmt: skip
+        diffs.append(drop["glocal"] - drop["original"])
+    mean, low, high, n = mean_interval(np.array(diffs))
+    assert (row["mean"], row["ci_low"], row["ci_high"], row["n"]) == pytest.approx(
+        (mean, low, high, 4)
+    )
+    assert row["shift"] and row["expected"] == "negative"
+    # names -> definitions: the original features gain there, so it is not a shift
+    table = family_accuracy(items).set_index(["family", "representation"])
+    assert not table.loc[("names → definitions", "original"), "shift"]
+    assert table.loc[(TYPOS, "original"), "test_sets"] == 2
+    text, overall = shift_answer(families)
+    assert overall == row["verdict"]
+    assert text.startswith("No: gLocal loses more") == (overall == "opposite")
+    assert "not counted: names → definitions" in text and TYPOS in text
+
+
+def test_family_differences_of_one_split_match_the_per_set_bootstrap():
+    from companion.shift import BREEDS_TARGET, family_differences, shift_differences
+
+    correct = {("source", "original"): [True] * 3 + [False], ("source", "glocal"): [True] * 4,
+               ("target", "original"): [True, False, False, False],
+               ("target", "glocal"): [True, True, True, False]}  # fmt: skip
+    items = _items("breeds", 1, {k: v * 25 for k, v in correct.items()})
+    per_set = shift_differences(items, 0.01, n_bootstrap=300, seed=3).set_index("measure")
+    family = family_differences(items, 0.01, n_bootstrap=300, seed=3).set_index("measure")
+    assert (family["family"] == BREEDS_TARGET).all()
+    for column in ("mean", "ci_low", "ci_high", "n", "verdict"):
+        assert list(family[column]) == list(per_set[column])
+
+
+def test_overall_verdict_reads_the_families_together():
+    from companion.shift import overall_verdict
+
+    assert overall_verdict(["opposite", "not resolved"]) == "opposite"
+    assert overall_verdict(["holds", "no effect"]) == "holds"
+    assert overall_verdict(["holds", "opposite", "no effect"]) == "mixed"
+    assert overall_verdict(["no effect", "not resolved"]) == "not resolved"
+    assert overall_verdict(["no effect", "no effect"]) == "no effect"

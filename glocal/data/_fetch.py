@@ -124,6 +124,14 @@ def _env_help() -> str:
     )
 
 
+def _absent(download: str) -> str:
+    """Why a file is missing, naming the folders searched (the first clause of the error, which
+    callers that list several missing files show alone)."""
+    mirror = os.environ.get(ENV_MIRROR)
+    where = f"{ENV_MIRROR}={mirror}" if mirror else f"{ENV_MIRROR} (unset)"
+    return f"it is neither in {where} nor in the cache {cache_dir()} ({download})"
+
+
 def _mismatch(name: str, path: Path, expected: str, actual: str, fix: str) -> ChecksumError:
     return ChecksumError(
         f"checksum mismatch for {name!r}: {path} has sha256 {actual}, the registry pins "
@@ -257,7 +265,9 @@ def _download(entry: Entry, target: Path) -> Path:
     """
     remote = entry.served
     if _truthy(os.environ.get(ENV_OFFLINE)):
-        raise _unavailable(entry, target, f"{ENV_OFFLINE} is set, so nothing is downloaded")
+        raise _unavailable(
+            entry, target, _absent(f"{ENV_OFFLINE} is set, so nothing is downloaded")
+        )
     LOG.info("downloading %s from %s to %s", entry.name, remote.url, target)
     with atomic_path(target, suffix=STAGING_SUFFIX) as staging:
         try:
@@ -446,9 +456,11 @@ def fetch(name: str, download: bool = True, *, allow_unpinned: bool | None = Non
         elif not download:
             raise
     if not download:
-        raise _unavailable(entry, target, "it is not in the mirror or the cache (download=False)")
+        raise _unavailable(entry, target, _absent("download=False"))
     if _truthy(os.environ.get(ENV_OFFLINE)) and not target.is_file():  # fail before any lock
-        raise _unavailable(entry, target, f"{ENV_OFFLINE} is set, so nothing is downloaded")
+        raise _unavailable(
+            entry, target, _absent(f"{ENV_OFFLINE} is set, so nothing is downloaded")
+        )
     with _cache_lock(target):
         try:  # someone else may have downloaded it while we waited
             if _check_file(entry, target, "cache"):
