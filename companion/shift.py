@@ -44,7 +44,7 @@ from glocal.features.text_corruptions import corrupt_texts
 
 #: The columns of the per-item table every protocol returns.
 ITEM_COLUMNS = ("protocol", "task", "trained_on", "test_set", "severity", "fold", "repeat",
-                "item", "representation", "correct")  # fmt: skip
+                "category", "item", "representation", "correct")  # fmt: skip
 #: The in-distribution test set of the image protocols (its name in ``test_set``); the text
 #: analogue's is the form the classifier was trained on (``trained_on``: names or definitions).
 IN_DISTRIBUTION = {"breeds": "source", "corruptions": "clean"}
@@ -187,9 +187,10 @@ def text_shift(
                     rows = _rows(result, protocol="text", task=task, trained_on=trained_on,
                                  fold=f, repeat=r, representation=name)  # fmt: skip
                     rows["severity"] = rows["test_set"].map(severity)
+                    rows["category"] = y_test[rows["item"].to_numpy()]  # the interval's unit
                     rows["item"] = test[rows["item"].to_numpy()]  # the concept's THINGS index
                     frames.append(rows)
-    return pd.concat(frames, ignore_index=True)[list(ITEM_COLUMNS)]
+    return pd.concat(frames, ignore_index=True).reindex(columns=list(ITEM_COLUMNS))
 
 
 # --- image protocols (paper, smoke) --------------------------------------------------------------
@@ -236,7 +237,7 @@ def breeds_shift(
                          repeat=0, representation=name)  # fmt: skip
             rows["severity"] = rows["test_set"].map({"source": 0.0, "target": float("nan")})
             frames.append(rows)
-    return pd.concat(frames, ignore_index=True)[list(ITEM_COLUMNS)]
+    return pd.concat(frames, ignore_index=True).reindex(columns=list(ITEM_COLUMNS))
 
 
 def corruption_shift(
@@ -282,7 +283,7 @@ def corruption_shift(
                      fold=0, repeat=0, representation=name)  # fmt: skip
         rows["severity"] = rows["test_set"].map(severity)
         frames.append(rows)
-    return pd.concat(frames, ignore_index=True)[list(ITEM_COLUMNS)]
+    return pd.concat(frames, ignore_index=True).reindex(columns=list(ITEM_COLUMNS))
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -294,10 +295,11 @@ def _reference(test_set: pd.Series, trained_on: pd.Series, protocol: pd.Series) 
     return pd.Series(test_set.to_numpy() == np.asarray(ref, dtype=object), index=test_set.index)
 
 
-def unit_accuracy(items: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per unit (fold, repeat), test set and representation, with the unit's
-    in-distribution accuracy and the drop (in-distribution − this test set)."""
-    keys = ["protocol", "task", "trained_on", "fold", "repeat", "representation"]
+def unit_accuracy(items: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Accuracy per unit (fold, repeat), test set and representation (and the ``by``
+    columns, e.g. ``category``), with the unit's in-distribution accuracy and the drop
+    (in-distribution − this test set); ``n`` test items behind each accuracy."""
+    keys = ["protocol", "task", "trained_on", "fold", "repeat", *by, "representation"]
     acc = (items.groupby([*keys, "test_set"], sort=False, dropna=False)
            .agg(accuracy=("correct", "mean"), n=("correct", "size"),
                 severity=("severity", "first")).reset_index())  # fmt: skip
@@ -378,26 +380,29 @@ def shift_differences(
     """Each transform minus the original features, paired, for the shifted accuracy and the
     drop, with a 95 % interval and a verdict against ``margin``.
 
-    Where a protocol has several units (the text analogue's folds x splits) the interval is a
-    t-interval over the units' paired differences (:func:`companion.comparisons.
-    paired_summary`); where it has one train/test split (BREEDS, ImageNet-C) it is a paired
-    percentile bootstrap over the test items (``n_bootstrap`` resamples). The expected sign:
-    a higher shifted accuracy (``positive``) and a smaller drop (``negative``): the claim
-    that human alignment makes a representation more robust.
+    Where a protocol has several units (the text analogue's folds x splits) the interval is
+    over the categories (every fold and split of a category together, each weighed by its
+    test items: :func:`companion.comparisons.paired_summary` with ``clusters``), the naive
+    transform the positive control; where it has one train/test split (BREEDS, ImageNet-C)
+    it is a paired percentile bootstrap over the test items (``n_bootstrap`` resamples). The
+    expected sign: a higher shifted accuracy (``positive``) and a smaller drop
+    (``negative``): the claim that human alignment makes a representation more robust.
     """
     frames = []
     many = items.groupby("protocol")[["fold", "repeat"]].nunique().prod(axis=1) > 1
     units = items[items["protocol"].map(many)]
     single = items[~items["protocol"].map(many)]
     if len(units):
-        acc = unit_accuracy(units)
+        acc = unit_accuracy(units, by=["category"])
         acc = acc[acc["shifted"]]
         by = ["protocol", "task", "trained_on", "test_set"]
         for measure, value, sign in (("shifted accuracy", "accuracy", "positive"),
                                      ("drop", "drop", "negative")):  # fmt: skip
             names = acc["representation"].unique()
-            summary = paired_summary(acc, value, units=["fold", "repeat"], by=by,
-                                     expected={n: sign for n in names}, margin=margin)  # fmt: skip
+            summary = paired_summary(acc, value, units=["fold", "repeat", "category"], by=by,
+                                     expected={n: sign for n in names}, margin=margin,
+                                     clusters=["category"], weights="n",
+                                     control="naive" if "naive" in names else None)  # fmt: skip
             frames.append(summary.assign(measure=measure))
     if len(single):
         frames.append(_bootstrap_differences(single, margin, n_bootstrap, seed))
@@ -433,7 +438,7 @@ def family_differences(
     verdict for all severities of one shift, not one per severity.
 
     A unit's family value is the mean over the family's test sets of its accuracy (or drop);
-    with several units the interval is a t-interval over the units' paired differences, with
+    with several units the interval is over the categories (as :func:`shift_differences`), with
     one split a paired bootstrap over the test items (each test set resampled on its own).
     ``shift`` says whether the original features lose accuracy on the family
     (:func:`family_accuracy`); only such families answer whether a transform is more robust.
@@ -444,14 +449,16 @@ def family_differences(
     units = items[items["protocol"].map(many)]
     single = items[~items["protocol"].map(many)]
     if len(units):
-        acc = _with_family(unit_accuracy(units).query("shifted"))
-        acc = (acc.groupby([*keys, "fold", "repeat", "representation"], sort=False)
-               [["accuracy", "drop"]].mean().reset_index())  # fmt: skip
+        acc = _with_family(unit_accuracy(units, by=["category"]).query("shifted"))
+        acc = (acc.groupby([*keys, "fold", "repeat", "category", "representation"], sort=False)
+               [["accuracy", "drop", "n"]].mean().reset_index())  # fmt: skip
         for measure, value, sign in (("shifted accuracy", "accuracy", "positive"),
                                      ("drop", "drop", "negative")):  # fmt: skip
             names = acc["representation"].unique()
-            summary = paired_summary(acc, value, units=["fold", "repeat"], by=keys,
-                                     expected={n: sign for n in names}, margin=margin)  # fmt: skip
+            summary = paired_summary(acc, value, units=["fold", "repeat", "category"], by=keys,
+                                     expected={n: sign for n in names}, margin=margin,
+                                     clusters=["category"], weights="n",
+                                     control="naive" if "naive" in names else None)  # fmt: skip
             frames.append(summary.assign(measure=measure))
     if len(single):
         frames.append(_bootstrap_differences(_with_family(single), margin, n_bootstrap, seed,

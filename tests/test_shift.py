@@ -268,7 +268,8 @@ def _items(protocol: str, units: int, correct: dict[tuple[str, str], list[bool]]
             for i, c in enumerate(values):
                 rows.append({"protocol": protocol, "task": "t", "trained_on": "names",
                              "test_set": test_set, "severity": 0.0, "fold": u, "repeat": 0,
-                             "item": i, "representation": name, "correct": c})  # fmt: skip
+                             "category": f"c{i % 2}", "item": i, "representation": name,
+                             "correct": c})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -284,8 +285,9 @@ def test_shift_differences_pair_units_and_read_the_drop():
     assert table.loc["original", "drop"] == 0.75 and table.loc["glocal", "drop"] == 0.25
     diff = shift_differences(items, margin=0.01).set_index("measure")
     assert diff.loc["drop", "mean"] == -0.5 and diff.loc["drop", "expected"] == "negative"
-    assert diff.loc["shifted accuracy", "mean"] == 0.5 and diff.loc["drop", "n"] == 3
-    assert diff.loc["drop", "verdict"] == "holds"  # identical units: a zero-width interval
+    # the interval is over the 2 categories (items 0, 2 and 1, 3), whose differences agree
+    assert diff.loc["shifted accuracy", "mean"] == 0.5 and diff.loc["drop", "n"] == 2
+    assert diff.loc["drop", "verdict"] == "holds"  # identical categories: a zero-width interval
     # one unit of the text analogue: its reference is the form it was trained on
     one = shift_differences(_items("text", 1, correct), margin=0.01, n_bootstrap=100)
     assert one.set_index("measure").loc["drop", "mean"] == pytest.approx(-0.5)
@@ -310,29 +312,37 @@ def _text_units(rng: np.random.Generator, n_units: int = 4, n: int = 40) -> pd.D
                 correct = rng.random(n) < p
                 rows += [{"protocol": "text", "task": "t", "trained_on": "names",
                           "test_set": test_set, "severity": severity, "fold": u, "repeat": 0,
-                          "item": i, "representation": name, "correct": bool(c)}
+                          "category": f"c{i % 4}", "item": i, "representation": name,
+                          "correct": bool(c)}
                          for i, c in enumerate(correct)]  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_family_differences_give_one_verdict_per_family_of_shifts(rng):
+    from scipy import stats
+
     from companion.shift import TYPOS, family_accuracy, family_differences, shift_answer
-    from glocal.evaluation.intervals import mean_interval
 
     items = _text_units(rng)
     families = family_differences(items, margin=0.01)
     assert len(families) == 4  # 2 families x 2 measures x 1 transform (not 3 test sets x 2)
     row = families.set_index(["family", "measure"]).loc[(TYPOS, "drop")]
-    # by hand: per unit, the drop averaged over the typo severities, gLocal minus original
-    acc = items.groupby(["fold", "representation", "test_set"])["correct"].mean()
-    diffs = []
+    # by hand: per unit and category, the drop averaged over the typo severities, gLocal minus
+    # original; the interval is over the 4 categories (CR1: every unit of a category together)
+    acc = items.groupby(["fold", "category", "representation", "test_set"])["correct"].mean()
+    diffs = np.zeros((4, 4))  # unit x category; every cell holds 10 items, so equal weights
     for u in range(4):
-        drop = {n: acc[(u, n, "names")] - (acc[(u, n, "swap 0.1")] + acc[(u, n, "swap 0.3")]) / 2
-                for n in ("original", "glocal")}  # fmt: skip
-        diffs.append(drop["glocal"] - drop["original"])
-    mean, low, high, n = mean_interval(np.array(diffs))
+        for c in range(4):
+            drop = {n: acc[(u, f"c{c}", n, "names")] - (acc[(u, f"c{c}", n, "swap 0.1")]
+                                                        + acc[(u, f"c{c}", n, "swap 0.3")]) / 2
+                    for n in ("original", "glocal")}  # fmt: skip
+            diffs[u, c] = drop["glocal"] - drop["original"]
+    mean = diffs.mean()
+    per_category = (diffs - mean).sum(axis=0)
+    se = np.sqrt((per_category**2).sum() * 4 / 3) / diffs.size
+    half = stats.t.ppf(0.975, 3) * se
     assert (row["mean"], row["ci_low"], row["ci_high"], row["n"]) == pytest.approx(
-        (mean, low, high, 4)
+        (mean, mean - half, mean + half, 4)
     )
     assert row["shift"] and row["expected"] == "negative"
     # names -> definitions: the original features gain there, so it is not a shift
