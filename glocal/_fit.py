@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -39,6 +40,7 @@ from tqdm import tqdm
 
 from glocal import losses
 from glocal._device import resolve_device
+from glocal._syntax import parse
 from glocal.errors import FitDivergedError
 from glocal.io import digest
 from glocal.scoring import answered_correctly
@@ -87,12 +89,25 @@ def fit_digest(root: str | Path | None = None) -> str:
 
 
 def code_digest(code: Mapping[str, tuple[str, ...] | None], root: str | Path | None = None) -> str:
-    """sha256 of the syntax trees of ``code`` (as :data:`FIT_CODE`), without docstrings."""
+    """sha256 of the syntax trees of ``code`` (as :data:`FIT_CODE`), without docstrings.
+
+    Computed once per state of the files (their size and modification time); parsed one thread
+    at a time (:func:`glocal._syntax.parse`)."""
     folder = Path(__file__).parent if root is None else Path(root)
+    state = tuple(
+        (str(folder / name), members, (folder / name).stat().st_mtime_ns,
+         (folder / name).stat().st_size)
+        for name, members in sorted(code.items())
+    )  # fmt: skip
+    return _code_digest(state)
+
+
+@functools.lru_cache(maxsize=32)
+def _code_digest(state: tuple[tuple[str, tuple[str, ...] | None, int, int], ...]) -> str:
     parts: list[str] = []
-    for name, members in sorted(code.items()):
-        tree = ast.parse((folder / name).read_text(encoding="utf-8"))
-        nodes = [tree] if members is None else [_member(tree, m, name) for m in members]
+    for path, members, _, _ in state:
+        tree = parse(Path(path).read_text(encoding="utf-8"))
+        nodes = [tree] if members is None else [_member(tree, m, Path(path).name) for m in members]
         parts.extend(ast.dump(_without_docstrings(node)) for node in nodes)
     return digest(*parts)
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from typing import Any
 
+from glocal._syntax import parse
 from glocal.errors import GlocalError
 
 ENV_SCHEDULER = "GLOCAL_SCHEDULER"
@@ -70,7 +71,7 @@ def unguarded_main_line() -> int | None:
     try:
         # bytes: the parser honours the script's coding line (PEP 263), as Python did
         with open(path, "rb") as fh:
-            tree = ast.parse(fh.read())
+            tree = parse(fh.read())
     except (OSError, SyntaxError, ValueError):
         return None  # not Python source (a .pyc, a zip): nothing to say
     for node in tree.body:

@@ -19,7 +19,7 @@ from glocal.search import SEARCH_CODE
 
 PACKAGE = Path(glocal.__file__).parent
 #: Names the fit imports from glocal that do not decide its numbers.
-OFF_THE_NUMBERS = {"GlocalError", "FitDivergedError", "resolve_device", "digest"}
+OFF_THE_NUMBERS = {"GlocalError", "FitDivergedError", "resolve_device", "digest", "parse"}
 
 
 @pytest.fixture
@@ -117,3 +117,43 @@ def test_the_digest_covers_what_the_fit_calls():
         if node.id in local and not _covered("transform.py", node.id):
             missing.append(f"GlocalTransform.fit uses transform.py:{node.id}")
     assert missing == []
+
+
+def test_digests_parse_one_thread_at_a_time(monkeypatch):
+    import ast
+    import threading
+    import time
+
+    import glocal._syntax as syntax
+    from glocal._fit import _code_digest, code_digest, fit_digest
+    from glocal.search import SEARCH_CODE
+
+    inside, most = [0], [0]
+    real = ast.parse
+
+    def slow_parse(source, *args, **kwargs):  # widens the window two threads could share
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.002)
+        try:
+            return real(source, *args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(syntax.ast, "parse", slow_parse)
+    _code_digest.cache_clear()
+    expected = {fit_digest(), code_digest(SEARCH_CODE)}
+    _code_digest.cache_clear()
+    seen: list[str] = []
+
+    def work():
+        for _ in range(3):
+            _code_digest.cache_clear()
+            seen.extend([fit_digest(), code_digest(SEARCH_CODE)])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and set(seen) == expected
