@@ -46,7 +46,7 @@ CASES: tuple[tuple[str, float, int | None, dict[str, Any], dict[str, Any] | None
 
 
 def _row(label: str, alpha: float, n: int | None, settings: dict, warm: dict | None, data) -> str:
-    from companion import fits
+    from companion.paper import fits
 
     inputs = data if n is None else data.with_train_size(n)
     X, train, val = fits._training_problem(inputs)
@@ -78,7 +78,7 @@ def _row(label: str, alpha: float, n: int | None, settings: dict, warm: dict | N
 
 
 def main() -> None:
-    from companion import inputs
+    from companion.paper import inputs
 
     torch.set_num_threads(2)
     data = inputs.load_inputs(

@@ -77,7 +77,7 @@ def _fit_row(
 
 def _development() -> tuple[tuple, float, np.ndarray]:
     """The development problem: (fit arguments, the generating embedding's dev-test accuracy)."""
-    from companion import inputs
+    from companion.paper import inputs
     from glocal import simulate_triplets, things
 
     features = inputs.things_text_features("definitions", "cpu", False)

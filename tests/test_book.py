@@ -304,7 +304,7 @@ def test_tiny_book_in_headless_chromium(tmp_path: Path, request: pytest.FixtureR
 
 def test_repository_notebooks_match_toc_and_profiles() -> None:
     """Every notebooks/NN_slug.ipynb has a result page in _toc.yml and quick/paper/tiny profiles."""
-    from companion.notebooks import discover, load_parameters
+    from companion.pipeline.notebooks import discover, load_parameters
 
     folder = REPO / "notebooks"
     if not list(folder.glob("[0-9][0-9]_*.ipynb")):

@@ -386,7 +386,7 @@ def test_pages_take_the_build_time_from_the_benchmark(page: str) -> None:
 
 
 def test_readme_quotes_the_benchmark_time() -> None:
-    from companion.book_build import book_substitutions, quick_build_time
+    from companion.pipeline.book_build import book_substitutions, quick_build_time
 
     took = quick_build_time(REPO)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
@@ -395,7 +395,7 @@ def test_readme_quotes_the_benchmark_time() -> None:
 
 
 def test_quick_build_time_reads_the_benchmark_or_says_what_is_wrong(tmp_path: Path) -> None:
-    from companion.book_build import QUICK_BENCHMARK, quick_build_time
+    from companion.pipeline.book_build import QUICK_BENCHMARK, quick_build_time
     from glocal.errors import GlocalError
 
     bench = tmp_path / QUICK_BENCHMARK
@@ -410,8 +410,8 @@ def test_quick_build_time_reads_the_benchmark_or_says_what_is_wrong(tmp_path: Pa
 
 
 def test_method_page_folds_come_from_the_profiles() -> None:
-    from companion.book_build import book_substitutions
-    from companion.notebooks import notebook_parameters
+    from companion.pipeline.book_build import book_substitutions
+    from companion.pipeline.notebooks import notebook_parameters
 
     values = book_substitutions(REPO)
     quick = notebook_parameters("01_alignment_table", "quick")["selection"]
@@ -449,7 +449,7 @@ def test_build_info_lists_run_times_versions_and_each_pages_files(
 ) -> None:
     import json
 
-    import companion.book_build as bb
+    import companion.pipeline.book_build as bb
 
     root, executed = tmp_path / "site", tmp_path / "executed"
     executed.mkdir(parents=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from companion import fits as cf
-from companion import inputs as ci
-from companion import sweeps
-from companion import tables as ct
+from companion.paper import fits as cf
+from companion.paper import inputs as ci
+from companion.paper import sweeps
+from companion.paper import tables as ct
 from glocal import PRESETS, object_disjoint_folds, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import DataUnavailableError, GlocalError
 
@@ -205,7 +205,7 @@ def test_measurements_cover_every_representation(cache, data_dir):  # reads THIN
         )
         assert row["alignment_diff_low"] < row["alignment_diff"] < row["alignment_diff_high"]
         # each verdict is the one its own interval gives (expected: higher than the original;
-        # margins of companion.comparisons.MARGINS), by the rule written out here
+        # margins of companion.paper.comparisons.MARGINS), by the rule written out here
         for measure, margin in (("alignment", 0.0), ("few_shot", 0.01), ("auroc", 0.01)):
             low, high = row[f"{measure}_diff_low"], row[f"{measure}_diff_high"]
             assert low <= row[f"{measure}_diff"] <= high

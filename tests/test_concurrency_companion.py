@@ -86,8 +86,8 @@ def work_log(work: Path) -> list[str]:
 def test_two_notebooks_fitting_the_same_transform_fit_it_once(tmp_path: Path) -> None:
     script = """
     import numpy as np
-    import companion.fits as cf
-    from companion.inputs import Inputs, TripletData
+    import companion.paper.fits as cf
+    from companion.paper.inputs import Inputs, TripletData
     from glocal.planted import planted_problem
     from glocal.transform import GlocalTransform
 
@@ -119,8 +119,8 @@ def test_two_notebooks_fitting_the_same_transform_fit_it_once(tmp_path: Path) ->
 NOTEBOOK_RUN = """
 import nbformat
 import papermill
-import companion.kernel
-from companion.runner import Layout, run_notebooks
+import companion.pipeline.kernel
+from companion.pipeline.runner import Layout, run_notebooks
 
 def fake_execute(input_path, output_path, parameters=None, **kwargs):
     did_the_work(Path(input_path).stem)
@@ -129,7 +129,7 @@ def fake_execute(input_path, output_path, parameters=None, **kwargs):
     nbformat.write(nb, output_path)
 
 papermill.execute_notebook = fake_execute
-companion.kernel.kernel_name = lambda: "fake-kernel"
+companion.pipeline.kernel.kernel_name = lambda: "fake-kernel"
 root = Path(os.environ["NOTEBOOK_ROOT"])
 layout = Layout.create("tiny", root=root, executed_dir=root / "executed")
 barrier()
@@ -163,7 +163,7 @@ def test_two_book_builds_build_once_and_share_the_site(tmp_path: Path) -> None:
     site = make_site(tmp_path / "site", ["01_first"])
     placeholder_notebooks(tmp_path / "executed", ["01_first"])
     script = """
-    import companion.book_build as bb
+    import companion.pipeline.book_build as bb
 
     def fake_jupyter_book(root, stage, log_file):
         did_the_work("build")
@@ -192,7 +192,7 @@ def test_two_processes_install_the_kernelspec_once(tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
     script = f"""
     sys.prefix = {str(prefix)!r}  # a fresh environment: no kernelspec installed yet
-    import companion.kernel as ck
+    import companion.pipeline.kernel as ck
 
     write_spec = ck._write_spec
 
@@ -251,7 +251,7 @@ def test_notebooks_run_at_once_start_in_notebooks_and_write_nowhere_else(
 
     from _notebooks import write_profile
 
-    from companion.runner import Layout, run_notebooks
+    from companion.pipeline.runner import Layout, run_notebooks
 
     top = tmp_path.resolve()
     checkout, elsewhere = top / "checkout", top / "elsewhere"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from companion import comparisons, crossfit
-from companion import inputs as ci
+from companion.paper import comparisons, crossfit
+from companion.paper import inputs as ci
 from glocal import GlocalTransform, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import category_labels

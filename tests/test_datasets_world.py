@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from companion.smoke import COUNTS, LEVEL1, N_CLASSES, SmokeWorld, smoke_world
+from companion.pipeline.smoke import COUNTS, LEVEL1, N_CLASSES, SmokeWorld, smoke_world
 from glocal.data.datasets import (
     BREEDS_FILES,
     IMAGENET30_CLASSES,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from companion import fits as cf
-from companion import inputs as ci
+from companion.paper import fits as cf
+from companion.paper import inputs as ci
 from glocal import GlocalTransform, odd_one_out_accuracy
 from glocal.evaluation.neighbours import neighbour_overlap
 

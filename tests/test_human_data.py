@@ -14,7 +14,7 @@ import pytest
 from scipy.io import savemat
 from scipy.spatial.distance import squareform
 
-from companion import smoke
+from companion.pipeline import smoke
 from glocal import data
 from glocal.data import human
 from glocal.errors import DataUnavailableError, GlocalError

@@ -1,4 +1,4 @@
-"""Page 10's tables (companion.judgements) against the library functions called one by one."""
+"""Page 10's tables (companion.paper.judgements) against the library functions called one by one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from companion.judgements import (
+from companion.paper.judgements import (
     JudgementSet,
     describe_sets,
     judgement_table,

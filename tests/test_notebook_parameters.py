@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from companion.notebooks import notebook_parameters, parse_overrides
+from companion.pipeline.notebooks import notebook_parameters, parse_overrides
 from glocal import data
 from glocal.errors import GlocalError
 from glocal.io import absolute_env_paths

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _features import TINY_TIMM, make_image_folder, one_torch_thread
 
-from companion.plan import Plan, Settings, StoreSpec, load_settings, make_plan, prepare
+from companion.pipeline.plan import Plan, Settings, StoreSpec, load_settings, make_plan, prepare
 from glocal.cli import main
 from glocal.errors import GlocalError
 from glocal.features import (

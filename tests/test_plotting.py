@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from companion import plotting  # noqa: E402
+from companion.paper import plotting  # noqa: E402
 from glocal.errors import GlocalError  # noqa: E402
 
 
@@ -261,7 +261,7 @@ def test_estimate_plot_draws_t_intervals_of_the_units(rng):
 
 
 def test_paired_differences_subtract_unit_by_unit(rng):
-    from companion.comparisons import unit_differences
+    from companion.paper.comparisons import unit_differences
 
     units = _units(rng)
     diffs = unit_differences(units, "accuracy", ["task", "episode"])

@@ -20,11 +20,11 @@ import pytest
 from _notebooks import make_site, placeholder_notebooks, write_notebook, write_profile
 from papermill.exceptions import PapermillExecutionError
 
-import companion.book_build
-import companion.kernel
-import companion.notebooks
+import companion.pipeline.book_build
+import companion.pipeline.kernel
+import companion.pipeline.notebooks
 import glocal
-from companion.runner import (
+from companion.pipeline.runner import (
     THREAD_VARIABLES,
     Layout,
     kernel_threads,
@@ -79,7 +79,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakePapermill:
     """Replace papermill and the kernelspec lookup: no kernel is ever started."""
     runner = FakePapermill()
     monkeypatch.setattr(papermill, "execute_notebook", runner)
-    monkeypatch.setattr(companion.kernel, "kernel_name", lambda: "fake-kernel")
+    monkeypatch.setattr(companion.pipeline.kernel, "kernel_name", lambda: "fake-kernel")
     return runner
 
 
@@ -88,7 +88,7 @@ def _no_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a kernel was started although every cache key was current")
 
     monkeypatch.setattr(papermill, "execute_notebook", refuse)
-    monkeypatch.setattr(companion.kernel, "kernel_name", refuse)
+    monkeypatch.setattr(companion.pipeline.kernel, "kernel_name", refuse)
 
 
 def test_first_run_executes_and_records_keys(layout: Layout, fake: FakePapermill) -> None:
@@ -167,15 +167,15 @@ def test_version_or_package_change_reruns(
     run_notebooks("tiny", layout)
     monkeypatch.setattr(glocal, "__version__", "9.9.9")
     assert run_notebooks("tiny", layout).ran == NAMES
-    monkeypatch.setattr(companion.notebooks, "package_hash", lambda: "0" * 64)
+    monkeypatch.setattr(companion.pipeline.notebooks, "package_hash", lambda: "0" * 64)
     assert run_notebooks("tiny", layout).ran == NAMES
 
 
 def test_the_key_covers_every_file_of_both_packages() -> None:
-    files = dict(companion.notebooks.package_files())
+    files = dict(companion.pipeline.notebooks.package_files())
     for name in ["glocal/evaluation/few_shot.py", "glocal/data/registry.json", "glocal/grids.json",
-                 "glocal/features/models.json", "glocal/py.typed", "companion/runner.py",
-                 "companion/smoke_models.json"]:  # fmt: skip
+                 "glocal/features/models.json", "glocal/py.typed", "companion/pipeline/runner.py",
+                 "companion/pipeline/smoke_models.json"]:  # fmt: skip
         assert files[name] == Path(glocal.__file__).parents[1] / name
     assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
 
@@ -188,30 +188,30 @@ def test_a_library_edit_reruns_the_notebooks_and_rebuilds_the_book(
         name: shutil.copytree(
             root, tmp_path / "site-packages" / name, ignore=shutil.ignore_patterns("__pycache__")
         )
-        for name, root in companion.notebooks.package_roots().items()
+        for name, root in companion.pipeline.notebooks.package_roots().items()
     }
-    monkeypatch.setattr(companion.notebooks, "package_roots", lambda: roots)
+    monkeypatch.setattr(companion.pipeline.notebooks, "package_roots", lambda: roots)
     site = make_site(tmp_path / "site", ["01_first"])
     run_notebooks("tiny", layout)
-    book_key = companion.book_build._sources_key(site)
+    book_key = companion.pipeline.book_build._sources_key(site)
 
     few_shot = roots["glocal"] / "evaluation" / "few_shot.py"
     few_shot.write_text(few_shot.read_text() + "\n# edited\n")
     assert run_notebooks("tiny", layout).ran == NAMES
-    assert companion.book_build._sources_key(site) != book_key
+    assert companion.pipeline.book_build._sources_key(site) != book_key
     models = roots["glocal"] / "features" / "models.json"  # a data file of the package
     models.write_text(models.read_text() + "\n")
     assert run_notebooks("tiny", layout).ran == NAMES
     (roots["glocal"] / "evaluation" / "new_metric.py").write_text("")  # a new module
     assert run_notebooks("tiny", layout).ran == NAMES
 
-    book_key = companion.book_build._sources_key(site)
+    book_key = companion.pipeline.book_build._sources_key(site)
     cache = roots["glocal"] / "evaluation" / "__pycache__"  # byte code and hidden files do not
     cache.mkdir()
     (cache / "few_shot.cpython-311.pyc").write_bytes(b"compiled")
     (roots["companion"] / ".runner.py.swp").write_bytes(b"editor")
     assert run_notebooks("tiny", layout).ran == []
-    assert companion.book_build._sources_key(site) == book_key
+    assert companion.pipeline.book_build._sources_key(site) == book_key
 
 
 def test_the_next_run_removes_a_killed_runs_temp_files(layout: Layout, fake: FakePapermill) -> None:
@@ -434,7 +434,7 @@ def test_book_refuses_missing_executed_notebooks(tmp_path: Path) -> None:
     placeholder_notebooks(executed, ["01_first"])
     before = sorted(p for p in tmp_path.rglob("*"))
     with pytest.raises(GlocalError, match=r"lists book/results/02_second .*--only 02"):
-        companion.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
+        companion.pipeline.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
     assert sorted(p for p in tmp_path.rglob("*")) == before  # no lock file, no build folder
 
 
@@ -453,13 +453,15 @@ def test_book_build_is_skipped_when_nothing_changed(
         (html / "index.html").write_text("<html></html>")
         return html
 
-    monkeypatch.setattr(companion.book_build, "_run_jupyter_book", fake_build)
-    index = companion.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
+    monkeypatch.setattr(companion.pipeline.book_build, "_run_jupyter_book", fake_build)
+    index = companion.pipeline.book_build.build_book(
+        site, executed, tmp_path / "build", profile="tiny"
+    )
     assert index.is_file() and (site / "book" / "results" / "01_first.ipynb").is_file()
-    companion.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
+    companion.pipeline.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
     assert len(builds) == 1
     (site / "book" / "method.md").write_text("# The method\n\nchanged\n")
-    companion.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
+    companion.pipeline.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
     assert len(builds) == 2
 
 
@@ -492,7 +494,7 @@ def test_reproduce_runs_then_builds(layout: Layout, fake: FakePapermill, monkeyp
         seen.update(root=root, executed=executed_dir, build=build_dir, profile=profile)
         return Path(build_dir) / "html" / "index.html"
 
-    monkeypatch.setattr(companion.book_build, "build_book", fake_book)
+    monkeypatch.setattr(companion.pipeline.book_build, "build_book", fake_book)
     report = reproduce("tiny", layout=layout)
     assert report.ran == NAMES and report.index == layout.build_dir / "html" / "index.html"
     assert seen == {
@@ -541,7 +543,7 @@ def test_the_book_names_the_page_of_a_broken_executed_notebook(tmp_path: Path, c
     placeholder_notebooks(executed, ["01_first", "02_second"])
     (executed / "02_second.ipynb").write_bytes(content)
     with pytest.raises(GlocalError) as caught:
-        companion.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
+        companion.pipeline.book_build.build_book(site, executed, tmp_path / "build", profile="tiny")
     message = str(caught.value)
     assert message.startswith("page book/results/02_second: the executed notebook")
     assert re.search(cause, message) and "--only 02 --force" in message and "\n" not in message
@@ -555,5 +557,5 @@ def test_a_build_failure_without_warnings_names_the_page_and_the_cause():
         "nbformat.reader.NotJSONError: Notebook does not appear to be JSON: '{\"cells\": ['\n"
         "==============\n"
     )
-    said = companion.book_build._failure(log)
+    said = companion.pipeline.book_build._failure(log)
     assert said.startswith("book/results/02_second") and "NotJSONError" in said

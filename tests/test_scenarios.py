@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from companion import scenarios as sim
+from companion.paper import scenarios as sim
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy
 from glocal.evaluation.structure import block_contrast

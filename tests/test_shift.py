@@ -274,7 +274,7 @@ def _items(protocol: str, units: int, correct: dict[tuple[str, str], list[bool]]
 
 
 def test_shift_differences_pair_units_and_read_the_drop():
-    from companion.shift import accuracy_table, shift_differences
+    from companion.paper.shift import accuracy_table, shift_differences
 
     # the transform keeps 3 of 4 right under shift where the original keeps 1: drop 0.25 vs 0.75
     correct = {("names", "original"): [True] * 4, ("names", "glocal"): [True] * 4,
@@ -321,7 +321,7 @@ def _text_units(rng: np.random.Generator, n_units: int = 4, n: int = 40) -> pd.D
 def test_family_differences_give_one_verdict_per_family_of_shifts(rng):
     from scipy import stats
 
-    from companion.shift import TYPOS, family_accuracy, family_differences, shift_answer
+    from companion.paper.shift import TYPOS, family_accuracy, family_differences, shift_answer
 
     items = _text_units(rng)
     families = family_differences(items, margin=0.01)
@@ -356,7 +356,7 @@ def test_family_differences_give_one_verdict_per_family_of_shifts(rng):
 
 
 def test_family_differences_of_one_split_match_the_per_set_bootstrap():
-    from companion.shift import BREEDS_TARGET, family_differences, shift_differences
+    from companion.paper.shift import BREEDS_TARGET, family_differences, shift_differences
 
     correct = {("source", "original"): [True] * 3 + [False], ("source", "glocal"): [True] * 4,
                ("target", "original"): [True, False, False, False],
@@ -370,7 +370,7 @@ def test_family_differences_of_one_split_match_the_per_set_bootstrap():
 
 
 def test_overall_verdict_reads_the_families_together():
-    from companion.shift import overall_verdict
+    from companion.paper.shift import overall_verdict
 
     assert overall_verdict(["opposite", "not resolved"]) == "opposite"
     assert overall_verdict(["holds", "no effect"]) == "holds"

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from _notebooks import REPO, make_site, toc_results
 
-from companion.inputs import SMOKE_NOTES
+from companion.paper.inputs import SMOKE_NOTES
 
 BUDGET_S = 600
 

@@ -5,7 +5,7 @@
 - Folds the cell that papermill injects (tag ``injected-parameters``) behind a toggle, as the
   notebooks' own parameter and set-up cells are folded by their ``hide-input`` tag: the
   parameters stay one click away, the analysis code stays visible.
-- Adds ``{glued-table} tab_NAME``: a table a notebook glued (``companion.plotting.show(...,
+- Adds ``{glued-table} tab_NAME``: a table a notebook glued (``companion.paper.plotting.show(...,
   name=NAME)``) with a ``:name:`` and a caption, numbered "Table N.M" as figures are numbered
   "Figure N.M" (it is ``{glue:figure}`` whose node Sphinx counts as a table).
 - Shows a module constant's ``#:`` comment as its description: napoleon would read a first
@@ -16,9 +16,9 @@
   generates for every estimator and whose docstrings refer to scikit-learn's own glossary).
 - Ends every result page with a section "Files and run time": how long papermill ran the
   notebook and download links to the figures (PNG, SVG) and tables (CSV) it saved, from the
-  ``pages.json`` that ``companion.book_build`` writes before each build.
+  ``pages.json`` that ``companion.pipeline.book_build`` writes before each build.
 - Sets the MyST substitutions the pages quote from one place (``{{ quick_time }}``, the
-  folds of the searches per profile: ``companion.book_build.book_substitutions``).
+  folds of the searches per profile: ``companion.pipeline.book_build.book_substitutions``).
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def _data_docstring_as_description(
         lines[0:1] = [head + ".", "", tail]
 
 
-#: Written by ``companion.book_build.write_build_info`` (paths relative to the book's root).
+#: Written by ``companion.pipeline.book_build.write_build_info`` (paths relative to the book's
+#: root).
 PAGES_JSON = "book/results/build/pages.json"
 PAGE_FILES = "book/results/files"
 RESULT_PREFIX = "book/results/"
@@ -189,7 +190,7 @@ def _files_section(app: Sphinx, doctree: nodes.document) -> None:
 
 
 def _substitutions(app: Sphinx, config: Config) -> None:
-    from companion.book_build import book_substitutions
+    from companion.pipeline.book_build import book_substitutions
 
     config.myst_substitutions = {**book_substitutions(app.srcdir), **config.myst_substitutions}
 

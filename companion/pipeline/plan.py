@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from companion.inputs import (
+from companion.paper.inputs import (
     CONTRAST_STORE,
     IMAGE_TASKS,
     SIMILARITY_SPLIT,
@@ -42,7 +42,7 @@ from companion.inputs import (
     model_id,
     parse_source,
 )
-from companion.notebooks import (
+from companion.pipeline.notebooks import (
     declared_inputs,
     discover,
     load_parameters,
@@ -396,7 +396,7 @@ def _dataset_needs(settings: Settings, datasets: list[str]) -> list[Need]:
     from glocal.io import cache_dir
 
     if settings.world == "smoke":
-        from companion.smoke import _version
+        from companion.pipeline.smoke import _version
 
         root = cache_dir() / "smoke-world" / _version()
         present = (root / "complete.json").is_file()
@@ -441,7 +441,7 @@ def make_plan(
 ) -> Plan:
     """The plan of ``profile``: every input its notebooks (those of ``only``, default all)
     need, with its status and what provides it."""
-    from companion.notebooks import select
+    from companion.pipeline.notebooks import select
 
     folder = Path(notebooks_dir)
     settings = load_settings(folder, profile)
@@ -538,7 +538,7 @@ def _with_fits(plan: Plan, params: dict[str, dict[str, Any]], executed_dir: Path
 
 
 def _config(source: str) -> Any:
-    from companion.inputs import model_config
+    from companion.paper.inputs import model_config
 
     model, module, _ = parse_source(source)
     return model_config(model, module)
@@ -668,7 +668,7 @@ def prepare(plan: Plan, engine: Any = None, verbose: int = 1) -> PrepareReport:
     report.seconds["data"] = time.perf_counter() - began
     world = None
     if settings.world == "smoke":
-        from companion.smoke import smoke_world
+        from companion.pipeline.smoke import smoke_world
 
         began = time.perf_counter()
         world = smoke_world()
@@ -721,8 +721,8 @@ def _run_fits(plan: Plan) -> None:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from companion.fits import fit_transforms
-    from companion.inputs import load_inputs
+    from companion.paper.fits import fit_transforms
+    from companion.paper.inputs import load_inputs
 
     p = plan.fit_params
 

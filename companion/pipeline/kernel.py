@@ -90,5 +90,5 @@ def kernel_name() -> str:
     return KERNEL_NAME
 
 
-if __name__ == "__main__":  # python -m companion.kernel: write the spec if needed, print its name
+if __name__ == "__main__":  # python -m companion.pipeline.kernel: write the spec, print its name
     print(kernel_name())

@@ -273,7 +273,7 @@ def _compared(p: Prediction, table: pd.DataFrame) -> tuple[float, float, float, 
 
 def compared_quantity(p: Prediction) -> tuple[str, str]:
     """What a prediction compares, as text, and its threshold: ``("gLocal − naive", "> 0.05")``."""
-    from companion.plotting import label
+    from companion.paper.plotting import label
 
     left, right = label(p.left[0]), label(p.right[0])
     if p.share is not None:

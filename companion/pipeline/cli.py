@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from companion.runner import Layout, reproduce
+from companion.pipeline.runner import Layout, reproduce
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         build_dir=args.build_dir,
     )
     if args.plan:
-        from companion.plan import make_plan
+        from companion.pipeline.plan import make_plan
 
         plan = make_plan(args.profile, layout.notebooks_dir, layout.executed_dir, only=args.only)
         print(plan.render())

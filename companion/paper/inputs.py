@@ -378,8 +378,8 @@ def parse_source(source: str) -> tuple[str, str, bool]:
 
 def model_config(model: str, module: str | None = None) -> Any:
     """The registered config of ``model`` / ``module`` (the smoke profile's tiny models
-    included: :func:`companion.smoke.register_models`)."""
-    from companion.smoke import register_models
+    included: :func:`companion.pipeline.smoke.register_models`)."""
+    from companion.pipeline.smoke import register_models
     from glocal.features import get_config
 
     register_models()
@@ -594,7 +594,7 @@ def profile_note(profile: str, page: str = "features") -> None:
     if page not in SMOKE_NOTES:
         raise GlocalError(f"page must be one of {sorted(SMOKE_NOTES)}, got {page!r}")
     if profile == "smoke":
-        from companion.plotting import say
+        from companion.paper.plotting import say
 
         say(SMOKE_NOTES[page])
 
@@ -677,7 +677,7 @@ def similarity_set(source: str, name: str) -> tuple[Any, np.ndarray]:
     family = human.family_of(name)
     root = None
     if not pretrained:
-        from companion.smoke import smoke_world
+        from companion.pipeline.smoke import smoke_world
 
         root = smoke_world().similarity(family)
     judgements = human.similarity_judgements(name, root, download=False)

@@ -196,7 +196,7 @@ class Parameters(dict[str, Any]):
 
 def repository_notebooks_dir() -> Path:
     """``notebooks/`` of the checkout this companion belongs to."""
-    return Path(__file__).resolve().parents[1] / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def notebook_parameters(

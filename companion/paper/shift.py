@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.comparisons import paired_summary
-from companion.crossfit import _representations
-from companion.inputs import THINGS_TASKS, Inputs, model_config, open_store, parse_source
+from companion.paper.comparisons import paired_summary
+from companion.paper.crossfit import _representations
+from companion.paper.inputs import THINGS_TASKS, Inputs, model_config, open_store, parse_source
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import category_labels
@@ -102,7 +102,7 @@ def corrupted_name_features(
     Cached in the feature store like every text source (locked, written atomically), under a
     split named by the corruption and a digest of the corrupted texts themselves.
     """
-    from companion.inputs import _text_store
+    from companion.paper.inputs import _text_store
     from glocal.features import TextSource
 
     concepts = things.concepts()
@@ -150,7 +150,7 @@ def text_shift(
     kept when they have at least 4 held-out concepts in the fold. Split r of fold f is seeded
     by (``seed``, f, r) and is the same for every representation and test set.
     """
-    from companion.inputs import things_text_features
+    from companion.paper.inputs import things_text_features
     from glocal.evaluation.few_shot import DEFAULT_CS
 
     if task not in THINGS_TASKS:
@@ -254,7 +254,7 @@ def corruption_shift(
     class-balanced ImageNet training subset (the contrast store), tested on the clean
     class-balanced validation subset (store ``imagenet-c``/``clean``) and on each corruption
     at each severity (``imagenet-c``/``CORRUPTION-SEVERITY``: the same images, corrupted)."""
-    from companion.inputs import CONTRAST_STORE
+    from companion.paper.inputs import CONTRAST_STORE
     from glocal.evaluation.few_shot import DEFAULT_CS
 
     X_train, y_train, _ = _store_arrays(inputs.source, *CONTRAST_STORE)
@@ -382,7 +382,7 @@ def shift_differences(
 
     Where a protocol has several units (the text analogue's folds x splits) the interval is
     over the categories (every fold and split of a category together, each weighed by its
-    test items: :func:`companion.comparisons.paired_summary` with ``clusters``), the naive
+    test items: :func:`companion.paper.comparisons.paired_summary` with ``clusters``), the naive
     transform the positive control; where it has one train/test split (BREEDS, ImageNet-C)
     it is a paired percentile bootstrap over the test items (``n_bootstrap`` resamples). The
     expected sign: a higher shifted accuracy (``positive``) and a smaller drop
@@ -497,7 +497,7 @@ def shift_answer(families: pd.DataFrame, name: str = "glocal") -> tuple[str, str
 
     *holds*: a smaller drop than the original features; *opposite*: a larger one.
     """
-    from companion.plotting import label
+    from companion.paper.plotting import label
 
     drops = families[(families["representation"] == name) & (families["measure"] == "drop")]
     shifts, easier = drops[drops["shift"]], drops[~drops["shift"]]

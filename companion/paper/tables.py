@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.inputs import (
+from companion.paper.inputs import (
     CHANCE,
     IMAGE_DATASETS,
     THINGS_TASKS,
@@ -46,7 +46,7 @@ def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -
     about new concepts generalises over. Every representation is resampled with the same seed,
     so differences pair (:func:`alignment_units` gives the per-triplet rows).
     """
-    from companion.comparisons import summary
+    from companion.paper.comparisons import summary
 
     test = inputs.triplets.test
     units = alignment_units(inputs, transforms)

@@ -6,7 +6,7 @@ concept once (:func:`fold_inputs`, :func:`fit_folds`). Downstream tasks on THING
 then use every held-out member of a class: a few-shot episode trains on ``shots`` of them and
 tests on all the others (:func:`few_shot_folds`); anomaly detection splits them into reference
 and test concepts (:func:`anomaly_folds`). Every representation sees the same episodes and
-splits, so the comparisons are paired (:mod:`companion.comparisons` gives the intervals and
+splits, so the comparisons are paired (:mod:`companion.paper.comparisons` gives the intervals and
 verdicts).
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.fits import fit_transform, record_search
-from companion.inputs import THINGS_TASKS, Inputs, load_inputs
+from companion.paper.fits import fit_transform, record_search
+from companion.paper.inputs import THINGS_TASKS, Inputs, load_inputs
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
@@ -48,7 +48,7 @@ def fold_inputs(
     ``first`` folds when given).
 
     Features and contrast sets are the same in every fold; the triplets (simulated or real)
-    are split by the fold's objects (:func:`companion.inputs.load_inputs` with ``fold=f``).
+    are split by the fold's objects (:func:`companion.paper.inputs.load_inputs` with ``fold=f``).
     """
     return [
         load_inputs(
@@ -233,10 +233,10 @@ def few_shot_episodes(
 ) -> pd.DataFrame:
     """Episodes of every task: THINGS tasks cross-fitted over ``folds``
     (:func:`few_shot_folds`), image tasks on their own test sets with fold 0's transforms
-    (``n_test_per_class`` test images per class, :func:`companion.tables.few_shot_table`).
+    (``n_test_per_class`` test images per class, :func:`companion.paper.tables.few_shot_table`).
     One row per episode, classifier and representation, with ``fold`` (0 for image tasks);
     with ``per_class`` one per class of each episode (column ``category``, with ``n_test``)."""
-    from companion.tables import few_shot_table
+    from companion.paper.tables import few_shot_table
 
     frames = []
     for task in tasks:
@@ -265,7 +265,7 @@ def anomaly_splits(
     protocol too; image tasks on their own split with fold 0's transforms (one-vs-rest: no
     reference embedding says which of their classes are near). One row per class, split,
     protocol and representation, with ``fold``, ``repeat`` and ``protocol``."""
-    from companion.tables import anomaly_table
+    from companion.paper.tables import anomaly_table
 
     frames = []
     for task in tasks:

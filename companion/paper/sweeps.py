@@ -6,7 +6,7 @@ units its claim generalises over (:data:`CLUSTERS`: THINGS concepts for alignmen
 for the downstream measures, items for local structure) and its paired difference to the
 original features over the same units (:func:`evaluate_with_intervals`). The downstream units
 are fold 0's cross-fitting episodes and splits (page 5 and 6 draw the same ones).
-:mod:`companion.plotting` only draws the result.
+:mod:`companion.paper.plotting` only draws the result.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.comparisons import MARGINS, paired_summary, summary
-from companion.crossfit import anomaly_splits, few_shot_episodes
+from companion.paper.comparisons import MARGINS, paired_summary, summary
+from companion.paper.crossfit import anomaly_splits, few_shot_episodes
 from glocal.evaluation.alignment import triplet_correct
 from glocal.evaluation.neighbours import per_item_overlap
 from glocal.evaluation.similarity import default_similarity
@@ -119,7 +119,7 @@ def evaluate_with_intervals(
     items for local structure) and ``m_n`` (units); for the paired measures of :data:`PAIRED`
     also the mean difference to the original features over the same units, ``m_diff``, with
     ``m_diff_low``, ``m_diff_high`` and the verdict ``m_verdict`` (expected: higher; margin
-    :data:`companion.comparisons.MARGINS` for accuracy and AUROC, none for alignment; the
+    :data:`companion.paper.comparisons.MARGINS` for accuracy and AUROC, none for alignment; the
     naive transform, when present, is the positive control).
     """
     units = sweep_units(inputs, transforms, k, shots, n_repeats, anomaly_k, anomaly_repeats,
@@ -132,7 +132,7 @@ def summarize_units(
 ) -> pd.DataFrame:
     """:func:`evaluate_with_intervals`'s table from the unit tables of :func:`sweep_units`;
     ``margins`` (``accuracy``, ``auroc``; the profile's) decide the verdicts (default
-    :data:`companion.comparisons.MARGINS`)."""
+    :data:`companion.paper.comparisons.MARGINS`)."""
     margins = {**MARGINS, **dict(margins or {})}
     names = list(dict.fromkeys(units["alignment"]["representation"]))
     transforms = [n for n in names if n != "original"]

@@ -18,8 +18,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from companion.comparisons import MARGINS
-from companion.inputs import Inputs, similarity_set, word_features
+from companion.paper.comparisons import MARGINS
+from companion.paper.inputs import Inputs, similarity_set, word_features
 from glocal import things
 from glocal.data.human import simlex999
 from glocal.errors import GlocalError
@@ -209,7 +209,7 @@ def alpha_sweep(
     Returns ``({"alpha=A": transform, ...}, {"alpha=A": A})`` with the global transform
     (``fitted["global"]``) at α = 0. Fits are cached, so the chosen α costs nothing.
     """
-    from companion.fits import fit_transform, select_settings
+    from companion.paper.fits import fit_transform, select_settings
     from glocal.search import resolve_grid
 
     spec = dict(selection["glocal"])
@@ -344,7 +344,7 @@ def short_label(dataset: str, lines: int = 2) -> str:
 
 def kernel_summary(answer: Mapping[str, Any], method: str = "spearman") -> str:
     """The page's answer to the kernel question, in words, from :func:`kernel_answer`."""
-    from companion.plotting import label
+    from companion.paper.plotting import label
 
     if not answer.get("n"):
         return "No data set was scored with both kernels."

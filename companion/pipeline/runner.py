@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from companion.notebooks import (
+from companion.pipeline.notebooks import (
     Notebook,
     cache_key,
     check_parameters_cell,
@@ -72,7 +72,7 @@ class Layout:
 @dataclass
 class Report:
     """What one reproduce run did: notebooks run or skipped, seconds each, the book's index,
-    and the preparation of the profile's inputs (``companion.plan.PrepareReport``)."""
+    and the preparation of the profile's inputs (``companion.pipeline.plan.PrepareReport``)."""
 
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -324,7 +324,7 @@ def run_notebooks(
         return report
     # Kernels run in notebooks/: a relative GLOCAL_DATA_DIR given here would point elsewhere.
     absolute_env_paths()
-    from companion.kernel import kernel_name
+    from companion.pipeline.kernel import kernel_name
 
     kernel = kernel_name()
     bar = tqdm(total=len(todo), desc=f"notebooks ({profile})", unit="nb", file=sys.stderr)
@@ -388,13 +388,13 @@ def reproduce(
     their executed copies.
 
     A profile with an entry in ``notebooks/profiles/prepare.json`` (paper, smoke) is prepared
-    first (:mod:`companion.plan`): data fetched, missing feature stores extracted in shards on
-    one Dask engine, notebook 01's searches and fits run; the notebooks then submit their own
-    searches to the same engine (``$GLOCAL_SCHEDULER`` is set to it while they run).
+    first (:mod:`companion.pipeline.plan`): data fetched, missing feature stores extracted in
+    shards on one Dask engine, notebook 01's searches and fits run; the notebooks then submit
+    their own searches to the same engine (``$GLOCAL_SCHEDULER`` is set to it while they run).
     """
     layout = layout or Layout.create(profile)
     if run and prepare:
-        from companion.plan import load_settings
+        from companion.pipeline.plan import load_settings
 
         settings = load_settings(layout.notebooks_dir, profile)
         if settings is not None:
@@ -406,7 +406,7 @@ def reproduce(
     else:
         report = run_notebooks(profile, layout, only, force, jobs) if run else Report()
     if book:
-        from companion.book_build import build_book
+        from companion.pipeline.book_build import build_book
 
         report.index = build_book(
             layout.root, layout.executed_dir, layout.build_dir, profile=profile, force=force
@@ -457,7 +457,7 @@ def _threads(threads: int | None) -> Iterator[None]:
 def _prepared(profile: str, layout: Layout, only: list[str] | None, settings: Any) -> Iterator[Any]:
     """Start the engine, prepare the profile's inputs on it, and keep it (and
     ``$GLOCAL_SCHEDULER`` pointing at it) for the notebooks; close it afterwards."""
-    from companion.plan import make_plan, prepare
+    from companion.pipeline.plan import make_plan, prepare
     from glocal.engine import ENV_SCHEDULER, Engine
 
     logging.getLogger("distributed").setLevel(logging.ERROR)

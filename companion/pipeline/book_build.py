@@ -15,7 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from companion.notebooks import package_hash
+from companion.pipeline.notebooks import package_hash
 from glocal.errors import GlocalError
 from glocal.io import atomic_path, file_lock
 
@@ -256,7 +256,7 @@ def _value(value: Any) -> str:
 def profile_runs(name: str, profile: str) -> str:
     """What notebook ``name`` runs in ``profile``, from its parameters (:data:`RUNS`; empty
     lists left out), or "–" when the checkout has no such notebook or profile."""
-    from companion.notebooks import notebook_parameters
+    from companion.pipeline.notebooks import notebook_parameters
 
     try:
         params = notebook_parameters(name, profile)
@@ -305,7 +305,7 @@ def write_build_info(root: Path, executed_dir: Path, pages: list[str]) -> dict[s
 def _benchmark_file(root: Path) -> Path:
     """The quick build's benchmark: in the book's root, else in this checkout (a book test
     builds a copy of the book without the benchmarks)."""
-    for base in (root, Path(__file__).resolve().parents[1]):
+    for base in (root, Path(__file__).resolve().parents[2]):
         if (base / QUICK_BENCHMARK).is_file():
             return base / QUICK_BENCHMARK
     raise GlocalError(
@@ -335,8 +335,8 @@ def _cv_folds(profile: str) -> int:
     ``selection``; they agree in every profile)."""
     import inspect
 
-    from companion.fits import SELECTION
-    from companion.notebooks import notebook_parameters
+    from companion.paper.fits import SELECTION
+    from companion.pipeline.notebooks import notebook_parameters
     from glocal import GlocalSearchCV
 
     default = inspect.signature(GlocalSearchCV).parameters["cv"].default

@@ -7,8 +7,8 @@ means with 95% intervals over the units of a table (:func:`estimate_plot`, the i
 the shared rules of :mod:`glocal.evaluation.intervals`), paired differences to a baseline
 (:func:`paired_difference_plot`), the fits' loss curves (:func:`plot_fit_histories`); tables
 that already hold their intervals are drawn with matplotlib (:func:`interval_plot`). This
-module measures nothing: the tables come from :mod:`companion.tables` and
-:mod:`companion.sweeps`.
+module measures nothing: the tables come from :mod:`companion.paper.tables` and
+:mod:`companion.paper.sweeps`.
 """
 
 from __future__ import annotations
@@ -519,7 +519,7 @@ def estimate_plot(
     an episode, a class, a seed); ``interval`` names the rule of :data:`INTERVALS`. With
     ``clusters`` (the columns naming the units a row shares with others: the concepts of a
     triplet, a category) the interval is instead the cluster-robust interval of
-    :func:`companion.comparisons.summary` (``weights``: a column weighing the rows), the same
+    :func:`companion.paper.comparisons.summary` (``weights``: a column weighing the rows), the same
     interval as the pages' tables. ``x`` is categorical by default; ``numeric_x`` places it
     on a numeric (``log_x``: logarithmic) axis. Points of the ``hue`` values are shifted apart
     (``dodge``) so that their intervals do not hide one another, and the representations keep
@@ -543,7 +543,7 @@ def estimate_plot(
         _, ax = plt.subplots(figsize=(COLUMN_WIDTH, 3.2))
     names = list(hue_order) if hue_order is not None else list(dict.fromkeys(units[hue]))
     if clusters is not None:
-        from companion.comparisons import summary
+        from companion.paper.comparisons import summary
 
         means = summary(units, y, [x], hue, clusters, weights)
         levels = list(order) if order is not None else list(dict.fromkeys(units[x]))
@@ -593,9 +593,9 @@ def draw_intervals(
     join: bool = False,
 ) -> None:
     """Points with error bars from a table that holds its intervals already: ``mean``,
-    ``ci_low``, ``ci_high`` per ``x`` and ``hue`` (e.g. :func:`companion.comparisons.summary`);
-    categorical ``x`` at 0, 1, ... (``levels``), the ``names`` of ``hue`` shifted apart by
-    ``dodge``, each in its colour and marker."""
+    ``ci_low``, ``ci_high`` per ``x`` and ``hue`` (e.g.
+    :func:`companion.paper.comparisons.summary`); categorical ``x`` at 0, 1, ... (``levels``),
+    the ``names`` of ``hue`` shifted apart by ``dodge``, each in its colour and marker."""
     for i, name in enumerate(names):
         part = means[means[hue] == name]
         part = part.set_index(x).reindex(list(levels)).dropna(subset=["mean"]).reset_index()
@@ -629,14 +629,14 @@ def paired_difference_plot(
     **kwargs: Any,
 ) -> Any:
     """:func:`estimate_plot` of the unit-by-unit differences to ``baseline``
-    (:func:`companion.crossfit.unit_differences`), with a line at 0 (no difference).
+    (:func:`companion.paper.crossfit.unit_differences`), with a line at 0 (no difference).
 
     With ``clusters`` the intervals are cluster-robust over those columns' units (as
-    :func:`companion.comparisons.paired_summary`); ``weights`` names a column weighing the
+    :func:`companion.paper.comparisons.paired_summary`); ``weights`` names a column weighing the
     rows. Keyword arguments go to :func:`estimate_plot` (``ax``, ``numeric_x``, ``log_x``,
     ...); the legend says what is subtracted. Returns the axes.
     """
-    from companion.comparisons import unit_differences
+    from companion.paper.comparisons import unit_differences
 
     keys = list(dict.fromkeys([x, *([unit] if isinstance(unit, str) else unit),
                                *(clusters or [])]))  # fmt: skip
@@ -672,7 +672,7 @@ def interval_plot(
     """A table's estimates with the intervals it already holds (``low``, ``high`` columns).
 
     For tables whose intervals were computed elsewhere (e.g. Wilson intervals of
-    ``alignment_table``, the sweeps of :mod:`companion.sweeps`): one line of points per
+    ``alignment_table``, the sweeps of :mod:`companion.paper.sweeps`): one line of points per
     ``hue`` value over a numeric ``x``, shifted by ``dodge`` (a fraction of x, multiplicative
     on a log axis) so that the intervals stay visible. Returns the axes.
     """
@@ -714,10 +714,11 @@ def alpha_tradeoff_figure(
     """Page 2's four panels over alpha: alignment, local structure, few-shot, anomaly AUROC.
 
     ``curves`` holds one row per (``lmbda_rule``, ``alpha``) with the measures of
-    :func:`companion.sweeps.summarize_units` (``m``, ``m_low``, ``m_high``) and ``kept start``;
-    the ``fixed`` rule (lambda held at page 1's value) is the main curve, ``per-alpha`` (lambda
-    chosen at every alpha) the second. ``references`` is indexed by representation and holds
-    the ``naive`` and ``original`` rows, drawn as lines with their intervals as bands. A fit
+    :func:`companion.paper.sweeps.summarize_units` (``m``, ``m_low``, ``m_high``) and
+    ``kept start``; the ``fixed`` rule (lambda held at page 1's value) is the main curve,
+    ``per-alpha`` (lambda chosen at every alpha) the second. ``references`` is indexed by
+    representation and holds the ``naive`` and ``original`` rows, drawn as lines with their
+    intervals as bands. A fit
     that kept its start is drawn hollow.
     """
     import matplotlib.pyplot as plt
@@ -786,7 +787,7 @@ def anomaly_figure(per_class: pd.DataFrame, tasks: Sequence[str], margin: float)
     to the original features, with 95% intervals over categories and the margin dotted.
 
     ``per_class`` holds one row per (fold, repeat, category, protocol, representation), as
-    :func:`companion.crossfit.anomaly_splits` returns it (``class`` renamed ``category``).
+    :func:`companion.paper.crossfit.anomaly_splits` returns it (``class`` renamed ``category``).
     """
     import matplotlib.pyplot as plt
 

@@ -23,7 +23,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path  # noqa: E402
 from typing import Any, NamedTuple  # noqa: E402
 
-from companion.notebooks import notebook_parameters, repository_notebooks_dir  # noqa: E402
+from companion.pipeline.notebooks import notebook_parameters, repository_notebooks_dir  # noqa: E402
 
 
 class Session(NamedTuple):
@@ -65,7 +65,7 @@ def setup(
     """
     import pandas as pd
 
-    from companion.plotting import use_style
+    from companion.paper.plotting import use_style
 
     quiet_progress_bars()
     use_style()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.inputs import Inputs
+from companion.paper.inputs import Inputs
 from glocal import things
 from glocal.engine import ENV_SCHEDULER
 from glocal.errors import GlocalError
