@@ -77,12 +77,13 @@ def _fit_row(
 
 def _development() -> tuple[tuple, float, np.ndarray]:
     """The development problem: (fit arguments, the generating embedding's dev-test accuracy)."""
-    from companion.paper import inputs
+    from companion.paper.text_features import contrast_text_features, things_text_features
+    from companion.paper.triplets import heldout_objects
     from glocal import simulate_triplets, things
 
-    features = inputs.things_text_features("definitions", "cpu", False)
+    features = things_text_features("definitions", "cpu", False)
     human = things.human_embedding()
-    heldout = inputs.heldout_objects(5, 0, seed=0)  # page 1's held-out fifth: never used here
+    heldout = heldout_objects(5, 0, seed=0)  # page 1's held-out fifth: never used here
     training = np.setdiff1d(np.arange(things.N_OBJECTS), heldout)
     order = np.random.default_rng(DEV_SEED).permutation(training)
     dev_test, dev_train = np.sort(order[: len(order) // 5]), np.sort(order[len(order) // 5 :])
@@ -92,7 +93,7 @@ def _development() -> tuple[tuple, float, np.ndarray]:
     val = local[simulate_triplets(human, 30_000, objects=dev_train, seed=DEV_SEED + 2)]
     test = simulate_triplets(human, 50_000, objects=dev_test, seed=DEV_SEED + 3)
     # the quick profile's 10k training contrast words (its 2000 evaluation words come after)
-    pool = inputs.contrast_text_features(12_000, 0, "cpu", False)[:10_000]
+    pool = contrast_text_features(12_000, 0, "cpu", False)[:10_000]
     contrast, probe = pool[:8000], pool[8000:]
     ceiling = odd_one_out_accuracy(human, test)
     return (features[dev_train], train, val, contrast, features, test, probe), ceiling, dev_test

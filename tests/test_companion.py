@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 from companion.paper import fits as cf
+from companion.paper import image_features as imf
 from companion.paper import inputs as ci
 from companion.paper import sweeps
 from companion.paper import tables as ct
+from companion.paper import text_features as tf
+from companion.paper import triplets as tr
 from glocal import PRESETS, object_disjoint_folds, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import DataUnavailableError, GlocalError
 
@@ -31,10 +34,10 @@ def _planted_inputs(seed: int = 0, p: int = 12) -> ci.Inputs:
     rng = np.random.default_rng(seed)
     human = rng.standard_normal((N, 6)).astype(np.float32)
     X = (human @ rng.standard_normal((6, p)) + 0.5 * rng.standard_normal((N, p))).astype(np.float32)
-    heldout = ci.heldout_objects(5, 0, seed)
+    heldout = tr.heldout_objects(5, 0, seed)
     train_objects = np.setdiff1d(np.arange(N), heldout)
     test = simulate_triplets(human, 3000, objects=heldout, seed=3)
-    triplets = ci.TripletData(
+    triplets = tr.TripletData(
         train=simulate_triplets(human, 20000, objects=train_objects, seed=1),
         val=simulate_triplets(human, 2000, objects=train_objects, seed=2),
         test=test,
@@ -55,20 +58,20 @@ def test_heldout_objects_are_the_object_disjoint_fold():
                         & (triplets[:, 1] != triplets[:, 2])]  # fmt: skip
     for fold in (0, 3):
         expected = object_disjoint_folds(triplets, N, 5, seed=7)[fold].test_objects
-        np.testing.assert_array_equal(ci.heldout_objects(5, fold, seed=7), expected)
+        np.testing.assert_array_equal(tr.heldout_objects(5, fold, seed=7), expected)
     with pytest.raises(GlocalError, match="fold"):
-        ci.heldout_objects(5, 5)
+        tr.heldout_objects(5, 5)
 
 
 def test_simulated_triplets_split_objects_and_are_nested(data_dir):
-    split = ci.make_triplets(5000, 500, 2000, source="simulated", seed=1)
+    split = tr.make_triplets(5000, 500, 2000, source="simulated", seed=1)
     assert split.source == "simulated" and len(split.heldout) == 371
     held = set(split.heldout.tolist())
     assert not held & set(split.train.ravel().tolist())
     assert not held & set(split.val.ravel().tolist())
     assert set(split.test.ravel().tolist()) <= held
     assert 0.5 < split.ceiling < 0.8  # VICE predicts its own choices well above chance
-    again = ci.make_triplets(5000, 500, 2000, source="simulated", seed=1)
+    again = tr.make_triplets(5000, 500, 2000, source="simulated", seed=1)
     np.testing.assert_array_equal(split.train, again.train)
     np.testing.assert_array_equal(split.test, again.test)
     small = split.with_train_size(1000)
@@ -79,33 +82,33 @@ def test_simulated_triplets_split_objects_and_are_nested(data_dir):
 
 
 def test_auto_triplets_simulate_when_things_data_is_absent(data_dir, cache):
-    assert ci.cached_things_triplets() is None  # the mirror has no THINGS-data triplets
-    assert ci.make_triplets(100, 10, 100, source="auto").source == "simulated"
+    assert tr.cached_things_triplets() is None  # the mirror has no THINGS-data triplets
+    assert tr.make_triplets(100, 10, 100, source="auto").source == "simulated"
     with pytest.raises(DataUnavailableError, match="glocal data fetch things/triplets"):
-        ci.make_triplets(100, 10, 100, source="things")
+        tr.make_triplets(100, 10, 100, source="things")
 
 
 def test_contrast_vocabulary_is_whole_words_disjoint_from_things(data_dir):
-    words = ci.vocabulary_words()
+    words = tf.vocabulary_words()
     assert len(words) > 15000 and words == sorted(set(words))
     assert all(re.fullmatch(r"[a-z]{3,}", w) for w in words)
     names = {w.lower() for w in things.concepts()["Word"]}
     assert not names & set(words)
     assert "apple" in names and "apples" not in words
-    sample = ci.contrast_words(50, seed=3)
-    assert sample == ci.contrast_words(50, seed=3) and len(set(sample)) == 50
-    assert sample != ci.contrast_words(50, seed=4)
+    sample = tf.contrast_words(50, seed=3)
+    assert sample == tf.contrast_words(50, seed=3) and len(set(sample)) == 50
+    assert sample != tf.contrast_words(50, seed=4)
     with pytest.raises(GlocalError, match="n_contrast"):
-        ci.contrast_words(1)
+        tf.contrast_words(1)
 
 
 def test_contrast_features_come_from_minilm_and_the_store(data_dir, cache):
-    first = ci.contrast_text_features(6, seed=0, device="cpu")
+    first = tf.contrast_text_features(6, seed=0, device="cpu")
     assert first.shape == (6, 384) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-4)
     stores = list((cache / "features").rglob("*.h5"))
     assert len(stores) == 1 and "vocabulary-contrast" in stores[0].parts
-    np.testing.assert_array_equal(ci.contrast_text_features(6, seed=0, device="cpu"), first)
+    np.testing.assert_array_equal(tf.contrast_text_features(6, seed=0, device="cpu"), first)
 
 
 def test_text_inputs_are_wired_in_things_order(data_dir, monkeypatch):
@@ -114,7 +117,7 @@ def test_text_inputs_are_wired_in_things_order(data_dir, monkeypatch):
     monkeypatch.setattr(ci, "things_text_features", lambda kind, *a: calls.setdefault(kind, fake))
     monkeypatch.setattr(ci, "contrast_text_features", lambda n, *a: np.ones((n, 8), np.float32))
     inputs = ci.load_inputs("text:words", 1000, 100, 500, n_contrast=30, n_contrast_eval=10)
-    assert calls == {"words": fake} and inputs.label == ci.TEXT_LABELS["words"]
+    assert calls == {"words": fake} and inputs.label == tf.TEXT_LABELS["words"]
     assert inputs.contrast.shape == (30, 8) and inputs.contrast_eval.shape == (10, 8)
     assert len(inputs.triplets.train) == 1000 and len(inputs.describe()) == 7
     with pytest.raises(GlocalError, match="text kind"):
@@ -131,7 +134,7 @@ def test_paper_inputs_name_what_is_missing_and_how_to_fetch_it(no_network):
     assert "--dataset imagenet --split train" in message
     assert "glocal data fetch things/triplets" in message
     with pytest.raises(DataUnavailableError, match="--source dataset:cifar100:train"):
-        ci.image_downstream("clip_ViT-L/14", "visual", "cifar100")
+        imf.image_downstream("clip_ViT-L/14", "visual", "cifar100")
 
 
 def test_transform_settings_keep_each_preset_itself():

@@ -87,7 +87,8 @@ def test_two_notebooks_fitting_the_same_transform_fit_it_once(tmp_path: Path) ->
     script = """
     import numpy as np
     import companion.paper.fits as cf
-    from companion.paper.inputs import Inputs, TripletData
+    from companion.paper.inputs import Inputs
+    from companion.paper.triplets import TripletData
     from glocal.planted import planted_problem
     from glocal.transform import GlocalTransform
 

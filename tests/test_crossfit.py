@@ -8,6 +8,7 @@ import pytest
 
 from companion.paper import comparisons, crossfit
 from companion.paper import inputs as ci
+from companion.paper import triplets as tr
 from glocal import GlocalTransform, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import category_labels
@@ -20,10 +21,10 @@ def _fold(f: int, seed: int = 0) -> ci.Inputs:
     rng = np.random.default_rng(seed)
     human = rng.standard_normal((N, 6)).astype(np.float32)
     X = (human @ rng.standard_normal((6, 12)) + 0.5 * rng.standard_normal((N, 12))).astype("f4")
-    heldout = ci.heldout_objects(5, f, seed)
+    heldout = tr.heldout_objects(5, f, seed)
     train_objects = np.setdiff1d(np.arange(N), heldout)
     test = simulate_triplets(human, 2000, objects=heldout, seed=3)
-    triplets = ci.TripletData(
+    triplets = tr.TripletData(
         train=simulate_triplets(human, 8000, objects=train_objects, seed=1),
         val=simulate_triplets(human, 1000, objects=train_objects, seed=2),
         test=test, train_objects=train_objects, heldout=heldout, source="simulated",

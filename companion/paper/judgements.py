@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from companion.paper.comparisons import MARGINS
-from companion.paper.inputs import Inputs, similarity_set, word_features
+from companion.paper.image_features import similarity_set
+from companion.paper.inputs import Inputs
+from companion.paper.text_features import word_features
 from glocal import things
 from glocal.data.human import simlex999
 from glocal.errors import GlocalError

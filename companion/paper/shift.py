@@ -31,7 +31,8 @@ import pandas as pd
 
 from companion.paper.comparisons import paired_summary
 from companion.paper.crossfit import _representations
-from companion.paper.inputs import THINGS_TASKS, Inputs, model_config, open_store, parse_source
+from companion.paper.image_features import model_config, open_store, parse_source
+from companion.paper.inputs import THINGS_TASKS, Inputs
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import category_labels
@@ -102,7 +103,7 @@ def corrupted_name_features(
     Cached in the feature store like every text source (locked, written atomically), under a
     split named by the corruption and a digest of the corrupted texts themselves.
     """
-    from companion.paper.inputs import _text_store
+    from companion.paper.text_features import _text_store
     from glocal.features import TextSource
 
     concepts = things.concepts()
@@ -150,7 +151,7 @@ def text_shift(
     kept when they have at least 4 held-out concepts in the fold. Split r of fold f is seeded
     by (``seed``, f, r) and is the same for every representation and test set.
     """
-    from companion.paper.inputs import things_text_features
+    from companion.paper.text_features import things_text_features
     from glocal.evaluation.few_shot import DEFAULT_CS
 
     if task not in THINGS_TASKS:
@@ -254,7 +255,7 @@ def corruption_shift(
     class-balanced ImageNet training subset (the contrast store), tested on the clean
     class-balanced validation subset (store ``imagenet-c``/``clean``) and on each corruption
     at each severity (``imagenet-c``/``CORRUPTION-SEVERITY``: the same images, corrupted)."""
-    from companion.paper.inputs import CONTRAST_STORE
+    from companion.paper.image_features import CONTRAST_STORE
     from glocal.evaluation.few_shot import DEFAULT_CS
 
     X_train, y_train, _ = _store_arrays(inputs.source, *CONTRAST_STORE)

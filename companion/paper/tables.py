@@ -8,15 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.paper.inputs import (
-    CHANCE,
-    IMAGE_DATASETS,
-    THINGS_TASKS,
-    DownstreamData,
-    Inputs,
-    _seed,
-    image_downstream,
-)
+from companion.paper.image_features import IMAGE_DATASETS, DownstreamData, image_downstream
+from companion.paper.inputs import CHANCE, THINGS_TASKS, Inputs
+from companion.paper.triplets import _seed
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import triplet_correct

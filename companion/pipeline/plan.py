@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from companion.paper.inputs import (
+from companion.paper.image_features import (
     CONTRAST_STORE,
     IMAGE_TASKS,
     SIMILARITY_SPLIT,
@@ -538,7 +538,7 @@ def _with_fits(plan: Plan, params: dict[str, dict[str, Any]], executed_dir: Path
 
 
 def _config(source: str) -> Any:
-    from companion.paper.inputs import model_config
+    from companion.paper.image_features import model_config
 
     model, module, _ = parse_source(source)
     return model_config(model, module)
