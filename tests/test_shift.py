@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from companion.paper.text_corruptions import TEXT_CORRUPTIONS, corrupt_texts, n_edits
 from glocal.data.datasets import BREEDS_TASKS, BreedsHierarchy, breeds_task
 from glocal.errors import GlocalError
 from glocal.evaluation.shift import shift_accuracy
-from glocal.features.text_corruptions import TEXT_CORRUPTIONS, corrupt_texts, n_edits
 
 # --- accuracy, shifted accuracy and drop --------------------------------------------------------
 

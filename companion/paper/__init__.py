@@ -6,6 +6,7 @@ features and the contrast vocabulary; ``image_features``: feature sources, image
 stores, downstream data and similarity sets), cached fits and the settings the search chooses
 (``fits``), cross-fitting over the object-disjoint folds (``crossfit``), paired comparisons
 (``comparisons``), measurement tables (``tables``), sweeps with intervals (``sweeps``), page
-10's human judgement sets (``judgements``), page 11's distribution shift (``shift``), the
-controlled simulation (``scenarios``) and figures and their theme (``plotting``).
+10's human judgement sets (``judgements``), page 11's distribution shift (``shift``, with its
+text corruptions ``text_corruptions``), the controlled simulation (``scenarios``) and figures
+and their theme (``plotting``).
 """

@@ -33,6 +33,7 @@ from companion.paper.comparisons import paired_summary
 from companion.paper.crossfit import _representations
 from companion.paper.image_features import model_config, open_store, parse_source
 from companion.paper.inputs import THINGS_TASKS, Inputs
+from companion.paper.text_corruptions import corrupt_texts
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import category_labels
@@ -41,7 +42,6 @@ from glocal.evaluation.intervals import verdict
 from glocal.evaluation.shift import shift_accuracy
 from glocal.features.corruptions import DATASET as CORRUPTION_DATASET
 from glocal.features.corruptions import corruption_split
-from glocal.features.text_corruptions import corrupt_texts
 
 #: The columns of the per-item table every protocol returns.
 ITEM_COLUMNS = ("protocol", "task", "trained_on", "test_set", "severity", "fold", "repeat",
@@ -98,7 +98,7 @@ def corrupted_name_features(
     kind: str, severity: float, seed: int = 0, device: str = "auto"
 ) -> np.ndarray:
     """MiniLM features (1854, 384) of the THINGS concept names with character-level
-    corruptions (:func:`glocal.features.text_corruptions.corrupt_texts`).
+    corruptions (:func:`companion.paper.text_corruptions.corrupt_texts`).
 
     Cached in the feature store like every text source (locked, written atomically), under a
     split named by the corruption and a digest of the corrupted texts themselves.
