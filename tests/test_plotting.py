@@ -308,3 +308,36 @@ def test_moved_fits_are_drawn_filled_above_the_hollow_markers():
     assert list(filled.get_xdata()) == [0, 2] and filled.get_markerfacecolor() != "white"
     assert filled.get_zorder() > hollow.get_zorder()  # else the hollow markers cover them
     plt.close(fig)
+
+
+def test_grouped_errorbars_place_each_name_in_its_slot_with_its_interval():
+    # two data sets (given out of the table's order) x three representations; the bars of
+    # a name sit at level + (i - 1) * 0.8 / 3 and reach from ci_low to ci_high
+    rows = [("b", "original", 0.2), ("a", "original", 0.1), ("a", "naive", 0.3),
+            ("b", "naive", 0.4), ("a", "glocal", 0.5), ("b", "glocal", 0.6)]  # fmt: skip
+    table = pd.DataFrame(rows, columns=["dataset", "representation", "rho"])
+    table = table.assign(ci_low=table["rho"] - 0.05, ci_high=table["rho"] + 0.1)
+    fig, ax = plt.subplots()
+    names = ["original", "naive", "glocal"]
+    plotting.grouped_errorbars(ax, table, ["a", "b"], names, "rho", "ci_low", "ci_high")
+    rho = {(d, r): v for d, r, v in rows}
+    for i, (container, name) in enumerate(zip(ax.containers, names, strict=True)):
+        line, _, (bars,) = container
+        assert list(line.get_xdata()) == pytest.approx([(i - 1) * 0.8 / 3, 1 + (i - 1) * 0.8 / 3])
+        assert list(line.get_ydata()) == pytest.approx([rho["a", name], rho["b", name]])
+        ends = [(s[0][1], s[1][1]) for s in bars.get_segments()]
+        assert ends == [pytest.approx((rho[d, name] - 0.05, rho[d, name] + 0.1)) for d in "ab"]
+        assert container.get_label() == plotting.label(name)
+    plt.close(fig)
+
+
+def test_legend_entries_keep_each_name_once_with_its_first_artist():
+    fig, axes = plt.subplots(1, 2)
+    first = axes[0].plot([0, 1], [0, 1], label="gLocal")[0]
+    axes[0].plot([0, 1], [1, 0], label="naive")
+    axes[1].plot([0, 1], [0, 1], label="gLocal")
+    axes[1].plot([0, 1], [0.5, 0.5], label="original")
+    entries = plotting.legend_entries(axes.flat)
+    assert list(entries) == ["gLocal", "naive", "original"]
+    assert entries["gLocal"] is first
+    plt.close(fig)

@@ -702,6 +702,47 @@ def interval_plot(
     return ax
 
 
+def legend_entries(axes: Iterable[Any]) -> dict[str, Any]:
+    """``{name: artist}`` of the legends of ``axes``, each name once (its first artist): the
+    entries of one legend for a figure whose panels repeat the same names."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(name, handle)
+    return entries
+
+
+def grouped_errorbars(
+    ax: Any,
+    table: pd.DataFrame,
+    levels: Sequence[Any],
+    names: Sequence[str],
+    value: str,
+    low: str,
+    high: str,
+    x: str = "dataset",
+    hue: str = "representation",
+) -> None:
+    """Estimates with error bars per categorical ``x`` (at 0, 1, ... in the order of
+    ``levels``) and ``hue`` (the ``names``, side by side within 0.8 of each level, each in its
+    colour and marker), from a table that holds the interval already (``low``, ``high``).
+    Every (level, name) needs one row."""
+    step = 0.8 / len(names)
+    for i, name in enumerate(names):
+        points = table[table[hue] == name].set_index(x).loc[list(levels)]
+        xs = np.arange(len(levels)) + (i - (len(names) - 1) / 2) * step
+        ax.errorbar(
+            xs,
+            points[value],
+            yerr=[points[value] - points[low], points[high] - points[value]],
+            fmt=marker(name),
+            ms=6,
+            lw=1.3,
+            color=color(name),
+            label=label(name),
+        )
+
+
 # --- page 2: the alpha trade-off ----------------------------------------------------------------
 
 #: The second curve of page 2 (lambda chosen per alpha) in a colour apart from gLocal's.
@@ -769,10 +810,7 @@ def alpha_tradeoff_figure(
         ax.set_xticks(range(len(alphas)), ticks)
     for ax in axes[1]:
         ax.set_xlabel("α (weight of the local term)")
-    entries: dict[str, Any] = {}
-    for ax in axes.flat:  # one legend for all panels, each entry once
-        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
-            entries.setdefault(name, handle)
+    entries = legend_entries(axes.flat)  # one legend for all panels
     fig.legend(entries.values(), entries.keys(), loc="lower center", ncol=2,
                bbox_to_anchor=(0.5, -0.01), fontsize=8.5)  # fmt: skip
     fig.tight_layout(rect=(0, 0.16, 1, 1))
@@ -810,4 +848,79 @@ def anomaly_figure(per_class: pd.DataFrame, tasks: Sequence[str], margin: float)
         ax.tick_params(axis="x", labelsize=8)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1 if ax is ax_d else 3)
     fig.tight_layout()
+    return fig
+
+
+# --- page 10: other human similarity data -------------------------------------------------------
+
+
+def judgement_alignment_figure(
+    table: pd.DataFrame,
+    sources: Sequence[str],
+    kernels: Sequence[str],
+    datasets: Sequence[str],
+    representations: Sequence[str],
+    method: str,
+    ticks: Sequence[str],
+    tick_style: Mapping[str, Any],
+    many: bool,
+    same_kernels: bool,
+) -> Any:
+    """Page 10's grouped panels: per feature source (rows, the ``source`` labels of ``table``)
+    and kernel (columns), each data set's correlation with the human judgements (``rho``,
+    ``ci_low``, ``ci_high``) per representation, over the band of its noise ceiling
+    (``ceiling_low`` to ``ceiling_high``, where finite); one legend for all panels.
+
+    ``ticks`` and ``tick_style`` label the data sets (``many``: more than fit on two-line
+    ticks, so the panels are taller); ``same_kernels`` says that the one kernel shown stands
+    for the Pearson kernel too.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(sources),
+        len(kernels),
+        figsize=(COLUMN_WIDTH if len(kernels) > 1 else 0.7 * COLUMN_WIDTH,
+                 (3.4 if many else 2.8) * len(sources) + 0.9),
+        sharey=True,
+        squeeze=False,
+    )  # fmt: skip
+    for r, source in enumerate(sources):
+        for c, kernel in enumerate(kernels):
+            ax = axes[r, c]
+            sub = table[(table["source"] == source) & (table["kernel"] == kernel)]
+            ceiling = sub.drop_duplicates("dataset").set_index("dataset").loc[list(datasets)]
+            for j, (low, high) in enumerate(
+                zip(ceiling["ceiling_low"], ceiling["ceiling_high"], strict=True)
+            ):
+                if np.isfinite(low):
+                    ax.fill_between(
+                        [j - 0.45, j + 0.45],
+                        low,
+                        high,
+                        color=color("ceiling"),
+                        alpha=0.18,
+                        lw=0,
+                        label="noise ceiling (lower–upper)",
+                    )
+            grouped_errorbars(ax, sub, datasets, representations, "rho", "ci_low", "ci_high")
+            low, high = ax.get_ylim()
+            if low < 0 < high:
+                ax.axhline(0.0, color="black", lw=0.6)
+            ax.set_xticks(np.arange(len(datasets)), ticks, **tick_style)
+            ax.set_xlim(-0.5, len(datasets) - 0.5)
+            ax.grid(axis="x", visible=False)
+            title = f"{kernel} kernel" + (" (= Pearson kernel)" if same_kernels else "")
+            ax.set_title(title if len(sources) == 1 else f"{source}\n{title}", fontsize=9)
+        axes[r, 0].set_ylabel(f"{method.capitalize()} correlation\nwith human judgements")
+    entries = legend_entries(axes.flat)
+    fig.legend(
+        entries.values(),
+        entries.keys(),
+        loc="lower center",
+        ncol=min(len(entries), 5 if len(kernels) > 1 else 3),
+        bbox_to_anchor=(0.5, -0.02),
+    )
+    fig.tight_layout(rect=(0, (0.07 if len(kernels) > 1 else 0.12) if len(sources) == 1
+                             else 0.03, 1, 1))  # fmt: skip
     return fig
