@@ -1,13 +1,21 @@
 """The paper companion: what the result notebooks, the papermill runner and the book build share.
 
-It uses only the public API of the ``glocal`` library and is not part of it: the notebook
-start-up (``session``), profile inputs (``inputs``), cached fits (``fits``), cross-fitting over
-the object-disjoint folds (``crossfit``), paired comparisons (``comparisons``), measurement
-tables (``tables``), sweeps with intervals (``sweeps``), page 10's human judgement sets
-(``judgements``), page 11's distribution shift (``shift``), the controlled simulation
-(``scenarios``), figures and their theme (``plotting``), the notebooks as data
-(``notebooks``), the runner (``runner``: ``python -m companion`` or ``glocal reproduce``), the
-book build (``book_build``) and the Jupyter kernelspec (``kernel``).
+It uses only the public API of the ``glocal`` library and is not part of it. Two parts:
+
+- :mod:`companion.pipeline` runs and builds: the notebook start-up (``session``: ``cp.setup``),
+  the notebooks as data (``notebooks``: profiles, parameters, cache keys), what a profile needs
+  and its preparation (``plan``), the generated smoke world (``smoke``), the runner (``runner``:
+  ``python -m companion`` or ``glocal reproduce``, registered by ``cli``), the book build
+  (``book_build``) and the Jupyter kernelspec (``kernel``).
+- :mod:`companion.paper` measures and draws: profile inputs by topic (``inputs``,
+  ``triplets``, ``text_features``, ``image_features``), cached fits (``fits``), cross-fitting
+  over the object-disjoint folds (``crossfit``), paired comparisons (``comparisons``),
+  measurement tables (``tables``), sweeps with intervals (``sweeps``), page 10's human
+  judgement sets (``judgements``), page 11's distribution shift (``shift``,
+  ``text_corruptions``), the controlled simulation (``scenarios``) and figures and their theme
+  (``plotting``).
+
+The notebooks reach the names below as ``cp.NAME`` (``import companion as cp``).
 """
 
 from __future__ import annotations
