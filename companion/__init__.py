@@ -23,6 +23,7 @@ _EXPORTS = {
     "fit_transform": "companion.fits",
     "fit_transforms": "companion.fits",
     "fit_summary": "companion.fits",
+    "edge_explanations": "companion.fits",
     "select_settings": "companion.fits",
     "fit_alpha_sweep": "companion.fits",
     "LAMBDA_RULES": "companion.fits",
