@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 PROFILE ?= quick
 # Notebooks run at once (each kernel gets cores / JOBS CPU threads unless a profile sets them).
 JOBS ?= 2
-GLOCAL_DATA_DIR ?= $(abspath ../shared/data)
+# The offline copy of the public data beside the checkout, when there is one; without it (a plain
+# clone) glocal downloads the same files with checksums, or reads GLOCAL_DATA_DIR if you set it.
+GLOCAL_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data))
+ifneq ($(GLOCAL_DATA_DIR),)
 export GLOCAL_DATA_DIR
+endif
 
 .PHONY: setup test test-fast lint bench reproduce book clean
 

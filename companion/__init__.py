@@ -31,6 +31,7 @@ _EXPORTS = {
     "fit_transform": "companion.paper.fits",
     "fit_transforms": "companion.paper.fits",
     "fit_summary": "companion.paper.fits",
+    "edge_explanations": "companion.paper.fits",
     "select_settings": "companion.paper.fits",
     "fit_alpha_sweep": "companion.paper.fits",
     "LAMBDA_RULES": "companion.paper.fits",

@@ -389,3 +389,48 @@ def edge_note(search: Mapping[str, Any] | None) -> str:
         value = max(values) if end == "highest" else min(values)
         notes.append(f"{name} = {value:g}, the {end} of {min(values):g} … {max(values):g}")
     return "; ".join(notes)
+
+
+def edge_explanations(
+    transforms: Mapping[str, GlocalTransform], selection: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """One sentence per fitted transform whose selected setting sits on an end of its grid:
+    why it may, and what the page does about it (the pages show them under their fit tables).
+
+    gLocal's alpha at the low end under the trade-off rule is expected, not a search that
+    stopped short: the rule takes the best alignment among the settings that keep enough
+    neighbours, and alignment falls as alpha grows, so when every alpha of the grid keeps enough
+    the rule takes the smallest; alpha = 0 is the global transform and page 2 sweeps alpha from 0
+    to 1. An axis the search extended and that is still on an end says how often it grew.
+    """
+    lines = []
+    for name, est in transforms.items():
+        search = est.metadata_.get("experiment", {}).get("search")
+        if not search:
+            continue
+        kind = est.metadata_.get("experiment", {}).get("kind", name)
+        spec = {**SELECTION.get(kind, {}), **dict(selection.get(kind, {}))}
+        for axis, end in search["edges"].items():
+            value = getattr(est, axis)
+            if axis == "alpha" and end == "lowest" and spec.get("scoring") == "tradeoff":
+                lines.append(
+                    f"{name}: α = {value:g} is the smallest α of its grid. The trade-off rule "
+                    "takes the best alignment among the settings that keep at least "
+                    f"{spec.get('min_overlap', 0.5):g} of the held-out contrast words' 10 "
+                    "nearest neighbours; alignment falls as α grows, so when every α of the grid "
+                    "keeps that many, the rule takes the smallest. The grid is not extended "
+                    "below it: α = 0 is the global transform (its neighbourhoods are on page 3), "
+                    "and page 2 sweeps α from 0 to 1 at this λ."
+                )
+            elif axis in spec.get("extend", []):
+                lines.append(
+                    f"{name}: {axis} = {value:g} is still the {end} value of its grid after the "
+                    f"grid grew {search['extensions']} time(s) by a decade (the most the profile "
+                    "allows): a value beyond it might score better."
+                )
+            else:
+                lines.append(
+                    f"{name}: {axis} = {value:g} is the {end} value of its grid, which this "
+                    "profile does not extend: a value beyond it might score better."
+                )
+    return lines
