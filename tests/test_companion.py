@@ -262,3 +262,24 @@ def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatc
     assert cf.edge_note(None) == "not searched"
     with pytest.raises(GlocalError, match="'extend' names \\['tau'\\]"):
         cf.select_settings(inputs, "glocal", {**spec, "extend": ["tau"]})
+
+
+def test_a_claim_names_its_units_and_where_other_settings_disagree():
+    import pandas as pd
+
+    from companion.comparisons import claim
+
+    rows = pd.DataFrame({
+        "task": ["coarse", "fine", "coarse", "fine"], "representation": ["glocal"] * 4,
+        "shots": [5, 5, 2, 2], "mean": [0.03, 0.01, 0.05, 0.01],
+        "ci_low": [0.01, -0.01, -0.02, -0.01], "ci_high": [0.05, 0.03, 0.12, 0.03],
+        "n": [19, 45, 19, 45], "unit": ["categories"] * 4,
+        "verdict": ["holds", "not resolved", "not resolved", "not resolved"],
+    })  # fmt: skip
+    text, verdict = claim(rows[rows["shots"] == 5], "glocal", "gLocal − original",
+                          others=rows[rows["shots"] == 2], other_label="shots")  # fmt: skip
+    assert verdict == "mixed"
+    assert text == ("gLocal − original: coarse +0.030 [+0.010, +0.050] over 19 categories, holds; "
+                    "fine +0.010 [-0.010, +0.030] over 45 categories, not resolved "
+                    "(elsewhere: 2 shots coarse not resolved)")  # fmt: skip
+    assert claim(rows.iloc[:0], "glocal") == ("", "n/a")
