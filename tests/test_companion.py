@@ -283,3 +283,32 @@ def test_a_claim_names_its_units_and_where_other_settings_disagree():
                     "fine +0.010 [-0.010, +0.030] over 45 categories, not resolved "
                     "(elsewhere: 2 shots coarse not resolved)")  # fmt: skip
     assert claim(rows.iloc[:0], "glocal") == ("", "n/a")
+
+
+def test_paired_summary_reads_insensitive_when_the_positive_control_is_inside_the_margin():
+    import pandas as pd
+
+    from companion.comparisons import paired_summary
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for category in range(12):
+        for fold in range(3):
+            base = rng.normal(0.7, 0.05)
+            for name, shift in (("original", 0.0), ("glocal", 0.001), ("naive", -0.002)):
+                rows.append({"category": f"c{category}", "fold": fold, "representation": name,
+                             "value": base + shift + rng.normal(0, 0.0005)})  # fmt: skip
+    table = pd.DataFrame(rows)
+    quiet = paired_summary(
+        table, "value", ["fold", "category"], margin=0.01, clusters=["category"], control="naive"
+    )
+    quiet = quiet.set_index("representation")
+    assert quiet.loc["glocal", "verdict"] == "insensitive" and quiet.loc["glocal", "n"] == 12
+    assert quiet.loc["glocal", "unit"] == "categories"
+    harmed = table.assign(value=np.where(table["representation"] == "naive",
+                                         table["value"] - 0.05, table["value"]))  # fmt: skip
+    seen = paired_summary(
+        harmed, "value", ["fold", "category"], margin=0.01, clusters=["category"], control="naive"
+    ).set_index("representation")
+    assert seen.loc["glocal", "verdict"] == "no effect"  # the control shows the test can see harm
+    assert seen.loc["naive", "verdict"] == "opposite" and np.isnan(seen.loc["naive", "control_low"])
