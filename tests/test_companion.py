@@ -265,3 +265,53 @@ def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatc
     assert cf.edge_note(None) == "not searched"
     with pytest.raises(GlocalError, match="'extend' names \\['tau'\\]"):
         cf.select_settings(inputs, "glocal", {**spec, "extend": ["tau"]})
+
+
+def test_a_claim_names_its_units_and_where_other_settings_disagree():
+    import pandas as pd
+
+    from companion.paper.comparisons import claim
+
+    rows = pd.DataFrame({
+        "task": ["coarse", "fine", "coarse", "fine"], "representation": ["glocal"] * 4,
+        "shots": [5, 5, 2, 2], "mean": [0.03, 0.01, 0.05, 0.01],
+        "ci_low": [0.01, -0.01, -0.02, -0.01], "ci_high": [0.05, 0.03, 0.12, 0.03],
+        "n": [19, 45, 19, 45], "unit": ["categories"] * 4,
+        "verdict": ["holds", "not resolved", "not resolved", "not resolved"],
+    })  # fmt: skip
+    text, verdict = claim(rows[rows["shots"] == 5], "glocal", "gLocal − original",
+                          others=rows[rows["shots"] == 2], other_label="shots")  # fmt: skip
+    assert verdict == "mixed"
+    assert text == ("gLocal − original: coarse +0.030 [+0.010, +0.050] over 19 categories, holds; "
+                    "fine +0.010 [-0.010, +0.030] over 45 categories, not resolved "
+                    "(elsewhere: 2 shots coarse not resolved)")  # fmt: skip
+    assert claim(rows.iloc[:0], "glocal") == ("", "n/a")
+
+
+def test_paired_summary_reads_insensitive_when_the_positive_control_is_inside_the_margin():
+    import pandas as pd
+
+    from companion.paper.comparisons import paired_summary
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for category in range(12):
+        for fold in range(3):
+            base = rng.normal(0.7, 0.05)
+            for name, shift in (("original", 0.0), ("glocal", 0.001), ("naive", -0.002)):
+                rows.append({"category": f"c{category}", "fold": fold, "representation": name,
+                             "value": base + shift + rng.normal(0, 0.0005)})  # fmt: skip
+    table = pd.DataFrame(rows)
+    quiet = paired_summary(
+        table, "value", ["fold", "category"], margin=0.01, clusters=["category"], control="naive"
+    )
+    quiet = quiet.set_index("representation")
+    assert quiet.loc["glocal", "verdict"] == "insensitive" and quiet.loc["glocal", "n"] == 12
+    assert quiet.loc["glocal", "unit"] == "categories"
+    harmed = table.assign(value=np.where(table["representation"] == "naive",
+                                         table["value"] - 0.05, table["value"]))  # fmt: skip
+    seen = paired_summary(
+        harmed, "value", ["fold", "category"], margin=0.01, clusters=["category"], control="naive"
+    ).set_index("representation")
+    assert seen.loc["glocal", "verdict"] == "no effect"  # the control shows the test can see harm
+    assert seen.loc["naive", "verdict"] == "opposite" and np.isnan(seen.loc["naive", "control_low"])

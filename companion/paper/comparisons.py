@@ -180,9 +180,9 @@ def claim(
     labelled by ``by``; the verdict is the rows' common verdict, ``mixed`` when they differ,
     ``n/a`` without rows. ``others`` holds rows of the same comparison at other settings (e.g.
     other numbers of shots; ``other_label`` names the column that tells them apart): those whose
-    verdict differs from the claim's are named after it, so that the claim does not read as
-    more general than its evidence. Every page builds its claims here, so that the intro's table
-    reads the same rule everywhere.
+    verdict differs from the claim's row of the same ``by`` value are named after it, so that
+    the claim does not read as more general than its evidence. Every page builds its claims
+    here, so that the intro's table reads the same rule everywhere.
     """
     part = difference[difference["representation"] == name]
     text = "; ".join(
@@ -194,7 +194,9 @@ def claim(
     overall = (verdicts[0] if len(set(verdicts)) == 1 else "mixed") if verdicts else "n/a"
     text = f"{prefix}: {text}" if prefix else text
     if others is not None and len(others):
-        mine = others[(others["representation"] == name) & (others["verdict"] != overall)]
+        here = dict(zip(part[by], part["verdict"], strict=True))
+        mine = others[others["representation"] == name]
+        mine = mine[[v != here.get(k) for k, v in zip(mine[by], mine["verdict"], strict=True)]]
         if len(mine):
             text += " (elsewhere: " + "; ".join(
                 (f"{getattr(r, other_label)} {other_label} " if other_label else "")

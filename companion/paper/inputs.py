@@ -158,10 +158,10 @@ def with_reference(inputs: Inputs, transforms: dict[str, Any]) -> dict[str, Any]
 #: How a page's numbers relate to the paper's, per profile (the Result box of every page).
 SCOPES = {
     "paper": "the paper's setting: image features and the THINGS triplets",
-    "quick": "a text-domain analogue (profile `quick`: MiniLM text features, triplets simulated "
+    "quick": "a text-domain analogue (profile quick: MiniLM text features, triplets simulated "
     "from VICE), not the paper's image experiment",
-    "smoke": "a generated miniature world (profile `smoke`): these numbers mean nothing",
-    "tiny": "the smallest run (profile `tiny`): these numbers mean nothing",
+    "smoke": "a generated miniature world (profile smoke): these numbers mean nothing",
+    "tiny": "the smallest run (profile tiny): these numbers mean nothing",
 }
 
 

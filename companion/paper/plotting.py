@@ -830,8 +830,14 @@ def anomaly_figure(per_class: pd.DataFrame, tasks: Sequence[str], margin: float)
     import matplotlib.pyplot as plt
 
     protocols = list(dict.fromkeys(per_class["protocol"]))
-    where = per_class.assign(where=per_class["task"] + "\n" + per_class["protocol"])
-    order = [f"{t}\n{p}" for t in tasks for p in protocols if f"{t}\n{p}" in set(where["where"])]
+
+    def name(task: str, protocol: str) -> str:  # "fine\nnear": short enough to sit side by side
+        return f"{task.removeprefix('things-')}\n{protocol}"
+
+    where = per_class.assign(
+        where=[name(t, p) for t, p in zip(per_class["task"], per_class["protocol"], strict=True)]
+    )
+    order = [name(t, p) for t in tasks for p in protocols if name(t, p) in set(where["where"])]
     fig, (ax_m, ax_d) = plt.subplots(1, 2, figsize=(COLUMN_WIDTH, 3.8))
     estimate_plot(where, "where", "auroc", ax=ax_m, order=order, join=False,
                   clusters=["category"])  # fmt: skip
