@@ -8,7 +8,8 @@ the runner reports them, then the CPU seconds of the searches' fold fits and of 
 as their records store them (each fit runs on one thread), which is where the time goes.
 
 Writes benchmarks/results/reproduce_quick.md. ``GLOCAL_BENCH_REPRODUCE=skip`` skips it (it takes
-about half an hour on 2 cores).
+about half an hour on 2 cores); ``GLOCAL_BENCH_REPRODUCE_KEEP=FOLDER`` (a new folder) keeps the
+build's caches, executed notebooks, results and book there instead of a temporary folder.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def main() -> None:
     if os.environ.get("GLOCAL_BENCH_REPRODUCE", "run") == "skip":
         print("bench_reproduce: skipped (GLOCAL_BENCH_REPRODUCE=skip)")
         return
+    keep = os.environ.get("GLOCAL_BENCH_REPRODUCE_KEEP")
+    if keep and Path(keep).exists():
+        raise SystemExit(f"GLOCAL_BENCH_REPRODUCE_KEEP={keep} exists; name a new folder")
     with tempfile.TemporaryDirectory(prefix="glocal-bench-reproduce-") as tmp:
-        work = Path(tmp)
+        work = Path(keep) if keep else Path(tmp)
         env = {**os.environ, "GLOCAL_CACHE_DIR": str(work / "cache"),
                "XDG_CACHE_HOME": str(work / "xdg")}  # fmt: skip
         command = [sys.executable, "-m", "companion", "--profile", "quick", "--jobs", "2",
