@@ -157,3 +157,28 @@ def test_digests_parse_one_thread_at_a_time(monkeypatch):
     for t in threads:
         t.join()
     assert most[0] == 1 and set(seen) == expected
+
+
+def test_a_tree_broken_by_another_thread_is_parsed_again(monkeypatch):
+    import ast
+
+    import glocal._syntax as syntax
+
+    real, calls = ast.parse, []
+
+    def racing(source, *args, **kwargs):  # what a concurrent np.load does to ast.parse
+        calls.append(source)
+        if len(calls) < 3:
+            raise SystemError("AST constructor recursion depth mismatch (before=48, after=40)")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(syntax.ast, "parse", racing)
+    assert isinstance(syntax.parse("x = 1"), ast.Module) and len(calls) == 3
+    calls.clear()
+    monkeypatch.setattr(syntax, "ATTEMPTS", 2)
+    with pytest.raises(SystemError, match="recursion depth mismatch"):
+        syntax.parse("x = 1")
+    monkeypatch.setattr(syntax.ast, "parse", lambda *a, **k: (_ for _ in ()).throw(
+        SystemError("something else")))  # fmt: skip
+    with pytest.raises(SystemError, match="something else"):
+        syntax.parse("x = 1")

@@ -49,7 +49,10 @@ def results(data_dir):
 def test_alignment_is_kept_and_neighbourhoods_rise_with_alpha(results):
     assert results[0.0]["accuracy"] >= 0.53
     assert results[0.25]["accuracy"] >= results[0.0]["accuracy"] - 0.01
-    assert results[0.25]["overlap"] >= results[0.0]["overlap"] + 0.2
+    # lambda 0.1 (the default since the development split chose it) already keeps 0.75 of the
+    # neighbourhoods at alpha 0 (0.58 with the earlier 1e-3), so the local term adds less
+    assert results[0.25]["overlap"] >= results[0.0]["overlap"] + 0.1
+    assert results[0.25]["overlap"] >= 0.85
     overlaps = [results[a]["overlap"] for a in ALPHAS]
     assert overlaps == sorted(overlaps)
     assert {row["stop"] for row in results.values()} == {"converged"}

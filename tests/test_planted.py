@@ -19,7 +19,9 @@ def planted():
 def test_global_transform_recovers_the_planted_embedding(planted):
     fold = object_disjoint_folds(planted.triplets, 1854, n_folds=4, seed=0)[0]
     fit_part = random_split(fold.train, test_size=0.1, seed=0)
-    est = GlocalTransform.preset("global")
+    # the generator's map is far from a scaled identity: a weak pull toward it (the default's
+    # lambda 0.1 was chosen on real features, whose aligned map is close to one)
+    est = GlocalTransform.preset("global", lmbda=1e-3)
     est.fit(planted.X, fit_part.train, val_triplets=fit_part.test)
     held_out = est.score(planted.X, fold.test)
     ceiling = odd_one_out_accuracy(planted.H, fold.test)
