@@ -272,6 +272,11 @@ def test_notebooks_run_at_once_start_in_notebooks_and_write_nowhere_else(
         return sorted(p for p in top.rglob("*") if not mine(p))
 
     before = listing()
+    # papermill's local file handler changes to the folder an earlier run in this process told
+    # it, around every read and write, unless the runner stops it (in CI: the repository root)
+    from papermill.iorw import papermill_io
+
+    papermill_io.get_handler("local")._cwd = str(checkout)
     folders: set[str] = set()
     stop = threading.Event()
 

@@ -157,6 +157,23 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def _local_files_without_chdir() -> None:
+    """Make papermill read and write local files where their paths say, without ``os.chdir``.
+
+    papermill's local file handler changes the process's folder, around every read and write
+    (each cell's start and end), to the folder it saw when a run began, then back; with
+    notebooks running in threads one thread's "back" undoes another's change, and the process
+    was left in another folder (in CI: the repository root, where an earlier run in the same
+    process had started). The handler only changes folder when a run has told it one
+    (``cwd``), so it is told none: every path the runner passes is absolute.
+    """
+    from papermill.iorw import papermill_io
+
+    handler = papermill_io.get_handler("local")
+    handler.cwd = lambda new_path: None  # what papermill calls before each run
+    handler._cwd = None  # a folder told before (an earlier run in this process) is forgotten
+
+
 def execute(notebook: Notebook, params: dict[str, Any], output: Path, kernel: str) -> None:
     """Run ``notebook`` with papermill into ``output`` (temp file, then rename).
 
@@ -166,6 +183,7 @@ def execute(notebook: Notebook, params: dict[str, Any], output: Path, kernel: st
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    _local_files_without_chdir()
     failed = output.with_name(f"{output.stem}.failed.ipynb")
     with atomic_path(output) as tmp:
         try:
