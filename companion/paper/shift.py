@@ -375,6 +375,24 @@ def _bootstrap_differences(
     return pd.DataFrame(rows)
 
 
+def _category_differences(
+    acc: pd.DataFrame, by: Sequence[str], margin: float
+) -> list[pd.DataFrame]:
+    """The shifted accuracy's and the drop's paired differences to the original features, per
+    ``by`` group, with intervals over the categories (each row of ``acc`` one fold, split and
+    category, weighed by its ``n`` test items; the naive transform the positive control)."""
+    names = acc["representation"].unique()
+    frames = []
+    for measure, value, sign in (("shifted accuracy", "accuracy", "positive"),
+                                 ("drop", "drop", "negative")):  # fmt: skip
+        summary = paired_summary(acc, value, units=["fold", "repeat", "category"], by=by,
+                                 expected={n: sign for n in names}, margin=margin,
+                                 clusters=["category"], weights="n",
+                                 control="naive" if "naive" in names else None)  # fmt: skip
+        frames.append(summary.assign(measure=measure))
+    return frames
+
+
 def shift_differences(
     items: pd.DataFrame, margin: float, n_bootstrap: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
@@ -395,16 +413,9 @@ def shift_differences(
     single = items[~items["protocol"].map(many)]
     if len(units):
         acc = unit_accuracy(units, by=["category"])
-        acc = acc[acc["shifted"]]
-        by = ["protocol", "task", "trained_on", "test_set"]
-        for measure, value, sign in (("shifted accuracy", "accuracy", "positive"),
-                                     ("drop", "drop", "negative")):  # fmt: skip
-            names = acc["representation"].unique()
-            summary = paired_summary(acc, value, units=["fold", "repeat", "category"], by=by,
-                                     expected={n: sign for n in names}, margin=margin,
-                                     clusters=["category"], weights="n",
-                                     control="naive" if "naive" in names else None)  # fmt: skip
-            frames.append(summary.assign(measure=measure))
+        frames += _category_differences(
+            acc[acc["shifted"]], ["protocol", "task", "trained_on", "test_set"], margin
+        )
     if len(single):
         frames.append(_bootstrap_differences(single, margin, n_bootstrap, seed))
     columns = ["protocol", "task", "trained_on", "test_set", "measure", "representation",
@@ -453,14 +464,7 @@ def family_differences(
         acc = _with_family(unit_accuracy(units, by=["category"]).query("shifted"))
         acc = (acc.groupby([*keys, "fold", "repeat", "category", "representation"], sort=False)
                [["accuracy", "drop", "n"]].mean().reset_index())  # fmt: skip
-        for measure, value, sign in (("shifted accuracy", "accuracy", "positive"),
-                                     ("drop", "drop", "negative")):  # fmt: skip
-            names = acc["representation"].unique()
-            summary = paired_summary(acc, value, units=["fold", "repeat", "category"], by=keys,
-                                     expected={n: sign for n in names}, margin=margin,
-                                     clusters=["category"], weights="n",
-                                     control="naive" if "naive" in names else None)  # fmt: skip
-            frames.append(summary.assign(measure=measure))
+        frames += _category_differences(acc, keys, margin)
     if len(single):
         frames.append(_bootstrap_differences(_with_family(single), margin, n_bootstrap, seed,
                                              key="family"))  # fmt: skip
