@@ -311,13 +311,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         os.close(fd)
     try:
-        try:
+        with _errors_name(target):
             yield tmp_path
-        except OSError as err:
-            named = _name_the_target(target, err)
-            if named is err:
-                raise
-            raise named from err
         try:
             os.replace(tmp_path, target)
         except OSError as err:
@@ -325,6 +320,18 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def _errors_name(target: Path) -> Iterator[None]:
+    """An OSError raised inside names ``target`` when it did not name a file of its own."""
+    try:
+        yield
+    except OSError as err:
+        named = _name_the_target(target, err)
+        if named is err:
+            raise
+        raise named from err
 
 
 @contextmanager
@@ -347,13 +354,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         raise _cannot_write(target, err) from err
     try:
         os.chmod(tmp, 0o777 & ~current_umask())
-        try:
+        with _errors_name(target):
             yield tmp
-        except OSError as err:
-            named = _name_the_target(target, err)
-            if named is err:
-                raise
-            raise named from err
         try:
             _publish_folder(tmp, target)
         except OSError as err:
