@@ -178,3 +178,35 @@ def test_no_internet_names_the_torchvision_weights(
         DataUnavailableError, match=r"'IMAGENET1K_V1' of torchvision model 'resnet18'"
     ):
         load_model("resnet18", device="cpu")
+
+
+def test_threads_that_ask_first_at_once_all_see_the_full_registry(monkeypatch):
+    import threading
+    import time
+
+    from glocal.features import models
+
+    monkeypatch.setattr(models, "_REGISTRY", {})
+    monkeypatch.setattr(models, "_DEFAULT_MODULE", {})
+    monkeypatch.setattr(models, "_LOADED", False)
+    real = models.read_model_configs
+
+    def slow(path):  # reading the file takes a while: the other threads ask meanwhile
+        time.sleep(0.05)
+        return real(path)
+
+    monkeypatch.setattr(models, "read_model_configs", slow)
+    found, errors = [], []
+
+    def ask():
+        try:
+            found.append(models.get_config("all-MiniLM-L6-v2").name)
+        except Exception as err:  # noqa: BLE001 - collected for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and found == ["all-MiniLM-L6-v2"] * 4

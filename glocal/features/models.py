@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ class ModelConfig:
 _REGISTRY: dict[tuple[str, str], ModelConfig] = {}
 _DEFAULT_MODULE: dict[str, str] = {}
 _LOADED = False
+_LOCK = threading.RLock()
 
 
 def read_model_configs(path: str | os.PathLike) -> list[ModelConfig]:
@@ -112,29 +114,40 @@ def read_model_configs(path: str | os.PathLike) -> list[ModelConfig]:
 
 
 def _ensure_loaded() -> None:
+    """Read the built-in configs (and ``GLOCAL_MODEL_CONFIGS``) once, whichever thread asks
+    first; the others wait until the registry is full (they used to see it empty and report
+    every model as unknown: two searches started side by side in the quick build)."""
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
-    for config in read_model_configs(BUILTIN_FILE):
-        register_model(config)
-    for extra in filter(None, os.environ.get(ENV_CONFIGS, "").split(os.pathsep)):
-        for config in read_model_configs(extra):
-            register_model(config, replace=True)
+    with _LOCK:
+        if _LOADED:
+            return
+        for config in read_model_configs(BUILTIN_FILE):
+            _register(config, replace=False)
+        for extra in filter(None, os.environ.get(ENV_CONFIGS, "").split(os.pathsep)):
+            for config in read_model_configs(extra):
+                _register(config, replace=True)
+        _LOADED = True
 
 
 def register_model(config: ModelConfig | dict[str, Any], *, replace: bool = False) -> ModelConfig:
     """Add a model config to the registry (``replace=True`` to redefine an existing one)."""
     _ensure_loaded()
+    return _register(config, replace)
+
+
+def _register(config: ModelConfig | dict[str, Any], replace: bool) -> ModelConfig:
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
     key = (config.name, config.module)
-    if key in _REGISTRY and not replace and _REGISTRY[key] != config:
-        raise GlocalError(
-            f"model {config.key!r} is already registered; pass replace=True to redefine it"
-        )
-    _REGISTRY[key] = config
-    _DEFAULT_MODULE.setdefault(config.name, config.module)
+    with _LOCK:
+        if key in _REGISTRY and not replace and _REGISTRY[key] != config:
+            raise GlocalError(
+                f"model {config.key!r} is already registered; pass replace=True to redefine it"
+            )
+        _REGISTRY[key] = config
+        _DEFAULT_MODULE.setdefault(config.name, config.module)
     return config
 
 
