@@ -39,7 +39,7 @@ _EXPORTS = {
     "profile_folds": "companion.paper.crossfit",
     "fit_folds": "companion.paper.crossfit",
     "few_shot_episodes": "companion.paper.crossfit",
-    "episodes_of": "companion.paper.crossfit",
+    "episodes_of": "companion.paper.tables",
     "anomaly_splits": "companion.paper.crossfit",
     "paired_summary": "companion.paper.comparisons",
     "unit_differences": "companion.paper.comparisons",
@@ -51,11 +51,13 @@ _EXPORTS = {
     "anomaly_table": "companion.paper.tables",
     "evaluate_with_intervals": "companion.paper.sweeps",
     "sweep_units": "companion.paper.sweeps",
+    "SweepSettings": "companion.paper.sweeps",
     "summarize_units": "companion.paper.sweeps",
     "interval_units_text": "companion.paper.sweeps",
     "few_shot_table": "companion.paper.tables",
     "local_structure_table": "companion.paper.tables",
     "nearest_concepts": "companion.paper.tables",
+    "things_units": "companion.paper.tables",
 }
 
 

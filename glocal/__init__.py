@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "things_few_shot": "glocal.evaluation.categories",
     "EvalSettings": "glocal.evaluation.comparison",
     "compare": "glocal.evaluation.comparison",
+    "compare_units": "glocal.evaluation.comparison",
     "resolve_transform": "glocal.evaluation.comparison",
 }
 _SUBMODULES = {

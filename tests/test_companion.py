@@ -188,7 +188,9 @@ def test_measurements_cover_every_representation(cache, data_dir):  # reads THIN
     assert (models["accuracy"] <= models["ci_high"]).all()
     local = ct.local_structure_table(inputs, fitted, ks=(1, 5))
     assert len(local) == 2 * 2 * 2 and local["overlap"].between(0, 1).all()
-    full = sweeps.evaluate_with_intervals(inputs, fitted, k=5, n_repeats=2, classifier="centroid")
+    full = sweeps.evaluate_with_intervals(
+        inputs, fitted, sweeps.SweepSettings(k=5, n_repeats=2, classifier="centroid")
+    )
     summary = full[["representation", *sweeps.MEASURES]]
     assert summary["representation"].tolist() == ["original", "naive", "glocal"]
     # k-NN overlap against a brute-force count: cosine neighbours, the item itself excluded

@@ -9,7 +9,16 @@ from scipy.stats import special_ortho_group
 
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import odd_one_out_accuracy
-from glocal.evaluation.comparison import COLUMNS, EvalSettings, compare, resolve_transform
+from glocal.evaluation.comparison import (
+    COLUMNS,
+    UNIT_COLUMNS,
+    UNITS,
+    EvalSettings,
+    compare,
+    compare_units,
+    resolve_transform,
+    summarize_compare_units,
+)
 from glocal.evaluation.few_shot import few_shot
 from glocal.triplets import simulate_triplets
 
@@ -150,3 +159,50 @@ def test_compare_rejects_bad_inputs(problem):
         compare(["original"], things=things, categories=categories, verbose=0)
     with pytest.raises(GlocalError, match="reference has 80"):
         compare(["original"], things=things, reference=human[:80], verbose=0)
+
+
+def test_compare_units_are_the_rows_behind_compare(problem):
+    """The unit rows, checked by hand, summarise to exactly compare's rows: one path."""
+    things, human, triplets, categories, contrast, downstream = problem
+    inputs = dict(things=things, triplets=triplets, heldout_objects=np.arange(0, 90, 2),
+                  categories=categories, contrast=contrast, downstream={"toy": downstream},
+                  settings=SETTINGS)  # fmt: skip
+    transforms = {"original": "original", "rotated": RotateScale(6)}
+    units = compare_units(transforms, **inputs)
+    assert list(units.columns[: len(UNIT_COLUMNS)]) == list(UNIT_COLUMNS)
+    assert set(units["measurement"]) == set(UNITS)
+    # odd one out: one row per test triplet, 1 where the pair (i, j) is the most similar
+    triplet_rows = units[(units["measurement"] == "odd_one_out")
+                         & (units["transform"] == "rotated")]  # fmt: skip
+    Z = RotateScale(6).transform(things)
+    i, j, k = triplets.T
+    dots = np.stack([(Z[i] * Z[j]).sum(1), (Z[i] * Z[k]).sum(1), (Z[j] * Z[k]).sum(1)], axis=1)
+    np.testing.assert_array_equal(triplet_rows["value"], (dots.argmax(1) == 0).astype(float))
+    np.testing.assert_array_equal(triplet_rows[["triplet_i", "triplet_j", "triplet_k"]],
+                                  triplets)  # fmt: skip
+    # few-shot: one row per class of each episode, weighted by its test items
+    few = units[(units["measurement"] == "few_shot") & (units["dataset"] == "toy")]
+    assert set(few["class"]) == {0, 1, 2} and (few["n_test"] > 0).all()
+    # the summary of the unit rows is compare's table, number for number
+    summary = summarize_compare_units(units, SETTINGS.confidence)
+    table = compare(transforms, **inputs)
+    table = table[table["measurement"].isin(list(UNITS))].reset_index(drop=True)
+    # (the mixed table holds counts as floats: the values must agree, not the dtypes)
+    pd.testing.assert_frame_equal(summary, table[list(COLUMNS)], check_exact=True,
+                                  check_dtype=False)  # fmt: skip
+
+
+def test_compare_units_selects_measurements_and_names_what_is_missing(problem):
+    things, human, triplets, categories, contrast, downstream = problem
+    units = compare_units(["original"], things=things, triplets=triplets, contrast=contrast,
+                          measurements=["neighbour_overlap"], settings=SETTINGS)  # fmt: skip
+    assert set(units["measurement"]) == {"neighbour_overlap"}
+    assert sorted(units["k"].unique()) == [1, 5] and (units["value"] == 1.0).all()
+    with pytest.raises(GlocalError, match=r"measurements: unknown \['rsa'\]"):
+        compare_units(["original"], things=things, measurements=["rsa"])
+    near = EvalSettings(anomaly_near=1)
+    with pytest.raises(GlocalError, match="anomaly_near.*reference="):
+        compare_units(["original"], things=things, heldout_objects=np.arange(90),
+                      categories=categories, settings=near)  # fmt: skip
+    empty = compare_units(["original"], things=things)
+    assert empty.empty and list(empty.columns) == [*UNIT_COLUMNS, "value"]

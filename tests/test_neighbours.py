@@ -87,3 +87,14 @@ def test_shared_fraction_counts_common_neighbours_per_row():
     for wrong in (ny[:, :5], ny[:30], ny[0]):
         with pytest.raises(GlocalError, match="nx and ny must be neighbour lists of one shape"):
             shared_fraction(nx, wrong)
+
+
+def test_item_overlaps_find_neighbours_once_for_every_k(rng):
+    from glocal.evaluation.neighbours import item_overlaps, neighbour_overlap, per_item_overlap
+
+    X, Y = rng.normal(size=(60, 5)), rng.normal(size=(60, 4))
+    overlaps = item_overlaps(X, Y, (7, 2, 7))
+    assert list(overlaps) == [2, 7]
+    means = neighbour_overlap(X, Y, (2, 7))
+    assert {k: float(v.mean()) for k, v in overlaps.items()} == means
+    np.testing.assert_array_equal(overlaps[7], per_item_overlap(X, Y, 7))

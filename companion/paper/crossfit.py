@@ -20,9 +20,10 @@ import pandas as pd
 
 from companion.paper.fits import fit_transform, record_search
 from companion.paper.inputs import THINGS_TASKS, Inputs, load_inputs
+from companion.paper.tables import episodes_of, things_units
 from glocal import things
 from glocal.errors import GlocalError
-from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
+from glocal.evaluation.comparison import EvalSettings
 from glocal.evaluation.few_shot import Classifier
 from glocal.transform import GlocalTransform
 
@@ -162,20 +163,18 @@ def few_shot_folds(
     interval over categories resamples.
     """
     _check_task(task)
-    categories = things.categories()
     frames = []
     for f, (inputs, fitted) in enumerate(zip(folds, transforms, strict=True)):
-        for name, Z in _representations(fitted, inputs.features).items():
-            table = things_few_shot(
-                Z, categories, inputs.triplets.heldout, shots=shots, n_test_per_class=None,
-                n_repeats=n_repeats, classifier=classifiers, overlap=THINGS_TASKS[task],
-                min_members=max(shots) + 1, seed=int(np.random.SeedSequence([seed, f])
-                                                     .generate_state(1)[0]),
-                per_class=per_class,
-            )  # fmt: skip
-            frames.append(table.assign(fold=f, representation=name, task=task))
-    frame = pd.concat(frames, ignore_index=True)
-    return frame.rename(columns={"class": "category"}) if per_class else frame
+        settings = EvalSettings(
+            shots=tuple(shots), things_n_test_per_class=None, n_repeats=n_repeats,
+            classifiers=tuple(classifiers), overlap=THINGS_TASKS[task],
+            seed=int(np.random.SeedSequence([seed, f]).generate_state(1)[0]),
+        )  # fmt: skip
+        rows = things_units(inputs, fitted, "few_shot", settings, "accuracy")
+        representation = rows.pop("representation")
+        frames.append(rows.assign(fold=f, representation=representation, task=task))
+    frame = pd.concat(frames, ignore_index=True).rename(columns={"class": "category"})
+    return frame if per_class else episodes_of(frame)
 
 
 #: Anomaly-detection protocols: every other category's test concepts are anomalies
@@ -203,20 +202,20 @@ def anomaly_folds(
     compared representation defines.
     """
     _check_task(task)
-    categories = things.categories()
     reference = None if near is None else things.human_embedding()
     protocol = PROTOCOLS[0] if near is None else PROTOCOLS[1]
     frames = []
     for f, (inputs, fitted) in enumerate(zip(folds, transforms, strict=True)):
         for r in range(n_repeats):
-            split = int(np.random.SeedSequence([seed, f, r]).generate_state(1)[0])
-            for name, Z in _representations(fitted, inputs.features).items():
-                result = things_anomaly_detection(
-                    Z, categories, inputs.triplets.heldout, k=k, overlap=THINGS_TASKS[task],
-                    seed=split, near=near, reference=reference,
-                )  # fmt: skip
-                frames.append(result.per_class.assign(fold=f, repeat=r, representation=name,
-                                                      task=task, protocol=protocol))  # fmt: skip
+            settings = EvalSettings(
+                anomaly_k=k, overlap=THINGS_TASKS[task], anomaly_near=near,
+                seed=int(np.random.SeedSequence([seed, f, r]).generate_state(1)[0]),
+            )  # fmt: skip
+            rows = things_units(inputs, fitted, "anomaly_detection", settings, "auroc",
+                                reference)  # fmt: skip
+            representation = rows.pop("representation")
+            frames.append(rows.assign(fold=f, repeat=r, representation=representation,
+                                      task=task, protocol=protocol))  # fmt: skip
     return pd.concat(frames, ignore_index=True)
 
 
@@ -276,16 +275,3 @@ def anomaly_splits(
             table = anomaly_table(folds[0], transforms[0], (task,), k, seed)
             frames.append(table.assign(fold=0, repeat=0, protocol=PROTOCOLS[0]))
     return pd.concat(frames, ignore_index=True)
-
-
-def episodes_of(class_rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per episode from the per-class rows of :func:`few_shot_episodes`
-    (``per_class=True``): its accuracy over all its test items (the ``n_test``-weighted mean of
-    its classes') and their number; the episode's other columns as they were."""
-    keys = [c for c in class_rows.columns
-            if c not in ("category", "accuracy", "n_test")]  # fmt: skip
-    hits = class_rows.assign(hits=class_rows["accuracy"] * class_rows["n_test"])
-    grouped = hits.groupby(keys, sort=False, dropna=False)
-    episodes = grouped[["hits", "n_test"]].sum().reset_index()
-    episodes["accuracy"] = episodes.pop("hits") / episodes["n_test"]
-    return episodes

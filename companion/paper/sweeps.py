@@ -12,6 +12,7 @@ are fold 0's cross-fitting episodes and splits (page 5 and 6 draw the same ones)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,7 @@ import pandas as pd
 
 from companion.paper.comparisons import MARGINS, paired_summary, summary
 from companion.paper.crossfit import anomaly_splits, few_shot_episodes
-from glocal.evaluation.alignment import triplet_correct
-from glocal.evaluation.neighbours import per_item_overlap
-from glocal.evaluation.similarity import default_similarity
+from glocal.evaluation.comparison import EvalSettings, compare_units
 
 #: The measures of :func:`evaluate_with_intervals`, one column each.
 MEASURES = ("alignment", "overlap_things", "overlap_contrast", "few_shot", "auroc")
@@ -46,70 +45,76 @@ def interval_units_text() -> str:
     )
 
 
+@dataclass(frozen=True)
+class SweepSettings:
+    """How a sweep measures each representation (:func:`sweep_units`).
+
+    ``k``: neighbours of the local-structure overlap; ``shots``, ``n_repeats``, ``classifier``:
+    the few-shot episodes of ``task`` (fold 0's cross-fitting episodes); ``anomaly_k``,
+    ``anomaly_repeats``: neighbours and splits of anomaly detection on ``task``; ``seed``:
+    episodes and splits.
+    """
+
+    k: int = 10
+    shots: int = 5
+    n_repeats: int = 5
+    anomaly_k: int = 5
+    anomaly_repeats: int = 2
+    task: str = "things-fine"
+    classifier: str = "logreg"
+    seed: int = 0
+
+
 def sweep_units(
-    inputs: Any,
-    transforms: Mapping[str, Any],
-    k: int = 10,
-    shots: int = 5,
-    n_repeats: int = 5,
-    anomaly_k: int = 5,
-    anomaly_repeats: int = 2,
-    task: str = "things-fine",
-    classifier: str = "logreg",
-    seed: int = 0,
+    inputs: Any, transforms: Mapping[str, Any], settings: SweepSettings | None = None
 ) -> dict[str, pd.DataFrame]:
     """Every measure per unit, for the original features and every transform.
 
     ``alignment``: whether each held-out test triplet is answered correctly (cosine for the
     original features, dot products for transforms); ``overlap_things`` /
     ``overlap_contrast``: each held-out concept's / contrast item's fraction of kept ``k``
-    nearest neighbours; ``few_shot``: the accuracy of each ``shots``-shot episode of
-    ``task`` (fold 0's episodes, every other member of a class a test item);
-    ``auroc``: each class's AUROC in each of ``anomaly_repeats`` splits. Each table has the
-    columns ``representation``, ``value`` and its unit columns.
+    nearest neighbours; ``few_shot``: the accuracy of each class of each ``shots``-shot
+    episode of ``task`` (fold 0's episodes, every other member of a class a test item);
+    ``auroc``: each class's AUROC in each of ``anomaly_repeats`` splits. All are measured by
+    :func:`glocal.evaluation.comparison.compare_units` (the downstream ones through
+    :mod:`companion.paper.crossfit`). Each table has the columns ``representation``,
+    ``value`` and its unit columns.
     """
-    names = ["original", *transforms]
-    spaces = {name: transforms.get(name) for name in names}
-    rows: dict[str, list[pd.DataFrame]] = {m: [] for m in MEASURES}
-    test = inputs.triplets.test
+    s = settings or SweepSettings()
+    named = {"original": "original", **transforms}
+    rows: dict[str, pd.DataFrame] = {}
+    units = compare_units(named, things=inputs.features, triplets=inputs.triplets.test,
+                          measurements=("odd_one_out",))  # fmt: skip
+    rows["alignment"] = pd.DataFrame({
+        "triplet": units["triplet"], "i": units["triplet_i"], "j": units["triplet_j"],
+        "k": units["triplet_k"], "value": units["value"], "representation": units["transform"],
+    })  # fmt: skip
     sets = {"overlap_things": inputs.features[inputs.triplets.heldout],
             "overlap_contrast": inputs.contrast_eval}  # fmt: skip
-    for name, t in spaces.items():
-        Z = inputs.features if t is None else t.transform(inputs.features)
-        correct = triplet_correct(Z, test, default_similarity(transformed=t is not None))
-        rows["alignment"].append(pd.DataFrame({
-            "triplet": np.arange(len(test)), "i": test[:, 0], "j": test[:, 1], "k": test[:, 2],
-            "value": correct.astype(float),
-        }))  # fmt: skip
-        for column, X in sets.items():
-            values = (
-                np.ones(len(X))
-                if t is None or k >= len(X)
-                else per_item_overlap(X, t.transform(X), k)
-            )
-            rows[column].append(pd.DataFrame({"item": np.arange(len(X)), "value": values}))
-        for frame in (rows[m][-1] for m in ("alignment", "overlap_things", "overlap_contrast")):
-            frame["representation"] = name
-    fitted = {name: t for name, t in transforms.items()}
-    episodes = few_shot_episodes([inputs], [fitted], [task], [shots], n_repeats, [classifier],  # type: ignore[list-item]
-                                 seed=seed, per_class=True)  # fmt: skip
-    rows["few_shot"] = [episodes.rename(columns={"accuracy": "value"})]
-    splits = anomaly_splits([inputs], [fitted], [task], anomaly_k, anomaly_repeats, seed)
-    rows["auroc"] = [splits.rename(columns={"auroc": "value", "class": "category"})]
-    return {m: pd.concat(frames, ignore_index=True) for m, frames in rows.items()}
+    for measure, X in sets.items():
+        frames = [pd.DataFrame({"item": np.arange(len(X)), "value": np.ones(len(X)),
+                                "representation": "original"})]  # fmt: skip
+        if transforms and s.k < len(X):
+            units = compare_units(transforms, contrast=X, settings=EvalSettings(ks=(s.k,)),
+                                  measurements=("neighbour_overlap",))  # fmt: skip
+            frames.append(units[["item", "value"]].assign(representation=units["transform"]))
+        else:  # every neighbourhood is the whole set: kept by any transform
+            frames += [frames[0].assign(representation=name) for name in transforms]
+        rows[measure] = pd.concat(frames, ignore_index=True)
+    fitted = dict(transforms)
+    episodes = few_shot_episodes([inputs], [fitted], [s.task], [s.shots], s.n_repeats,
+                                 [s.classifier], seed=s.seed, per_class=True)  # type: ignore[list-item]  # fmt: skip
+    rows["few_shot"] = episodes.rename(columns={"accuracy": "value"})
+    splits = anomaly_splits([inputs], [fitted], [s.task], s.anomaly_k, s.anomaly_repeats, s.seed)
+    rows["auroc"] = splits.rename(columns={"auroc": "value", "class": "category"})
+    return {m: rows[m] for m in MEASURES}
 
 
 def evaluate_with_intervals(
     inputs: Any,
     transforms: Mapping[str, Any],
-    k: int = 10,
-    shots: int = 5,
-    n_repeats: int = 5,
-    anomaly_k: int = 5,
-    anomaly_repeats: int = 2,
-    task: str = "things-fine",
-    classifier: str = "logreg",
-    seed: int = 0,
+    settings: SweepSettings | None = None,
+    margins: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """One row per representation (``original`` first) with a 95% interval for every measure.
 
@@ -118,13 +123,11 @@ def evaluate_with_intervals(
     concepts for alignment and over categories for the downstream measures, a t-interval over
     items for local structure) and ``m_n`` (units); for the paired measures of :data:`PAIRED`
     also the mean difference to the original features over the same units, ``m_diff``, with
-    ``m_diff_low``, ``m_diff_high`` and the verdict ``m_verdict`` (expected: higher; margin
-    :data:`companion.paper.comparisons.MARGINS` for accuracy and AUROC, none for alignment; the
-    naive transform, when present, is the positive control).
+    ``m_diff_low``, ``m_diff_high`` and the verdict ``m_verdict`` (expected: higher; margins
+    ``margins``, default :data:`companion.paper.comparisons.MARGINS`, for accuracy and AUROC,
+    none for alignment; the naive transform, when present, is the positive control).
     """
-    units = sweep_units(inputs, transforms, k, shots, n_repeats, anomaly_k, anomaly_repeats,
-                        task, classifier, seed)  # fmt: skip
-    return summarize_units(units)
+    return summarize_units(sweep_units(inputs, transforms, settings), margins)
 
 
 def summarize_units(

@@ -13,9 +13,8 @@ from companion.paper.inputs import CHANCE, THINGS_TASKS, Inputs
 from companion.paper.triplets import _seed
 from glocal import things
 from glocal.errors import GlocalError
-from glocal.evaluation.alignment import triplet_correct
 from glocal.evaluation.anomaly import anomaly_detection, shifted_anomaly_detection
-from glocal.evaluation.categories import things_anomaly_detection, things_few_shot
+from glocal.evaluation.comparison import UNIT_COLUMNS, EvalSettings, compare_units
 from glocal.evaluation.few_shot import few_shot
 from glocal.evaluation.neighbours import neighbour_overlap
 from glocal.evaluation.similarity import apply_transform, default_similarity
@@ -62,18 +61,36 @@ def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -
 
 def alignment_units(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
     """One row per held-out test triplet and representation (``zero-shot`` first): ``correct``
-    (1 or 0) and the triplet's three concepts ``i``, ``j``, ``k`` (the units of its interval)."""
-    test = inputs.triplets.test
-    frames = []
-    for name, Z in representations(inputs.features, transforms).items():
-        similarity = default_similarity(transformed=name != "original")
-        correct = triplet_correct(Z, test, similarity).astype(float)
-        frames.append(pd.DataFrame({
-            "source": inputs.label, "representation": "zero-shot" if name == "original" else name,
-            "triplet": np.arange(len(test)), "i": test[:, 0], "j": test[:, 1], "k": test[:, 2],
-            "correct": correct,
-        }))  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
+    (1 or 0) and the triplet's three concepts ``i``, ``j``, ``k`` (the units of its interval).
+    Measured by :func:`glocal.evaluation.comparison.compare_units`, as a user's ``compare``."""
+    units = compare_units({"original": "original", **transforms}, things=inputs.features,
+                          triplets=inputs.triplets.test, measurements=("odd_one_out",))  # fmt: skip
+    return pd.DataFrame({
+        "source": inputs.label,
+        "representation": units["transform"].replace({"original": "zero-shot"}),
+        "triplet": units["triplet"], "i": units["triplet_i"], "j": units["triplet_j"],
+        "k": units["triplet_k"], "correct": units["value"],
+    })  # fmt: skip
+
+
+def things_units(
+    inputs: Inputs,
+    transforms: Mapping[str, Any],
+    measurement: str,
+    settings: EvalSettings,
+    metric: str,
+    reference: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The per-class rows of one THINGS category task (``few_shot`` or ``anomaly_detection``)
+    for the original features and every transform, on ``inputs``' held-out concepts, measured
+    by :func:`glocal.evaluation.comparison.compare_units` with ``settings``: the library's
+    per-class table with its value named ``metric`` again, and the ``representation``."""
+    units = compare_units({"original": "original", **transforms}, things=inputs.features,
+                          heldout_objects=inputs.triplets.heldout, categories=things.categories(),
+                          reference=reference, settings=settings,
+                          measurements=(measurement,))  # fmt: skip
+    rows = units.drop(columns=[*UNIT_COLUMNS, *(["k"] if measurement != "few_shot" else [])])
+    return rows.rename(columns={"value": metric}).assign(representation=units["transform"])
 
 
 def local_structure_table(
@@ -165,28 +182,29 @@ def few_shot_table(
     """
     frames = []
     for task in tasks:
-        task_data = _task_data(inputs, task)
+        if task in THINGS_TASKS:
+            settings = EvalSettings(
+                shots=tuple(shots), things_n_test_per_class=n_test_per_class,
+                n_repeats=n_repeats, classifiers=tuple(classifiers),  # type: ignore[arg-type]
+                overlap=THINGS_TASKS[task], seed=seed,
+            )  # fmt: skip
+            rows = things_units(inputs, transforms, "few_shot", settings, "accuracy")
+            rows = rows.assign(task=task).rename(columns={"class": "category"})
+            frames.append(rows if per_class else episodes_of(rows))
+            continue
+        data: DownstreamData = _task_data(inputs, task)
         for name in ("original", *transforms):
-            t = transforms.get(name)
-            common: dict[str, Any] = {"shots": shots, "n_test_per_class": n_test_per_class,
-                                      "n_repeats": n_repeats, "classifier": classifiers,
-                                      "seed": seed, "verbose": 0,
-                                      "per_class": per_class}  # fmt: skip
-            if task in THINGS_TASKS:
-                (Z,) = apply_transform(t, inputs.features)
-                result = things_few_shot(
-                    Z, task_data, inputs.triplets.heldout, overlap=THINGS_TASKS[task], **common
-                )
-            else:
-                data: DownstreamData = task_data
-                tr_X, te_X = apply_transform(t, data.train_X, data.test_X)
-                result = few_shot(
-                    tr_X, data.train_y, te_X, data.test_y, fixed_test=True,
-                    test_groups=data.test_groups, **common,
-                )  # fmt: skip
-            frames.append(result.assign(representation=name, task=task))
-    frame = pd.concat(frames, ignore_index=True)
-    return frame.rename(columns={"class": "category"}) if per_class else frame
+            tr_X, te_X = apply_transform(transforms.get(name), data.train_X, data.test_X)
+            result = few_shot(
+                tr_X, data.train_y, te_X, data.test_y, shots=shots,
+                n_test_per_class=n_test_per_class, n_repeats=n_repeats,
+                classifier=classifiers,  # type: ignore[arg-type]
+                seed=seed, verbose=0, per_class=per_class, fixed_test=True,
+                test_groups=data.test_groups,
+            )  # fmt: skip
+            result = result.assign(representation=name, task=task)
+            frames.append(result.rename(columns={"class": "category"}) if per_class else result)
+    return pd.concat(frames, ignore_index=True)
 
 
 def anomaly_table(
@@ -206,27 +224,34 @@ def anomaly_table(
     """
     frames = []
     for task in tasks:
-        task_data = _task_data(inputs, task)
+        if task in THINGS_TASKS:
+            settings = EvalSettings(anomaly_k=k, overlap=THINGS_TASKS[task], seed=seed)
+            rows = things_units(inputs, transforms, "anomaly_detection", settings, "auroc")
+            frames.append(rows.assign(task=task))
+            continue
+        data: DownstreamData = _task_data(inputs, task)
         for name in ("original", *transforms):
-            t = transforms.get(name)
-            if task in THINGS_TASKS:
-                (Z,) = apply_transform(t, inputs.features)
-                result = things_anomaly_detection(
-                    Z, task_data, inputs.triplets.heldout, k=k, overlap=THINGS_TASKS[task],
-                    seed=seed,
+            tr_X, te_X = apply_transform(transforms.get(name), data.train_X, data.test_X)
+            if data.protocol == "shift":
+                assert data.train_fine is not None and data.test_fine is not None
+                result = shifted_anomaly_detection(
+                    tr_X, data.train_fine, data.train_y, te_X, data.test_fine, data.test_y,
+                    k=k, verbose=0,
                 )  # fmt: skip
             else:
-                data: DownstreamData = task_data
-                tr_X, te_X = apply_transform(t, data.train_X, data.test_X)
-                if data.protocol == "shift":
-                    assert data.train_fine is not None and data.test_fine is not None
-                    result = shifted_anomaly_detection(
-                        tr_X, data.train_fine, data.train_y, te_X, data.test_fine, data.test_y,
-                        k=k, verbose=0,
-                    )  # fmt: skip
-                else:
-                    result = anomaly_detection(
-                        tr_X, data.train_y, te_X, data.test_y, k=k, verbose=0
-                    )
+                result = anomaly_detection(tr_X, data.train_y, te_X, data.test_y, k=k, verbose=0)
             frames.append(result.per_class.assign(representation=name, task=task))
     return pd.concat(frames, ignore_index=True)
+
+
+def episodes_of(class_rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per episode from the per-class rows of :func:`few_shot_episodes`
+    (``per_class=True``): its accuracy over all its test items (the ``n_test``-weighted mean of
+    its classes') and their number; the episode's other columns as they were."""
+    keys = [c for c in class_rows.columns
+            if c not in ("category", "accuracy", "n_test")]  # fmt: skip
+    hits = class_rows.assign(hits=class_rows["accuracy"] * class_rows["n_test"])
+    grouped = hits.groupby(keys, sort=False, dropna=False)
+    episodes = grouped[["hits", "n_test"]].sum().reset_index()
+    episodes["accuracy"] = episodes.pop("hits") / episodes["n_test"]
+    return episodes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from glocal.evaluation.categories import (
 )
 from glocal.evaluation.few_shot import DEFAULT_CS, Classifier, few_shot
 from glocal.evaluation.intervals import cluster_interval
-from glocal.evaluation.neighbours import neighbour_overlap, neighbourhood_correlation
+from glocal.evaluation.neighbours import item_overlaps, neighbourhood_correlation
 from glocal.evaluation.rsa import rsa
 from glocal.evaluation.similarity import Similarity, apply_transform, default_similarity
 from glocal.io import check_feature_matrix
@@ -48,6 +48,22 @@ COLUMNS = (
     "category",  # the normal class of a per-class AUROC
     "similarity",
 )
+
+
+#: The measurements of :func:`compare`, in the order of its rows for each transform.
+MEASUREMENTS = ("odd_one_out", "rsa", "few_shot", "anomaly_detection", "neighbour_overlap",
+                "neighbourhood_correlation")  # fmt: skip
+#: The measurements with unit rows (:func:`compare_units`): what an interval over them
+#: resamples (their columns), and the column that weighs a unit in the mean (None: equal).
+UNITS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "odd_one_out": (("triplet_i", "triplet_j", "triplet_k"), None),  # the triplet's concepts
+    "neighbour_overlap": (("item",), None),
+    "few_shot": (("class",), "n_test"),  # pooled over test items: weighted by them
+    "anomaly_detection": (("class",), None),
+}
+#: The first columns of :func:`compare_units`'s table; then the unit's own columns, among them
+#: ``value`` where the measuring function names it after its metric (``accuracy``, ``auroc``).
+UNIT_COLUMNS = ("transform", "source", "measurement", "dataset", "metric")
 
 
 @dataclass(frozen=True)
@@ -88,8 +104,13 @@ class EvalSettings:
         Folds of that cross-validation.
     anomaly_k : int, default=5
         Nearest normal training items whose mean cosine distance scores an item.
-    things_n_test_per_class : int, default=5
-        Test concepts per category in the THINGS category few-shot task.
+    things_n_test_per_class : int or None, default=5
+        Test concepts per category in each episode of the THINGS category few-shot task
+        (None: every held-out member of the category that is not a support concept).
+    anomaly_near : int or None, default=None
+        THINGS anomaly detection's protocol: None scores every other category's test concepts
+        as anomalies (one-vs-rest); n only those of the n categories nearest to the normal one
+        in ``reference`` (the "near" protocol; needs ``reference``).
     overlap : {"largest", "smallest", "drop"}, default="largest"
         How THINGS concepts in several categories are labelled (see
         :func:`glocal.evaluation.categories.category_labels`).
@@ -114,7 +135,8 @@ class EvalSettings:
     Cs: tuple[float, ...] = field(default=DEFAULT_CS)
     cv_folds: int = 5
     anomaly_k: int = 5
-    things_n_test_per_class: int = 5
+    things_n_test_per_class: int | None = 5
+    anomaly_near: int | None = None
     overlap: Overlap = "largest"
     device: str = "cpu"
     seed: int = 0
@@ -209,6 +231,347 @@ def _settings_columns(settings: EvalSettings) -> dict[str, Any]:
     return columns
 
 
+def _check_inputs(
+    things: np.ndarray | None,
+    triplets: np.ndarray | None,
+    reference: np.ndarray | None,
+    heldout_objects: np.ndarray | Sequence[int] | None,
+    categories: pd.DataFrame | None,
+    contrast: np.ndarray | None,
+    settings: EvalSettings,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(things, heldout, contrast) checked; every combination error in one line."""
+    if things is not None:
+        things = check_feature_matrix(things, "things")
+    if contrast is not None:
+        contrast = check_feature_matrix(contrast, "contrast")
+    if categories is not None and (things is None or heldout_objects is None):
+        raise GlocalError("categories: the THINGS tasks also need things= and heldout_objects=")
+    if things is None and (triplets is not None or reference is not None):
+        raise GlocalError("triplets/reference: pass the THINGS features as things= as well")
+    if settings.anomaly_near is not None and (categories is None or reference is None):
+        raise GlocalError(
+            "settings.anomaly_near: the near protocol ranks categories in reference=; pass "
+            "reference= and categories= as well, or leave anomaly_near at None"
+        )
+    heldout = None
+    if heldout_objects is not None:
+        if things is None:
+            raise GlocalError("heldout_objects: pass the THINGS features as things= as well")
+        heldout = check_object_indices(heldout_objects, len(things), "heldout_objects")
+    return things, heldout, contrast
+
+
+def _measure(
+    transforms: Mapping[str, Any] | Sequence[Any],
+    things: np.ndarray | None,
+    triplets: np.ndarray | None,
+    reference: np.ndarray | None,
+    heldout_objects: np.ndarray | Sequence[int] | None,
+    categories: pd.DataFrame | None,
+    contrast: np.ndarray | None,
+    downstream: Mapping[str, Sequence[Any]] | None,
+    settings: EvalSettings,
+    wanted: frozenset[str],
+    verbose: int,
+) -> Iterator[pd.DataFrame]:
+    """Every measurement of every transform, in order: unit tables (one row per unit, see
+    :data:`UNITS`) and, for RSA and the neighbourhood correlation, one-row tables that are
+    already summaries. Each carries the :data:`UNIT_COLUMNS` prefix."""
+    named = {name: resolve_transform(spec, name) for name, spec in _named(transforms).items()}
+    data = _downstream(downstream)
+    things, heldout, contrast = _check_inputs(
+        things, triplets, reference, heldout_objects, categories, contrast, settings
+    )
+    for name, (apply, source) in tqdm(named.items(), desc="transforms", disable=not verbose):
+        prefix = functools.partial(_prefixed, name, source)
+        sim: Similarity = (
+            default_similarity(transformed=apply is not None)
+            if settings.similarity == "auto"
+            else settings.similarity
+        )
+        if things is not None:
+            (Z,) = apply_transform(apply, things)
+            if triplets is not None and "odd_one_out" in wanted:
+                yield prefix("odd_one_out", "things", "accuracy",
+                             _triplet_units(Z, np.asarray(triplets), sim))  # fmt: skip
+            if reference is not None and "rsa" in wanted:
+                objects = slice(None) if heldout is None else heldout
+                result = rsa(Z[objects], np.asarray(reference)[objects], sim,
+                             settings.reference_similarity, settings.n_bootstrap,
+                             settings.confidence, settings.seed)  # fmt: skip
+                yield prefix("rsa", "things", "spearman", pd.DataFrame([{
+                    "value": result.rho, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                    "n": result.n_objects, "unit": f"{result.n_objects} objects",
+                    "similarity": sim,
+                }]))  # fmt: skip
+            if categories is not None:
+                assert heldout is not None  # checked above: the THINGS tasks need it
+                yield from _things_tasks(prefix, Z, categories, heldout, reference, settings,
+                                         wanted, verbose)  # fmt: skip
+        if contrast is not None:
+            (Y,) = apply_transform(apply, contrast)
+            if "neighbour_overlap" in wanted:
+                yield prefix("neighbour_overlap", "contrast", "overlap",
+                             _overlap_units(contrast, Y, settings))  # fmt: skip
+            if "neighbourhood_correlation" in wanted:
+                sim_local = settings.local_similarity
+                value = neighbourhood_correlation(contrast, Y, settings.neighbourhood_k, sim_local)
+                yield prefix("neighbourhood_correlation", "contrast", "spearman", pd.DataFrame([{
+                    "value": value, "n": len(contrast), "k": settings.neighbourhood_k,
+                    "similarity": sim_local,
+                }]))  # fmt: skip
+        for dataset, (train_X, train_y, test_X, test_y) in data.items():
+            mapped_train, mapped_test = apply_transform(
+                apply, np.asarray(train_X), np.asarray(test_X)
+            )
+            yield from _downstream_tasks(prefix, dataset, mapped_train, np.asarray(train_y),
+                                         mapped_test, np.asarray(test_y), settings, wanted,
+                                         verbose)  # fmt: skip
+
+
+def _prefixed(
+    name: str, source: str, measurement: str, dataset: str, metric: str, frame: pd.DataFrame
+) -> pd.DataFrame:
+    prefix = {"transform": name, "source": source, "measurement": measurement,
+              "dataset": dataset, "metric": metric}  # fmt: skip
+    return pd.concat([pd.DataFrame(prefix, index=frame.index), frame], axis=1)
+
+
+def _triplet_units(Z: np.ndarray, triplets: np.ndarray, similarity: Similarity) -> pd.DataFrame:
+    correct = triplet_correct(Z, triplets, similarity).astype(float)
+    return pd.DataFrame({
+        "value": correct, "triplet": np.arange(len(triplets)), "triplet_i": triplets[:, 0],
+        "triplet_j": triplets[:, 1], "triplet_k": triplets[:, 2], "similarity": similarity,
+    })  # fmt: skip
+
+
+def _overlap_units(X: np.ndarray, Y: np.ndarray, settings: EvalSettings) -> pd.DataFrame:
+    sim = settings.local_similarity
+    return pd.concat(
+        [pd.DataFrame({"value": values, "item": np.arange(len(X)), "k": k, "similarity": sim})
+         for k, values in item_overlaps(X, Y, settings.ks, sim).items()],
+        ignore_index=True,
+    )  # fmt: skip
+
+
+def _class_units(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A per-class table of the downstream functions with its ``metric`` column as ``value``."""
+    return table.rename(columns={metric: "value"})
+
+
+def _downstream_tasks(
+    prefix: Callable[..., pd.DataFrame],
+    dataset: str,
+    train_X: np.ndarray,
+    train_y: np.ndarray,
+    test_X: np.ndarray,
+    test_y: np.ndarray,
+    settings: EvalSettings,
+    wanted: frozenset[str],
+    verbose: int,
+) -> Iterator[pd.DataFrame]:
+    if "few_shot" in wanted:
+        results = few_shot(
+            train_X, train_y, test_X, test_y, shots=settings.shots,
+            n_test_per_class=settings.n_test_per_class, n_repeats=settings.n_repeats,
+            classifier=settings.classifiers, Cs=settings.Cs, cv_folds=settings.cv_folds,
+            device=settings.device, seed=settings.seed, verbose=verbose, per_class=True,
+        )  # fmt: skip
+        yield prefix("few_shot", dataset, "accuracy", _class_units(results, "accuracy"))
+    if "anomaly_detection" in wanted:
+        result = anomaly_detection(train_X, train_y, test_X, test_y, k=settings.anomaly_k,
+                                   device=settings.device, verbose=verbose)  # fmt: skip
+        units = _class_units(result.per_class, "auroc").assign(k=settings.anomaly_k)
+        yield prefix("anomaly_detection", dataset, "auroc", units)
+
+
+def _things_tasks(
+    prefix: Callable[..., pd.DataFrame],
+    Z: np.ndarray,
+    categories: pd.DataFrame,
+    heldout: np.ndarray,
+    reference: np.ndarray | None,
+    settings: EvalSettings,
+    wanted: frozenset[str],
+    verbose: int,
+) -> Iterator[pd.DataFrame]:
+    if "few_shot" in wanted:
+        results = things_few_shot(
+            Z, categories, heldout, shots=settings.shots,
+            n_test_per_class=settings.things_n_test_per_class, n_repeats=settings.n_repeats,
+            classifier=settings.classifiers, overlap=settings.overlap, seed=settings.seed,
+            verbose=verbose, Cs=settings.Cs, cv_folds=settings.cv_folds,
+            device=settings.device, per_class=True,
+        )  # fmt: skip
+        yield prefix("few_shot", "things_categories", "accuracy", _class_units(results, "accuracy"))
+    if "anomaly_detection" in wanted:
+        result = things_anomaly_detection(
+            Z, categories, heldout, k=settings.anomaly_k, overlap=settings.overlap,
+            seed=settings.seed, device=settings.device, near=settings.anomaly_near,
+            reference=None if settings.anomaly_near is None else reference,
+        )  # fmt: skip
+        units = _class_units(result.per_class, "auroc").assign(k=settings.anomaly_k)
+        yield prefix("anomaly_detection", "things_categories", "auroc", units)
+
+
+def _wanted(measurements: Collection[str] | None, allowed: Sequence[str]) -> frozenset[str]:
+    if measurements is None:
+        return frozenset(allowed)
+    if isinstance(measurements, str):
+        measurements = (measurements,)
+    unknown = sorted(set(measurements) - set(allowed))
+    if unknown:
+        raise GlocalError(f"measurements: unknown {unknown}; choose from {list(allowed)}")
+    return frozenset(measurements)
+
+
+def compare_units(
+    transforms: Mapping[str, Any] | Sequence[Any],
+    *,
+    things: np.ndarray | None = None,
+    triplets: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+    heldout_objects: np.ndarray | Sequence[int] | None = None,
+    categories: pd.DataFrame | None = None,
+    contrast: np.ndarray | None = None,
+    downstream: Mapping[str, Sequence[Any]] | None = None,
+    settings: EvalSettings | None = None,
+    measurements: Collection[str] | None = None,
+    verbose: int = 0,
+) -> pd.DataFrame:
+    """:func:`compare`'s measurements unit by unit: one row per transform × measurement × unit.
+
+    The rows an interval resamples and a paired comparison matches: a test triplet for
+    odd-one-out accuracy, an item (per k) for the neighbour overlap, a class of an episode
+    (few-shot) or of a split (anomaly detection) downstream. :func:`summarize_compare_units` turns
+    them into :func:`compare`'s rows (which is how :func:`compare` makes them); the paper's
+    pages compare representations on the same rows. RSA and the neighbourhood correlation are
+    statistics of a whole set of objects, with no unit rows; use :func:`compare`.
+
+    Parameters
+    ----------
+    transforms, things, triplets, heldout_objects, categories, contrast, downstream
+        As in :func:`compare`.
+    reference : ndarray of shape (1854, q) or None, default=None
+        Used here only by the near protocol of THINGS anomaly detection
+        (``settings.anomaly_near``).
+    settings : EvalSettings or None, default=None
+        As in :func:`compare`.
+    measurements : collection of str or None, default=None
+        Which of :data:`UNITS` to measure (None: every one its inputs allow).
+    verbose : int, default=0
+        0: quiet; 1 or more: progress bars.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns :data:`UNIT_COLUMNS` (transform, source, measurement, dataset, metric),
+        then the unit's own columns with its ``value``: ``triplet`` and its concepts
+        ``triplet_i``, ``triplet_j``, ``triplet_k`` (odd one out); ``item`` and ``k``
+        (neighbour overlap); the columns of the per-class tables of :func:`glocal.few_shot`
+        (``classifier``, ``shots``, ``repeat``, ``class``, ``n_test``, ...) and of
+        :attr:`glocal.evaluation.anomaly.AnomalyDetectionResult.per_class` (``class``,
+        ``n_test_normal``, ...) in their order, with ``accuracy`` or ``auroc`` named
+        ``value``; missing where they do not apply.
+
+    Raises
+    ------
+    GlocalError
+        As :func:`compare`, and for unknown ``measurements``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glocal.evaluation.comparison import compare_units
+    >>> X = np.random.default_rng(0).normal(size=(30, 4))
+    >>> units = compare_units(["original"], things=X, triplets=np.array([[0, 1, 2], [3, 4, 5]]))
+    >>> units[["measurement", "value", "triplet_k"]].shape
+    (2, 3)
+    """
+    settings = settings or EvalSettings()
+    wanted = _wanted(measurements, tuple(UNITS))
+    frames = list(_measure(transforms, things, triplets, reference, heldout_objects, categories,
+                           contrast, downstream, settings, wanted, verbose))  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=[*UNIT_COLUMNS, "value"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize_compare_units(units: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`compare`'s rows from the unit rows of :func:`compare_units`.
+
+    Per transform, measurement and dataset (and k, shots, classifier): the mean over the units
+    (few-shot accuracy weighted by each class's test items: the accuracy over all test items)
+    with a cluster-robust interval over the units of :data:`UNITS` (odd-one-out accuracy over
+    the triplets' concepts, downstream measures over the classes;
+    :func:`glocal.evaluation.intervals.cluster_interval`). The neighbour overlap is reported
+    without an interval, each class's AUROC as a row of its own before their mean
+    (``mean_auroc``). Returns a table with the columns :data:`COLUMNS`.
+    """
+    rows: list[dict[str, Any]] = []
+    keys = ["transform", "source", "measurement", "dataset"]
+    for _, frame in units.groupby(keys, sort=False):
+        rows.extend(_summary_rows(frame, confidence))
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _labels(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """The unit labels of ``columns`` as integers or strings: a table that mixes measurements
+    holds them as floats (missing on the other measurements' rows) or as objects."""
+    labels = frame[list(columns)].to_numpy()
+    if labels.dtype.kind == "f":
+        return labels.astype(np.int64)
+    if labels.dtype.kind == "O":
+        return labels.astype(str)
+    return labels
+
+
+def _summary_rows(frame: pd.DataFrame, confidence: float) -> list[dict[str, Any]]:
+    first = frame.iloc[0]
+    measurement = first["measurement"]
+    common = {key: first[key] for key in ("transform", "source", "measurement", "dataset")}
+    if measurement not in UNITS:  # already a summary (RSA, neighbourhood correlation)
+        records = frame.drop(columns=list(common)).to_dict("records")
+        return [{**common, **{str(key): value for key, value in row.items()}} for row in records]
+    rows = []
+    if measurement == "odd_one_out":
+        concepts = _labels(frame, UNITS["odd_one_out"][0])
+        interval = cluster_interval(frame["value"].to_numpy(float), concepts,
+                                    confidence=confidence)  # fmt: skip
+        rows.append({**common, "metric": "accuracy", "value": interval.estimate,
+                     "ci_low": interval.ci_low, "ci_high": interval.ci_high, "n": len(frame),
+                     "unit": f"{interval.n_units} concepts",
+                     "similarity": first["similarity"]})  # fmt: skip
+    elif measurement == "neighbour_overlap":
+        for k, part in frame.groupby("k", sort=False):
+            rows.append({**common, "metric": "overlap", "value": float(part["value"].mean()),
+                         "n": len(part), "k": k, "similarity": first["similarity"]})  # fmt: skip
+    elif measurement == "few_shot":
+        for (shots, classifier), part in frame.groupby(["shots", "classifier"], sort=False):
+            interval = cluster_interval(part["value"].to_numpy(float), _labels(part, ("class",)),
+                                        weights=part["n_test"].to_numpy(float),
+                                        confidence=confidence)  # fmt: skip
+            rows.append({**common, "metric": "accuracy", "value": interval.estimate,
+                         "ci_low": interval.ci_low, "ci_high": interval.ci_high,
+                         "n": int(part["repeat"].nunique()),
+                         "unit": f"{interval.n_units} classes", "shots": shots,
+                         "classifier": classifier})  # fmt: skip
+    else:  # anomaly detection: every class's AUROC, then their mean
+        k = first["k"]
+        for row in frame.to_dict("records"):
+            rows.append({**common, "metric": "auroc", "value": row["value"],
+                         "n": row["n_test_normal"] + row["n_test_anomalous"], "k": k,
+                         "category": row["class"], "similarity": "cosine"})  # fmt: skip
+        interval = cluster_interval(frame["value"].to_numpy(float), _labels(frame, ("class",)),
+                                    confidence=confidence)  # fmt: skip
+        rows.append({**common, "metric": "mean_auroc", "value": float(frame["value"].mean()),
+                     "ci_low": interval.ci_low, "ci_high": interval.ci_high, "n": len(frame),
+                     "unit": f"{interval.n_units} classes", "k": k,
+                     "similarity": "cosine"})  # fmt: skip
+    return rows
+
+
 def compare(
     transforms: Mapping[str, Any] | Sequence[Any],
     *,
@@ -286,87 +649,9 @@ def compare(
     """
     verbose = verbose_level(verbose, progress, "compare")
     settings = settings or EvalSettings()
-    named = {name: resolve_transform(spec, name) for name, spec in _named(transforms).items()}
-    data = _downstream(downstream)
-    if things is not None:
-        things = check_feature_matrix(things, "things")
-    if contrast is not None:
-        contrast = check_feature_matrix(contrast, "contrast")
-    if categories is not None and (things is None or heldout_objects is None):
-        raise GlocalError("categories: the THINGS tasks also need things= and heldout_objects=")
-    if things is None and (triplets is not None or reference is not None):
-        raise GlocalError("triplets/reference: pass the THINGS features as things= as well")
-    heldout = None
-    if heldout_objects is not None:
-        if things is None:
-            raise GlocalError("heldout_objects: pass the THINGS features as things= as well")
-        heldout = check_object_indices(heldout_objects, len(things), "heldout_objects")
-    rows: list[dict[str, Any]] = []
-    for name, (apply, source) in tqdm(named.items(), desc="transforms", disable=not verbose):
-        add = functools.partial(_add, rows, name, source)
-        sim: Similarity = (
-            default_similarity(transformed=apply is not None)
-            if settings.similarity == "auto"
-            else settings.similarity
-        )
-        if things is not None:
-            (Z,) = apply_transform(apply, things)
-            if triplets is not None:
-                correct = triplet_correct(Z, np.asarray(triplets), sim).astype(float)
-                interval = cluster_interval(correct, np.asarray(triplets),
-                                            confidence=settings.confidence)  # fmt: skip
-                add(
-                    measurement="odd_one_out",
-                    dataset="things",
-                    metric="accuracy",
-                    value=interval.estimate,
-                    ci_low=interval.ci_low,
-                    ci_high=interval.ci_high,
-                    n=len(triplets),
-                    unit=f"{interval.n_units} concepts",
-                    similarity=sim,
-                )
-            if reference is not None:
-                objects = slice(None) if heldout is None else heldout
-                result = rsa(
-                    Z[objects],
-                    np.asarray(reference)[objects],
-                    sim,
-                    settings.reference_similarity,
-                    settings.n_bootstrap,
-                    settings.confidence,
-                    settings.seed,
-                )
-                add(
-                    measurement="rsa",
-                    dataset="things",
-                    metric="spearman",
-                    value=result.rho,
-                    ci_low=result.ci_low,
-                    ci_high=result.ci_high,
-                    n=result.n_objects,
-                    unit=f"{result.n_objects} objects",
-                    similarity=sim,
-                )
-            if categories is not None:
-                assert heldout is not None  # checked above: the THINGS tasks need it
-                _things_tasks(add, Z, categories, heldout, settings, verbose)
-        if contrast is not None:
-            _local_structure(add, contrast, apply_transform(apply, contrast)[0], settings)
-        for dataset, (train_X, train_y, test_X, test_y) in data.items():
-            mapped_train, mapped_test = apply_transform(
-                apply, np.asarray(train_X), np.asarray(test_X)
-            )
-            _downstream_tasks(
-                add,
-                dataset,
-                mapped_train,
-                np.asarray(train_y),
-                mapped_test,
-                np.asarray(test_y),
-                settings,
-                verbose,
-            )
+    frames = _measure(transforms, things, triplets, reference, heldout_objects, categories,
+                      contrast, downstream, settings, frozenset(MEASUREMENTS), verbose)  # fmt: skip
+    rows = [row for frame in frames for row in _summary_rows(frame, settings.confidence)]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     for key, value in _settings_columns(settings).items():
         table[key] = value
@@ -374,157 +659,3 @@ def compare(
 
     table["glocal_version"] = __version__
     return table
-
-
-def _add(rows: list[dict[str, Any]], name: str, source: str, **row: Any) -> None:
-    rows.append({"transform": name, "source": source, **row})
-
-
-def _local_structure(add: Callable, X: np.ndarray, Y: np.ndarray, settings: EvalSettings) -> None:
-    sim = settings.local_similarity
-    for k, value in neighbour_overlap(X, Y, settings.ks, sim).items():
-        add(
-            measurement="neighbour_overlap",
-            dataset="contrast",
-            metric="overlap",
-            value=value,
-            n=len(X),
-            k=k,
-            similarity=sim,
-        )
-    value = neighbourhood_correlation(X, Y, settings.neighbourhood_k, sim)
-    add(
-        measurement="neighbourhood_correlation",
-        dataset="contrast",
-        metric="spearman",
-        value=value,
-        n=len(X),
-        k=settings.neighbourhood_k,
-        similarity=sim,
-    )
-
-
-def _few_shot_rows(add: Callable, dataset: str, results: pd.DataFrame, settings: EvalSettings):
-    """One row per (shots, classifier): the accuracy over all episodes' test items, with an
-    interval over the classes (``results`` has one row per class of each episode)."""
-    for (shots, classifier), part in results.groupby(["shots", "classifier"], sort=False):
-        interval = cluster_interval(part["accuracy"].to_numpy(float), part["class"].to_numpy(),
-                                    weights=part["n_test"].to_numpy(float),
-                                    confidence=settings.confidence)  # fmt: skip
-        add(
-            measurement="few_shot",
-            dataset=dataset,
-            metric="accuracy",
-            value=interval.estimate,
-            ci_low=interval.ci_low,
-            ci_high=interval.ci_high,
-            n=int(part["repeat"].nunique()),
-            unit=f"{interval.n_units} classes",
-            shots=shots,
-            classifier=classifier,
-        )
-
-
-def _anomaly_rows(add: Callable, dataset: str, result: Any, settings: EvalSettings) -> None:
-    for row in result.per_class.to_dict("records"):
-        add(
-            measurement="anomaly_detection",
-            dataset=dataset,
-            metric="auroc",
-            value=row["auroc"],
-            n=row["n_test_normal"] + row["n_test_anomalous"],
-            k=settings.anomaly_k,
-            category=row["class"],
-            similarity="cosine",
-        )
-    per_class = result.per_class
-    interval = cluster_interval(per_class["auroc"].to_numpy(float), per_class["class"].to_numpy(),
-                                confidence=settings.confidence)  # fmt: skip
-    add(
-        measurement="anomaly_detection",
-        dataset=dataset,
-        metric="mean_auroc",
-        value=result.mean_auroc,
-        ci_low=interval.ci_low,
-        ci_high=interval.ci_high,
-        n=len(per_class),
-        unit=f"{interval.n_units} classes",
-        k=settings.anomaly_k,
-        similarity="cosine",
-    )
-
-
-def _downstream_tasks(
-    add: Callable,
-    dataset: str,
-    train_X: np.ndarray,
-    train_y: np.ndarray,
-    test_X: np.ndarray,
-    test_y: np.ndarray,
-    settings: EvalSettings,
-    verbose: int,
-) -> None:
-    results = few_shot(
-        train_X,
-        train_y,
-        test_X,
-        test_y,
-        shots=settings.shots,
-        n_test_per_class=settings.n_test_per_class,
-        n_repeats=settings.n_repeats,
-        classifier=settings.classifiers,
-        Cs=settings.Cs,
-        cv_folds=settings.cv_folds,
-        device=settings.device,
-        seed=settings.seed,
-        verbose=verbose,
-        per_class=True,
-    )
-    _few_shot_rows(add, dataset, results, settings)
-    result = anomaly_detection(
-        train_X,
-        train_y,
-        test_X,
-        test_y,
-        k=settings.anomaly_k,
-        device=settings.device,
-        verbose=verbose,
-    )
-    _anomaly_rows(add, dataset, result, settings)
-
-
-def _things_tasks(
-    add: Callable,
-    Z: np.ndarray,
-    categories: pd.DataFrame,
-    heldout: np.ndarray,
-    settings: EvalSettings,
-    verbose: int,
-) -> None:
-    results = things_few_shot(
-        Z,
-        categories,
-        heldout,
-        shots=settings.shots,
-        n_test_per_class=settings.things_n_test_per_class,
-        n_repeats=settings.n_repeats,
-        classifier=settings.classifiers,
-        overlap=settings.overlap,
-        seed=settings.seed,
-        verbose=verbose,
-        Cs=settings.Cs,
-        cv_folds=settings.cv_folds,
-        device=settings.device,
-        per_class=True,
-    )
-    _few_shot_rows(add, "things_categories", results, settings)
-    result = things_anomaly_detection(
-        Z,
-        categories,
-        heldout,
-        k=settings.anomaly_k,
-        overlap=settings.overlap,
-        seed=settings.seed,
-        device=settings.device,
-    )
-    _anomaly_rows(add, "things_categories", result, settings)

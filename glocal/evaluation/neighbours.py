@@ -66,6 +66,29 @@ def neighbour_overlap(
     dict
         ``{k: overlap}``, each in [0, 1]; random neighbourhoods give about ``k / (n - 1)``.
     """
+    overlaps = item_overlaps(X, Y, ks, similarity, similarity_y, chunk_size)
+    return {k: float(values.mean()) for k, values in overlaps.items()}
+
+
+def item_overlaps(
+    X: np.ndarray,
+    Y: np.ndarray,
+    ks: Sequence[int] = (1, 5, 10, 50),
+    similarity: Similarity = "cosine",
+    similarity_y: Similarity | None = None,
+    chunk_size: int = 2048,
+) -> dict[int, np.ndarray]:
+    """Each item's fraction of shared k nearest neighbours, for every k of ``ks``.
+
+    The per-item values behind :func:`neighbour_overlap` (their means) and the unit rows of
+    :func:`glocal.evaluation.comparison.compare_units`; the neighbours are found once, for the
+    largest k. Parameters as in :func:`neighbour_overlap`.
+
+    Returns
+    -------
+    dict
+        ``{k: ndarray of shape (n,)}`` in increasing k, values in [0, 1].
+    """
     _check_pair(X, Y)
     ks = sorted({int(k) for k in ks})
     if not ks:
@@ -73,7 +96,7 @@ def neighbour_overlap(
     k_max = ks[-1]
     nx = nearest_neighbours(X, k_max, similarity, chunk_size)
     ny = nearest_neighbours(Y, k_max, similarity_y or similarity, chunk_size)
-    return {k: float(shared_fraction(nx[:, :k], ny[:, :k]).mean()) for k in ks}
+    return {k: shared_fraction(nx[:, :k], ny[:, :k]) for k in ks}
 
 
 def per_item_overlap(
@@ -105,10 +128,7 @@ def per_item_overlap(
     ndarray of shape (n,)
         Values in [0, 1].
     """
-    _check_pair(X, Y)
-    nx = nearest_neighbours(X, k, similarity, chunk_size)
-    ny = nearest_neighbours(Y, k, similarity_y or similarity, chunk_size)
-    return shared_fraction(nx, ny)
+    return item_overlaps(X, Y, (k,), similarity, similarity_y, chunk_size)[int(k)]
 
 
 def _neighbour_similarities(Z: np.ndarray, neighbours: np.ndarray, chunk_size: int) -> np.ndarray:
