@@ -277,6 +277,15 @@ def test_notebooks_run_at_once_start_in_notebooks_and_write_nowhere_else(
     from papermill.iorw import papermill_io
 
     papermill_io.get_handler("local")._cwd = str(checkout)
+    # every change of the process's folder, however short (the watcher below samples)
+    chdirs: list[str] = []
+    real_chdir = os.chdir
+
+    def recording_chdir(path: str | os.PathLike[str]) -> None:
+        chdirs.append(str(path))
+        real_chdir(path)
+
+    monkeypatch.setattr(os, "chdir", recording_chdir)
     folders: set[str] = set()
     stop = threading.Event()
 
@@ -301,3 +310,4 @@ def test_notebooks_run_at_once_start_in_notebooks_and_write_nowhere_else(
         stop.set()
         watcher.join()
     assert folders == {str(elsewhere)}
+    assert chdirs == []  # (the plan's papermill.inspect_notebook went to the checkout and back)

@@ -135,6 +135,7 @@ def _check_parameter_names(notebook: Notebook, profile: str, params: dict[str, A
     parameter its own profile file sets (a misspelt name would otherwise pass unnoticed)."""
     import papermill
 
+    _local_files_without_chdir()  # inspect_notebook reads through the same local handler
     known = papermill.inspect_notebook(str(notebook.path))
     missing = [name for name in params if name not in known]
     if missing:
@@ -336,6 +337,7 @@ def run_notebooks(
     """
     if jobs < 1:
         raise GlocalError(f"--jobs {jobs}: expected a positive number of parallel notebooks")
+    _local_files_without_chdir()  # before the plan's first read of a notebook through papermill
     current, todo = _plan(profile, layout, only, force)
     report = Report(skipped=current)
     if not todo:
