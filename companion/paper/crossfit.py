@@ -124,15 +124,6 @@ def _runtime(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in dict(params or {}).items() if k in _RUNTIME}
 
 
-def _representations(
-    transforms: Mapping[str, GlocalTransform], features: np.ndarray
-) -> dict[str, np.ndarray]:
-    return {
-        "original": features,
-        **{k: np.asarray(t.transform(features)) for k, t in transforms.items()},
-    }
-
-
 def _check_task(task: str) -> None:
     if task not in THINGS_TASKS:
         raise GlocalError(

@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from companion.paper.comparisons import paired_summary
-from companion.paper.crossfit import _representations
 from companion.paper.image_features import model_config, open_store, parse_source
 from companion.paper.inputs import THINGS_TASKS, Inputs
+from companion.paper.tables import representations
 from companion.paper.text_corruptions import corrupt_texts
 from glocal import things
 from glocal.errors import GlocalError
@@ -166,8 +166,8 @@ def text_shift(
     frames = []
     for f, (inputs, fitted) in enumerate(zip(folds, transforms, strict=True)):
         labels = category_labels(categories, inputs.triplets.heldout, 4, THINGS_TASKS[task])
-        reps = {form: _representations(fitted, X) for form, X in forms.items()}
-        corrupted = {key: _representations(fitted, X) for key, X in shifted.items()}
+        reps = {form: representations(X, fitted) for form, X in forms.items()}
+        corrupted = {key: representations(X, fitted) for key, X in shifted.items()}
         for r in range(n_repeats):
             rng = np.random.default_rng([seed, f, r])
             train, test = split_concepts(labels, test_share, rng)
@@ -224,9 +224,9 @@ def breeds_shift(
         X_train, y_train, _ = _store_arrays(inputs.source, task, "train")
         X_source, y_source, _ = _store_arrays(inputs.source, task, "source-val")
         X_target, y_target, _ = _store_arrays(inputs.source, task, "test")
-        train = _representations(transforms, X_train)
-        source = _representations(transforms, X_source)
-        target = _representations(transforms, X_target)
+        train = representations(X_train, transforms)
+        source = representations(X_source, transforms)
+        target = representations(X_target, transforms)
         for name in train:
             result = shift_accuracy(
                 train[name], y_train,
@@ -272,7 +272,7 @@ def corruption_shift(
                     "store's images in its order; re-extract it"
                 )
             sets[split], severity[split] = (X, y), float(s)
-    train = _representations(transforms, X_train)
+    train = representations(X_train, transforms)
     frames = []
     for name, X in train.items():
         mapped = {k: (v[0] if name == "original" else np.asarray(transforms[name].transform(v[0])),

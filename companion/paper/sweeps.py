@@ -20,6 +20,7 @@ import pandas as pd
 
 from companion.paper.comparisons import MARGINS, paired_summary, summary
 from companion.paper.crossfit import anomaly_splits, few_shot_episodes
+from companion.paper.tables import alignment_units
 from glocal.evaluation.comparison import EvalSettings, compare_units
 
 #: The measures of :func:`evaluate_with_intervals`, one column each.
@@ -81,14 +82,10 @@ def sweep_units(
     ``value`` and its unit columns.
     """
     s = settings or SweepSettings()
-    named = {"original": "original", **transforms}
     rows: dict[str, pd.DataFrame] = {}
-    units = compare_units(named, things=inputs.features, triplets=inputs.triplets.test,
-                          measurements=("odd_one_out",))  # fmt: skip
-    rows["alignment"] = pd.DataFrame({
-        "triplet": units["triplet"], "i": units["triplet_i"], "j": units["triplet_j"],
-        "k": units["triplet_k"], "value": units["value"], "representation": units["transform"],
-    })  # fmt: skip
+    alignment = alignment_units(inputs, transforms).rename(columns={"correct": "value"})
+    alignment["representation"] = alignment["representation"].replace({"zero-shot": "original"})
+    rows["alignment"] = alignment[["triplet", "i", "j", "k", "value", "representation"]]
     sets = {"overlap_things": inputs.features[inputs.triplets.heldout],
             "overlap_contrast": inputs.contrast_eval}  # fmt: skip
     for measure, X in sets.items():

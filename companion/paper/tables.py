@@ -25,7 +25,10 @@ def representations(
     features: np.ndarray, transforms: Mapping[str, GlocalTransform]
 ) -> dict[str, np.ndarray]:
     """``{"original": features, name: transform(features), ...}``."""
-    return {"original": features, **{k: t.transform(features) for k, t in transforms.items()}}
+    return {
+        "original": features,
+        **{k: np.asarray(t.transform(features)) for k, t in transforms.items()},
+    }
 
 
 def alignment_table(inputs: Inputs, transforms: Mapping[str, GlocalTransform]) -> pd.DataFrame:
