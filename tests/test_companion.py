@@ -269,6 +269,50 @@ def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatc
         cf.select_settings(inputs, "glocal", {**spec, "extend": ["tau"]})
 
 
+def test_each_alpha_sweep_rule_sets_lambda_as_it_says(cache, monkeypatch):
+    import glocal.search as gs
+
+    class Peaked:  # best lambda 10^(1 - 4 alpha), alpha costs 2 alpha: no fold fits at all
+        def __init__(self, base, grid, **kwargs):
+            self.grid = gs.resolve_grid(grid)
+
+        def fit(self, X, triplets, contrast=None):
+            score = np.array([-abs(np.log10(s["lmbda"]) - 1 + 4 * s.get("alpha", 0.0))
+                              - 2 * s.get("alpha", 0.0) for s in self.grid])  # fmt: skip
+            ranks = (-score).argsort().argsort() + 1
+            self.cv_results_ = {"params": self.grid, **{f"rank_test_{r}": ranks
+                                                        for r in gs.RULE_SCORE}}  # fmt: skip
+            return self
+
+    monkeypatch.setattr(gs, "GlocalSearchCV", Peaked)
+    inputs = _planted_inputs()
+    selection = {
+        "global": {"grid": {"lmbda": [1.0, 10.0, 100.0]}, "scoring": "alignment"},
+        "glocal": {"grid": {"alpha": [0.1, 0.5], "lmbda": [0.01, 0.1, 1.0]},
+                   "scoring": "alignment"},
+    }  # fmt: skip
+    params = {**FAST, "alpha": None}  # as the profiles leave it: chosen by the search
+    assert cf.grid_alphas(selection) == [0.1, 0.5]
+    lambdas = {}
+    for rule in cf.LAMBDA_RULES:
+        sweep = cf.fit_alpha_sweep(inputs, None, params, selection, lmbda=rule)
+        assert list(sweep) == [0.0, 0.1, 0.5]
+        assert [t.alpha for t in sweep.values()] == [0.0, 0.1, 0.5]
+        assert sweep[0.0].regularizer == "eye" and sweep[0.0].max_steps == FAST["max_steps"]
+        lambdas[rule] = [t.lmbda for t in sweep.values()]
+    # page 1: global chooses lambda 10, gLocal alpha 0.1 with lambda 1 (10^0.6 rounds to 1)
+    assert lambdas["fixed"] == [1.0, 1.0, 1.0]
+    assert lambdas["selected"] == [10.0, 1.0, 1.0]
+    assert lambdas["per-alpha"] == [10.0, 1.0, 0.1]  # alpha 0.5 alone prefers 10^-1
+    page_1 = cf.fit_transform(inputs, "global", params, selection=selection)
+    again = cf.fit_alpha_sweep(inputs, [0.0], params, selection, lmbda="selected")[0.0]
+    np.testing.assert_array_equal(again.weights_, page_1.weights_)
+    with pytest.raises(GlocalError, match="lmbda must be one of"):
+        cf.fit_alpha_sweep(inputs, [0.0], params, selection, lmbda="per alpha")
+    with pytest.raises(GlocalError, match="varies no alpha"):
+        cf.grid_alphas({"glocal": {"grid": {"lmbda": [1.0]}}})
+
+
 def test_a_claim_names_its_units_and_where_other_settings_disagree():
     import pandas as pd
 

@@ -14,6 +14,8 @@ from companion.paper.judgements import (
     kernel_answer,
     kernel_summary,
     summary_claim,
+    sweep_table,
+    vector_means,
     wide_table,
 )
 from glocal.errors import GlocalError
@@ -158,3 +160,29 @@ def test_describe_and_wide_tables(world):
     wide = wide_table(table)
     assert list(wide.columns) == ["source", "dataset", "representation", "cosine", "pearson"]
     assert len(wide) == 6 and wide["cosine"].str.match(r"-?\d\.\d{3} \[-?\d\.\d{3}, ").all()
+
+
+def test_a_sweep_table_carries_each_alpha_as_a_number(world):
+    sets, transforms = world
+    sweep = {0.0: transforms["scaled"], 0.25: transforms["scrambled"]}
+    table = sweep_table(sets, sweep, ("cosine",), n_bootstrap=20, seed=1)
+    direct = judgement_table(sets, {"alpha=0": sweep[0.0], "alpha=0.25": sweep[0.25]},
+                             ("cosine",), n_bootstrap=20, seed=1)  # fmt: skip
+    pd.testing.assert_frame_equal(table.drop(columns="alpha"), direct)
+    by_name = table.groupby("representation", sort=False)["alpha"].first()
+    assert np.isnan(by_name["original"])
+    assert by_name[["alpha=0", "alpha=0.25"]].tolist() == [0.0, 0.25]
+    with pytest.raises(GlocalError, match="print alike"):
+        sweep_table(sets, {0.1: sweep[0.0], 0.1000000001: sweep[0.25]}, ("cosine",))
+
+
+def test_vector_means_are_each_items_mean_over_its_rms(world):
+    sets, transforms = world
+    means = vector_means(sets, transforms, ["original", "scrambled"], "planted")
+    assert len(means) == 2 * 24  # both sets share one feature matrix: counted once
+    images = sets[0]
+    Z = transforms["scrambled"].transform(images.features)
+    expected = [z.mean() / np.sqrt(np.mean(z**2)) for z in Z]
+    got = means[means["representation"] == "scrambled"]["m"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.abs(means[means["representation"] == "original"]["m"]).max() < 1.0

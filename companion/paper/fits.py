@@ -283,47 +283,69 @@ def swept_grid(selection: Mapping[str, Any] | None, alpha: float) -> dict[str, l
     return {"alpha": [alpha], "lmbda": lmbdas} if lmbdas else None
 
 
-#: How :func:`fit_alpha_sweep` sets lambda: one value for every alpha, or a search per alpha.
-LAMBDA_RULES = ("fixed", "per-alpha")
+#: How :func:`fit_alpha_sweep` sets lambda (and every other setting the gLocal search chose).
+LAMBDA_RULES = ("fixed", "per-alpha", "selected")
+
+
+def grid_alphas(selection: Mapping[str, Mapping[str, Any]] | None = None) -> list[float]:
+    """The alphas of the profile's gLocal selection grid, ascending (none: an error)."""
+    from glocal.search import resolve_grid
+
+    spec = {**SELECTION["glocal"], **dict((selection or {}).get("glocal", {}))}
+    alphas = sorted({float(s["alpha"]) for s in resolve_grid(spec["grid"]) if "alpha" in s})
+    if not alphas:
+        raise GlocalError(f"selection['glocal']['grid'] varies no alpha: {spec['grid']!r}")
+    return alphas
 
 
 def fit_alpha_sweep(
     inputs: Inputs,
-    alphas: Sequence[float],
+    alphas: Sequence[float] | None = None,
     params: Mapping[str, Any] | None = None,
     selection: Mapping[str, Mapping[str, Any]] | None = None,
     lmbda: str = "fixed",
 ) -> dict[float, GlocalTransform]:
     """One transform per alpha: ``{alpha: transform}``, alpha = 0 the global transform.
 
-    ``lmbda="fixed"`` holds lambda at the value page 1's selection gives gLocal (the profile's
-    gLocal rule on all its settings), so that the curve over alpha changes alpha alone.
-    ``lmbda="per-alpha"`` chooses lambda at every alpha the way page 1 chooses it: alpha = 0 is
-    page 1's global transform (its own selection), every other alpha searches the lambdas of the
-    profile's gLocal grid with the gLocal rule, alpha held fixed; alpha and lambda then change
-    together along the curve. Fits and searches are cached.
+    ``alphas`` None sweeps 0 and the alphas of the profile's gLocal grid (:func:`grid_alphas`).
+    The rules (:data:`LAMBDA_RULES`):
+
+    - ``"fixed"`` holds lambda (and any other setting the search chose, alpha aside) at page 1's
+      gLocal choice (the profile's gLocal rule on all its settings) for every alpha, 0 included,
+      so that the curve over alpha changes alpha alone;
+    - ``"selected"`` does the same for every alpha > 0, but alpha = 0 is page 1's global
+      transform with its own selection: both ends are the transforms page 1 compares;
+    - ``"per-alpha"`` chooses lambda at every alpha the way page 1 chooses it: alpha = 0 is page
+      1's global transform, every other alpha searches the lambdas of the profile's gLocal grid
+      with the gLocal rule, alpha held fixed; alpha and lambda then change together.
+
+    Fits and searches are cached.
     """
     if lmbda not in LAMBDA_RULES:
         raise GlocalError(f"lmbda must be one of {LAMBDA_RULES}, got {lmbda!r}")
     params = {k: v for k, v in dict(params or {}).items() if k not in ("alpha", "lmbda")}
     selection = selection or SELECTION
     spec = {**SELECTION["glocal"], **dict(selection.get("glocal", {}))}
-    fixed = None
-    if lmbda == "fixed":
-        fixed = float(fit_transform(inputs, "glocal", params, selection=selection).lmbda)
+    sweep = [0.0, *grid_alphas(selection)] if alphas is None else [float(a) for a in alphas]
+    held: dict[str, Any] = {}
+    if lmbda != "per-alpha":
+        from glocal.search import resolve_grid
+
+        page_1 = fit_transform(inputs, "glocal", params, selection=selection).get_params()
+        varied = {name for setting in resolve_grid(spec["grid"]) for name in setting}
+        held = {name: page_1[name] for name in sorted(varied - {"alpha"})}
     fitted: dict[float, GlocalTransform] = {}
-    for alpha in alphas:
-        kind = "global" if alpha == 0 else "glocal"
-        if fixed is not None:
-            fitted[float(alpha)] = fit_transform(inputs, kind, {**params, "alpha": alpha,
-                                                                "lmbda": fixed})  # fmt: skip
-        elif alpha == 0:
+    for alpha in sweep:
+        if alpha == 0 and lmbda != "fixed":
             fitted[0.0] = fit_transform(inputs, "global", params, selection=selection)
+        elif lmbda != "per-alpha":
+            kind = "global" if alpha == 0 else "glocal"
+            fitted[alpha] = fit_transform(inputs, kind, {**params, **held, "alpha": alpha})
         else:
             grid = swept_grid(selection, alpha)
-            chosen = {"glocal": {**spec, "grid": grid}} if grid else None
-            fitted[float(alpha)] = fit_transform(inputs, "glocal", {**params, "alpha": alpha},
-                                                 selection=chosen)  # fmt: skip
+            chosen_grid = {"glocal": {**spec, "grid": grid}} if grid else None
+            fitted[alpha] = fit_transform(inputs, "glocal", {**params, "alpha": alpha},
+                                          selection=chosen_grid)  # fmt: skip
     return fitted
 
 

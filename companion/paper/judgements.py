@@ -200,29 +200,52 @@ def judgement_table(
     return pd.DataFrame(rows)
 
 
-def alpha_sweep(
-    inputs: Inputs,
-    fitted: Mapping[str, Any],
-    params: Mapping[str, Any],
-    selection: Mapping[str, Mapping[str, Any]],
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """gLocal refitted at every α of its search grid, the other settings as the search chose.
+def sweep_table(
+    sets: Sequence[JudgementSet],
+    sweep: Mapping[float, Any],
+    kernels: Sequence[str] = KERNELS,
+    methods: Sequence[str] = ("spearman",),
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    source: str = "",
+) -> pd.DataFrame:
+    """:func:`judgement_table` of an alpha sweep (``{alpha: transform}``, e.g. from
+    :func:`companion.paper.fits.fit_alpha_sweep`): each transform is the representation
+    ``alpha=A`` and its row carries ``alpha`` (NaN for the original features)."""
+    names = {f"alpha={a:g}": float(a) for a in sweep}
+    if len(names) != len(sweep):
+        raise GlocalError(f"sweep: alphas {sorted(sweep)} print alike; give distinct alphas")
+    transforms = dict(zip(names, sweep.values(), strict=True))
+    table = judgement_table(sets, transforms, kernels, methods, n_bootstrap, seed, source)
+    table["alpha"] = table["representation"].map(names)
+    return table
 
-    Returns ``({"alpha=A": transform, ...}, {"alpha=A": A})`` with the global transform
-    (``fitted["global"]``) at α = 0. Fits are cached, so the chosen α costs nothing.
+
+def vector_means(
+    sets: Sequence[JudgementSet],
+    transforms: Mapping[str, Any],
+    representations: Sequence[str],
+    source: str = "",
+) -> pd.DataFrame:
+    """Every item's vector mean over its root mean square (``m``) in each representation, once
+    per distinct feature matrix of ``sets`` (columns source, representation, items, m).
+
+    The Pearson kernel is the cosine of the centred vectors; with every ``|m| <= M`` it moves no
+    pair's cosine by more than ``2 M^2 / (1 - M^2)``.
     """
-    from companion.paper.fits import fit_transform, select_settings
-    from glocal.search import resolve_grid
-
-    spec = dict(selection["glocal"])
-    chosen, _ = select_settings(inputs, "glocal", spec, params)
-    alphas = sorted({float(s["alpha"]) for s in resolve_grid(spec["grid"]) if "alpha" in s})
-    if not alphas:
-        raise GlocalError(f"selection['glocal']['grid'] varies no alpha: {spec['grid']!r}")
-    sweep = {"alpha=0": fitted["global"]}
-    for a in alphas:
-        sweep[f"alpha={a:g}"] = fit_transform(inputs, "glocal", {**params, **chosen, "alpha": a})
-    return sweep, {name: float(name.split("=")[1]) for name in sweep}
+    seen: dict[int, JudgementSet] = {}
+    for judgement_set in sets:
+        seen.setdefault(id(judgement_set.features), judgement_set)
+    rows = []
+    for judgement_set in seen.values():
+        X = judgement_set.features
+        for name in representations:
+            Z = np.asarray(X if name == "original" else transforms[name].transform(X),
+                           dtype=np.float64)  # fmt: skip
+            m = Z.mean(axis=1) / np.sqrt((Z**2).mean(axis=1))
+            rows.append(pd.DataFrame({"source": source, "representation": name,
+                                      "items": judgement_set.name, "m": m}))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
 
 
 def summary_claim(

@@ -930,3 +930,108 @@ def judgement_alignment_figure(
     fig.tight_layout(rect=(0, (0.07 if len(kernels) > 1 else 0.12) if len(sources) == 1
                              else 0.03, 1, 1))  # fmt: skip
     return fig
+
+
+def judgement_alpha_figure(
+    table: pd.DataFrame,
+    kernels: Sequence[str],
+    datasets: Sequence[str],
+    method: str,
+    same_kernels: bool,
+) -> Any:
+    """Page 10's alpha curves: per kernel (panels), each data set's correlation with the human
+    judgements (``rho``, ``ci_low``, ``ci_high``) at every alpha of a sweep table
+    (:func:`companion.paper.judgements.sweep_table`; alpha 0 is the global transform), over a
+    dotted line at the original features' correlation; one legend for all panels."""
+    import matplotlib.pyplot as plt
+
+    curve = table.dropna(subset=["alpha"])
+    alphas = sorted(curve["alpha"].unique())
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(kernels), sharey=True, squeeze=False,
+                             figsize=(COLUMN_WIDTH if len(kernels) > 1 else 0.7 * COLUMN_WIDTH,
+                                      3.4))  # fmt: skip
+    for ax, kernel in zip(axes[0], kernels, strict=False):
+        for d, dataset in enumerate(datasets):
+            here = (curve["kernel"] == kernel) & (curve["dataset"] == dataset)
+            points = curve[here].sort_values("alpha")
+            x = np.arange(len(points)) + (d - (len(datasets) - 1) / 2) * 0.06
+            ax.errorbar(x, points["rho"],
+                        yerr=[points["rho"] - points["ci_low"], points["ci_high"] - points["rho"]],
+                        fmt="o-", ms=5, color=cmap(d % 10), label=dataset)  # fmt: skip
+            original = table[(table["representation"] == "original")
+                             & (table["kernel"] == kernel)
+                             & (table["dataset"] == dataset)]["rho"].iloc[0]  # fmt: skip
+            ax.axhline(original, color=cmap(d % 10), ls=":", lw=1.1)
+        ax.set_xticks(np.arange(len(alphas)),
+                      [f"{a:g}" + ("\n(global)" if a == 0 else "") for a in alphas])  # fmt: skip
+        ax.set_xlabel("α (weight of the local term)")
+        ax.set_title(f"{kernel} kernel" + (" (= Pearson kernel)" if same_kernels else ""))
+    axes[0, 0].set_ylabel(f"{method.capitalize()} correlation\nwith human judgements")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 3),
+               bbox_to_anchor=(0.5, -0.02), fontsize=8)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08 + 0.03 * ((len(names) - 1) // 3), 1, 1))
+    return fig
+
+
+def vector_means_figure(means: pd.DataFrame, sources: Sequence[str],
+                        representations: Sequence[str]) -> Any:  # fmt: skip
+    """Page 10's kernel figure when the kernels agree: per feature source (rows, the
+    ``source`` labels of ``means``), every item's mean over root mean square (``m``) in each
+    representation, as jittered points (:func:`companion.paper.judgements.vector_means`)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(len(sources), 1, squeeze=False,
+                             figsize=(0.7 * COLUMN_WIDTH, 2.8 * len(sources) + 0.3))  # fmt: skip
+    for r, source in enumerate(sources):
+        ax = axes[r, 0]
+        sns.stripplot(data=means[means["source"] == source], x="representation", y="m",
+                      hue="representation", order=representations, hue_order=representations,
+                      palette={n: color(n) for n in representations}, size=2.2, alpha=0.45,
+                      jitter=0.3, legend=False, ax=ax)  # fmt: skip
+        ax.axhline(0.0, color="black", lw=0.7)
+        ax.set_xticks(range(len(representations)), [label(n) for n in representations])
+        ax.set_xlabel("")
+        ax.set_ylabel("mean / RMS of an\nitem's vector (m)")
+        if len(sources) > 1:
+            ax.set_title(source, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def kernel_difference_figure(
+    table: pd.DataFrame,
+    sources: Sequence[str],
+    datasets: Sequence[str],
+    representations: Sequence[str],
+    ticks: Sequence[str],
+    tick_style: Mapping[str, Any],
+    many: bool,
+    margin: float,
+) -> Any:
+    """Page 10's kernel figure when the kernels differ: per feature source (rows), each data
+    set's Pearson-kernel minus cosine-kernel correlation per representation (``vs_cosine``,
+    with its interval) over a grey band of +- ``margin``."""
+    import matplotlib.pyplot as plt
+
+    height = (3.0 if many else 2.6) * len(sources) + 0.8
+    fig, axes = plt.subplots(len(sources), 1, figsize=(COLUMN_WIDTH, height), squeeze=False)
+    for r, source in enumerate(sources):
+        ax = axes[r, 0]
+        grouped_errorbars(ax, table[table["source"] == source], datasets, representations,
+                          "vs_cosine", "vs_cosine_low", "vs_cosine_high")  # fmt: skip
+        ax.axhline(0.0, color="black", lw=0.7)
+        ax.axhspan(-margin, margin, color="0.85", alpha=0.5, lw=0,
+                   label=f"±{margin:g}: too small to matter")  # fmt: skip
+        ax.set_xticks(np.arange(len(datasets)), ticks, **tick_style)
+        ax.set_xlim(-0.5, len(datasets) - 0.5)
+        ax.grid(axis="x", visible=False)
+        ax.set_ylabel("Pearson kernel\n− cosine kernel")
+        if len(sources) > 1:
+            ax.set_title(source, fontsize=9)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.16 if len(sources) == 1 else 0.06, 1, 1))
+    return fig
