@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "category_labels": "glocal.evaluation.categories",
     "things_anomaly_detection": "glocal.evaluation.categories",
     "things_few_shot": "glocal.evaluation.categories",
+    "Downstream": "glocal.evaluation.comparison",
     "EvalSettings": "glocal.evaluation.comparison",
     "compare": "glocal.evaluation.comparison",
     "compare_units": "glocal.evaluation.comparison",

@@ -361,3 +361,45 @@ def test_paired_summary_reads_insensitive_when_the_positive_control_is_inside_th
     ).set_index("representation")
     assert seen.loc["glocal", "verdict"] == "no effect"  # the control shows the test can see harm
     assert seen.loc["naive", "verdict"] == "opposite" and np.isnan(seen.loc["naive", "control_low"])
+
+
+def test_image_tasks_are_measured_as_the_official_protocol_by_the_library(monkeypatch):
+    from glocal.evaluation.anomaly import shifted_anomaly_detection
+    from glocal.evaluation.comparison import Downstream
+    from glocal.evaluation.few_shot import few_shot
+
+    rng = np.random.default_rng(3)
+    fine_train, fine_test = np.repeat(np.arange(8), 10), np.repeat(np.arange(8), 5)
+    centres = rng.normal(size=(8, 6)) + np.repeat(3 * rng.normal(size=(2, 6)), 4, axis=0)
+    train_X = centres[fine_train] + rng.normal(size=(80, 6))
+    test_X = centres[fine_test] + rng.normal(size=(40, 6))
+    data = Downstream(train_X, fine_train // 4, test_X, fine_test // 4, test_groups=fine_test,
+                      fixed_test=True, train_fine=fine_train, test_fine=fine_test,
+                      protocol="shift")  # fmt: skip
+    monkeypatch.setattr(ct, "_task_data", lambda inputs, task: data)
+    scaled = {"scaled": type("Scaled", (), {"transform": lambda self, X: 3.0 * X})()}
+    table = ct.few_shot_table(None, scaled, tasks=["cifar100-shift"], shots=(2, 3),  # type: ignore[arg-type]
+                              n_repeats=2, n_test_per_class=3, seed=5)  # fmt: skip
+    for name, scale in (("original", 1.0), ("scaled", 3.0)):
+        direct = few_shot(
+            scale * train_X,
+            data.train_y,
+            scale * test_X,
+            data.test_y,
+            shots=(2, 3),
+            n_test_per_class=3,
+            n_repeats=2,
+            seed=5,
+            fixed_test=True,
+            test_groups=fine_test,
+        )  # the code before the path
+        mine = table[table["representation"] == name]
+        np.testing.assert_allclose(mine["accuracy"], direct["accuracy"], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(mine["n_test"], direct["n_test"])
+        assert set(mine["task"]) == {"cifar100-shift"}
+    auroc = ct.anomaly_table(None, scaled, tasks=["cifar100-shift"], k=3)  # type: ignore[arg-type]
+    shifted = shifted_anomaly_detection(train_X, fine_train, data.train_y, test_X, fine_test,
+                                        data.test_y, k=3)  # fmt: skip
+    original = auroc[auroc["representation"] == "original"]
+    np.testing.assert_array_equal(original["auroc"], shifted.per_class["auroc"])
+    assert list(original.columns[:5]) == list(shifted.per_class.columns)

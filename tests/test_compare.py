@@ -206,3 +206,62 @@ def test_compare_units_selects_measurements_and_names_what_is_missing(problem):
                       categories=categories, settings=near)  # fmt: skip
     empty = compare_units(["original"], things=things)
     assert empty.empty and list(empty.columns) == [*UNIT_COLUMNS, "value"]
+
+
+def _shift_world(seed: int = 0):
+    """Two superclasses of four fine classes each; test items of every fine class."""
+    rng = np.random.default_rng(seed)
+    fine_centres = rng.normal(size=(8, 5)) + np.repeat(3 * rng.normal(size=(2, 5)), 4, axis=0)
+
+    def draw(n):
+        fine = np.repeat(np.arange(8), n)
+        return fine_centres[fine] + rng.normal(size=(len(fine), 5)), fine, fine // 4
+
+    return (*draw(12), *draw(6))
+
+
+def test_a_downstream_protocol_is_measured_as_its_library_function_measures_it():
+    from glocal.evaluation.anomaly import shifted_anomaly_detection
+    from glocal.evaluation.comparison import Downstream
+
+    train_X, train_fine, train_y, test_X, test_fine, test_y = _shift_world()
+    groups = test_fine  # draw the fixed test set per fine class, as BREEDS does per subclass
+    task = Downstream(train_X, train_y, test_X, test_y, test_groups=groups, fixed_test=True,
+                      train_fine=train_fine, test_fine=test_fine, protocol="shift")  # fmt: skip
+    rotate = RotateScale(5)
+    units = compare_units({"original": "original", "rotated": rotate}, downstream={"t": task},
+                          settings=SETTINGS)  # fmt: skip
+    for name, Z_train, Z_test in (("original", train_X, test_X),
+                                  ("rotated", rotate.transform(train_X),
+                                   rotate.transform(test_X))):  # fmt: skip
+        shots = units[(units["transform"] == name) & (units["measurement"] == "few_shot")]
+        direct = few_shot(Z_train, train_y, Z_test, test_y, shots=SETTINGS.shots,
+                          n_test_per_class=SETTINGS.n_test_per_class,
+                          n_repeats=SETTINGS.n_repeats, classifier=SETTINGS.classifiers,
+                          Cs=SETTINGS.Cs, per_class=True, fixed_test=True,
+                          test_groups=groups)  # fmt: skip
+        np.testing.assert_array_equal(shots["value"], direct["accuracy"])
+        np.testing.assert_array_equal(shots["n_test"], direct["n_test"])
+        # one fixed test set, 4 items per fine class, 4 fine classes per class: 16 a class
+        assert set(shots["n_test"]) == {16}
+        auroc = units[(units["transform"] == name)
+                      & (units["measurement"] == "anomaly_detection")]  # fmt: skip
+        shifted = shifted_anomaly_detection(Z_train, train_fine, train_y, Z_test, test_fine,
+                                            test_y, k=SETTINGS.anomaly_k)  # fmt: skip
+        np.testing.assert_array_equal(auroc["value"], shifted.per_class["auroc"])
+    standard = compare_units(["original"], downstream={"t": (train_X, train_y, test_X, test_y)},
+                             settings=SETTINGS, measurements=["anomaly_detection"])  # fmt: skip
+    assert not np.array_equal(
+        standard["value"],
+        units[(units["transform"] == "original") & (units["measurement"] == "anomaly_detection")][
+            "value"
+        ],
+    )  # the shift protocol is not one-vs-rest
+    with pytest.raises(GlocalError, match="protocol 'shift' needs train_fine and test_fine"):
+        compare_units(["original"], downstream={"t": Downstream(train_X, train_y, test_X, test_y,
+                                                                protocol="shift")})  # fmt: skip
+    with pytest.raises(GlocalError, match=r"downstream\['t'\].protocol: unknown 'near'"):
+        compare_units(
+            ["original"],
+            downstream={"t": Downstream(train_X, train_y, test_X, test_y, protocol="near")},
+        )  # type: ignore[arg-type]

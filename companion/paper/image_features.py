@@ -5,9 +5,9 @@ downstream image tasks and the human similarity sets (paper and smoke profiles).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from companion.paper.triplets import TRIPLETS_MISSING, _seed, cached_things_trip
 from glocal import things
 from glocal.data import human
 from glocal.errors import DataUnavailableError, GlocalError
+from glocal.evaluation.comparison import Downstream
 
 #: Downstream image tasks of the paper and smoke profiles. Each reads the feature stores
 #: (DATASET, train) and (DATASET, test) of glocal.data.downstream_dataset's datasets: DTD and
@@ -196,25 +197,6 @@ def reference_transform(model: str, module: str) -> tuple[Any, str]:
     return transform, f"released transform of {reference}/{config.module}"
 
 
-@dataclass(frozen=True)
-class DownstreamData:
-    """A downstream task's features and labels, read from the feature stores.
-
-    ``test_groups`` are the groups the fixed test set is drawn from (BREEDS: the target
-    subclass of each test image; None: the classes); ``train_fine``/``test_fine`` are fine
-    labels where the task also has them (CIFAR-100-shift).
-    """
-
-    train_X: np.ndarray
-    train_y: np.ndarray
-    test_X: np.ndarray
-    test_y: np.ndarray
-    test_groups: np.ndarray | None = None
-    train_fine: np.ndarray | None = None
-    test_fine: np.ndarray | None = None
-    protocol: str = "standard"
-
-
 def open_store(config: Any, pretrained: bool, dataset: str, split: str) -> Any:
     """The feature store (dataset, split) of a model; a missing one raises
     :class:`DataUnavailableError` with the command that writes it."""
@@ -231,8 +213,10 @@ def _task_stores(config: Any, pretrained: bool, dataset: str) -> tuple[Any, Any]
             open_store(config, pretrained, dataset, "test"))  # fmt: skip
 
 
-def image_downstream(model: str, module: str, task: str, pretrained: bool = True) -> DownstreamData:
-    """The features and labels of a downstream image task (:data:`IMAGE_TASKS`).
+def image_downstream(model: str, module: str, task: str, pretrained: bool = True) -> Downstream:
+    """The features and labels of a downstream image task (:data:`IMAGE_TASKS`), with the
+    official protocol: one fixed few-shot test set (per BREEDS target subclass where the task
+    has them, ``test_groups``) and, for CIFAR-100-shift, the fine labels of the shift protocol.
 
     A missing store raises :class:`DataUnavailableError` with the command that writes it.
     """
@@ -241,8 +225,12 @@ def image_downstream(model: str, module: str, task: str, pretrained: bool = True
     spec = IMAGE_TASKS[task]
     config = model_config(model, module)
     train, test = _task_stores(config, pretrained, spec["dataset"])
-    result = DownstreamData(
-        train.features(np.float32), train.labels(), test.features(np.float32), test.labels()
+    result = Downstream(
+        train.features(np.float32),
+        train.labels(),
+        test.features(np.float32),
+        test.labels(),
+        fixed_test=True,
     )
     if spec.get("groups") == "subclass":  # ids are ImageNet paths: split/WNID/FILE
         groups = np.array([i.split("/")[-2] if "/" in i else i for i in test.ids()])
@@ -255,7 +243,7 @@ def image_downstream(model: str, module: str, task: str, pretrained: bool = True
                 "hold the same images; re-extract them"
             )
         result = replace(result, train_fine=fine_train.labels(), test_fine=fine_test.labels(),
-                         protocol=spec.get("protocol", "standard"))  # fmt: skip
+                         protocol=cast(Any, spec.get("protocol", "standard")))  # fmt: skip
     return result
 
 

@@ -8,16 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from companion.paper.image_features import IMAGE_DATASETS, DownstreamData, image_downstream
+from companion.paper.image_features import IMAGE_DATASETS, image_downstream
 from companion.paper.inputs import CHANCE, THINGS_TASKS, Inputs
 from companion.paper.triplets import _seed
 from glocal import things
 from glocal.errors import GlocalError
-from glocal.evaluation.anomaly import anomaly_detection, shifted_anomaly_detection
 from glocal.evaluation.comparison import UNIT_COLUMNS, EvalSettings, compare_units
-from glocal.evaluation.few_shot import few_shot
 from glocal.evaluation.neighbours import neighbour_overlap
-from glocal.evaluation.similarity import apply_transform, default_similarity
+from glocal.evaluation.similarity import default_similarity
 from glocal.transform import GlocalTransform
 
 
@@ -92,6 +90,29 @@ def things_units(
                           heldout_objects=inputs.triplets.heldout, categories=things.categories(),
                           reference=reference, settings=settings,
                           measurements=(measurement,))  # fmt: skip
+    return _class_rows(units, measurement, metric)
+
+
+def task_units(
+    inputs: Inputs,
+    transforms: Mapping[str, Any],
+    task: str,
+    measurement: str,
+    settings: EvalSettings,
+    metric: str,
+) -> pd.DataFrame:
+    """:func:`things_units` for a THINGS task, and the same rows for an image task (its
+    :class:`glocal.evaluation.comparison.Downstream` with the official protocol), both measured
+    by :func:`glocal.evaluation.comparison.compare_units`; column ``task`` added."""
+    if task in THINGS_TASKS:
+        return things_units(inputs, transforms, measurement, settings, metric).assign(task=task)
+    units = compare_units({"original": "original", **transforms},
+                          downstream={task: _task_data(inputs, task)}, settings=settings,
+                          measurements=(measurement,))  # fmt: skip
+    return _class_rows(units, measurement, metric).assign(task=task)
+
+
+def _class_rows(units: pd.DataFrame, measurement: str, metric: str) -> pd.DataFrame:
     rows = units.drop(columns=[*UNIT_COLUMNS, *(["k"] if measurement != "few_shot" else [])])
     return rows.rename(columns={"value": metric}).assign(representation=units["transform"])
 
@@ -185,28 +206,15 @@ def few_shot_table(
     """
     frames = []
     for task in tasks:
-        if task in THINGS_TASKS:
-            settings = EvalSettings(
-                shots=tuple(shots), things_n_test_per_class=n_test_per_class,
-                n_repeats=n_repeats, classifiers=tuple(classifiers),  # type: ignore[arg-type]
-                overlap=THINGS_TASKS[task], seed=seed,
-            )  # fmt: skip
-            rows = things_units(inputs, transforms, "few_shot", settings, "accuracy")
-            rows = rows.assign(task=task).rename(columns={"class": "category"})
-            frames.append(rows if per_class else episodes_of(rows))
-            continue
-        data: DownstreamData = _task_data(inputs, task)
-        for name in ("original", *transforms):
-            tr_X, te_X = apply_transform(transforms.get(name), data.train_X, data.test_X)
-            result = few_shot(
-                tr_X, data.train_y, te_X, data.test_y, shots=shots,
-                n_test_per_class=n_test_per_class, n_repeats=n_repeats,
-                classifier=classifiers,  # type: ignore[arg-type]
-                seed=seed, verbose=0, per_class=per_class, fixed_test=True,
-                test_groups=data.test_groups,
-            )  # fmt: skip
-            result = result.assign(representation=name, task=task)
-            frames.append(result.rename(columns={"class": "category"}) if per_class else result)
+        settings = EvalSettings(
+            shots=tuple(shots), n_test_per_class=n_test_per_class,
+            things_n_test_per_class=n_test_per_class, n_repeats=n_repeats,
+            classifiers=tuple(classifiers),  # type: ignore[arg-type]
+            overlap=THINGS_TASKS.get(task, "largest"), seed=seed,
+        )  # fmt: skip
+        rows = task_units(inputs, transforms, task, "few_shot", settings, "accuracy")
+        rows = rows.rename(columns={"class": "category"})
+        frames.append(rows if per_class else episodes_of(rows))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -227,23 +235,8 @@ def anomaly_table(
     """
     frames = []
     for task in tasks:
-        if task in THINGS_TASKS:
-            settings = EvalSettings(anomaly_k=k, overlap=THINGS_TASKS[task], seed=seed)
-            rows = things_units(inputs, transforms, "anomaly_detection", settings, "auroc")
-            frames.append(rows.assign(task=task))
-            continue
-        data: DownstreamData = _task_data(inputs, task)
-        for name in ("original", *transforms):
-            tr_X, te_X = apply_transform(transforms.get(name), data.train_X, data.test_X)
-            if data.protocol == "shift":
-                assert data.train_fine is not None and data.test_fine is not None
-                result = shifted_anomaly_detection(
-                    tr_X, data.train_fine, data.train_y, te_X, data.test_fine, data.test_y,
-                    k=k, verbose=0,
-                )  # fmt: skip
-            else:
-                result = anomaly_detection(tr_X, data.train_y, te_X, data.test_y, k=k, verbose=0)
-            frames.append(result.per_class.assign(representation=name, task=task))
+        settings = EvalSettings(anomaly_k=k, overlap=THINGS_TASKS.get(task, "largest"), seed=seed)
+        frames.append(task_units(inputs, transforms, task, "anomaly_detection", settings, "auroc"))
     return pd.concat(frames, ignore_index=True)
 
 

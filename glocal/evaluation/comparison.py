@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from tqdm import tqdm
 from glocal._params import verbose_level
 from glocal.errors import GlocalError
 from glocal.evaluation.alignment import triplet_correct
-from glocal.evaluation.anomaly import anomaly_detection
+from glocal.evaluation.anomaly import anomaly_detection, shifted_anomaly_detection
 from glocal.evaluation.categories import (
     Overlap,
     check_object_indices,
@@ -203,7 +203,50 @@ def _named(transforms: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
     return named
 
 
-def _downstream(data: Mapping[str, Sequence[Any]] | None) -> dict[str, tuple]:
+@dataclass(frozen=True, eq=False)
+class Downstream:
+    """A downstream dataset of :func:`compare` with its protocol; a plain
+    ``(train_X, train_y, test_X, test_y)`` tuple is one with the defaults.
+
+    Parameters
+    ----------
+    train_X, train_y, test_X, test_y : ndarray
+        Features and class labels of the training (support) and test pools.
+    test_groups : ndarray of shape (n_test,) or None, default=None
+        With ``fixed_test``: the group of each test item (e.g. the BREEDS target subclass); the
+        fixed test set takes up to ``n_test_per_class`` items per group instead of per class.
+    fixed_test : bool, default=False
+        Few-shot learning tests every episode on one test set drawn once (the official image
+        protocol; :func:`glocal.evaluation.few_shot.fixed_test_set`) instead of drawing
+        ``settings.n_test_per_class`` test items per class for each episode.
+    train_fine, test_fine : ndarray or None, default=None
+        Fine labels of the two pools (with ``protocol="shift"``).
+    protocol : {"standard", "shift"}, default="standard"
+        Anomaly detection: one-vs-rest (:func:`glocal.evaluation.anomaly.anomaly_detection`) or
+        the subclass shift of CIFAR-100-shift
+        (:func:`glocal.evaluation.anomaly.shifted_anomaly_detection`, needs the fine labels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from glocal.evaluation.comparison import Downstream
+    >>> X, y = np.eye(4), np.array([0, 0, 1, 1])
+    >>> Downstream(X, y, X, y, fixed_test=True).protocol
+    'standard'
+    """
+
+    train_X: np.ndarray
+    train_y: np.ndarray
+    test_X: np.ndarray
+    test_y: np.ndarray
+    test_groups: np.ndarray | None = None
+    fixed_test: bool = False
+    train_fine: np.ndarray | None = None
+    test_fine: np.ndarray | None = None
+    protocol: Literal["standard", "shift"] = "standard"
+
+
+def _downstream(data: Mapping[str, Sequence[Any] | Downstream] | None) -> dict[str, Downstream]:
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -213,12 +256,28 @@ def _downstream(data: Mapping[str, Sequence[Any]] | None) -> dict[str, tuple]:
         )
     out = {}
     for name, parts in data.items():
-        if len(parts) != 4:
+        if isinstance(parts, Downstream):
+            task = parts
+        elif len(parts) != 4:
             raise GlocalError(
-                f"downstream[{name!r}]: expected (train_X, train_y, test_X, test_y), "
-                f"got {len(parts)} items"
+                f"downstream[{name!r}]: expected (train_X, train_y, test_X, test_y) or a "
+                f"Downstream, got {len(parts)} items"
             )
-        out[name] = tuple(parts)
+        else:
+            task = Downstream(*parts)
+        if task.protocol not in ("standard", "shift"):
+            raise GlocalError(
+                f"downstream[{name!r}].protocol: unknown {task.protocol!r}; use 'standard' or "
+                "'shift'"
+            )
+        if task.protocol == "shift" and (task.train_fine is None or task.test_fine is None):
+            raise GlocalError(
+                f"downstream[{name!r}]: protocol 'shift' needs train_fine and test_fine (the "
+                "fine labels of both pools)"
+            )
+        out[name] = replace(task, train_X=np.asarray(task.train_X),
+                            train_y=np.asarray(task.train_y), test_X=np.asarray(task.test_X),
+                            test_y=np.asarray(task.test_y))  # fmt: skip
     return out
 
 
@@ -270,7 +329,7 @@ def _measure(
     heldout_objects: np.ndarray | Sequence[int] | None,
     categories: pd.DataFrame | None,
     contrast: np.ndarray | None,
-    downstream: Mapping[str, Sequence[Any]] | None,
+    downstream: Mapping[str, Sequence[Any] | Downstream] | None,
     settings: EvalSettings,
     wanted: frozenset[str],
     verbose: int,
@@ -321,13 +380,10 @@ def _measure(
                     "value": value, "n": len(contrast), "k": settings.neighbourhood_k,
                     "similarity": sim_local,
                 }]))  # fmt: skip
-        for dataset, (train_X, train_y, test_X, test_y) in data.items():
-            mapped_train, mapped_test = apply_transform(
-                apply, np.asarray(train_X), np.asarray(test_X)
-            )
-            yield from _downstream_tasks(prefix, dataset, mapped_train, np.asarray(train_y),
-                                         mapped_test, np.asarray(test_y), settings, wanted,
-                                         verbose)  # fmt: skip
+        for dataset, task in data.items():
+            mapped_train, mapped_test = apply_transform(apply, task.train_X, task.test_X)
+            mapped = replace(task, train_X=mapped_train, test_X=mapped_test)
+            yield from _downstream_tasks(prefix, dataset, mapped, settings, wanted, verbose)
 
 
 def _prefixed(
@@ -363,25 +419,31 @@ def _class_units(table: pd.DataFrame, metric: str) -> pd.DataFrame:
 def _downstream_tasks(
     prefix: Callable[..., pd.DataFrame],
     dataset: str,
-    train_X: np.ndarray,
-    train_y: np.ndarray,
-    test_X: np.ndarray,
-    test_y: np.ndarray,
+    task: Downstream,
     settings: EvalSettings,
     wanted: frozenset[str],
     verbose: int,
 ) -> Iterator[pd.DataFrame]:
     if "few_shot" in wanted:
         results = few_shot(
-            train_X, train_y, test_X, test_y, shots=settings.shots,
+            task.train_X, task.train_y, task.test_X, task.test_y, shots=settings.shots,
             n_test_per_class=settings.n_test_per_class, n_repeats=settings.n_repeats,
             classifier=settings.classifiers, Cs=settings.Cs, cv_folds=settings.cv_folds,
             device=settings.device, seed=settings.seed, verbose=verbose, per_class=True,
+            fixed_test=task.fixed_test, test_groups=task.test_groups,
         )  # fmt: skip
         yield prefix("few_shot", dataset, "accuracy", _class_units(results, "accuracy"))
     if "anomaly_detection" in wanted:
-        result = anomaly_detection(train_X, train_y, test_X, test_y, k=settings.anomaly_k,
-                                   device=settings.device, verbose=verbose)  # fmt: skip
+        if task.protocol == "shift":
+            assert task.train_fine is not None and task.test_fine is not None  # checked
+            result = shifted_anomaly_detection(
+                task.train_X, task.train_fine, task.train_y, task.test_X, task.test_fine,
+                task.test_y, k=settings.anomaly_k, device=settings.device, verbose=verbose,
+            )  # fmt: skip
+        else:
+            result = anomaly_detection(task.train_X, task.train_y, task.test_X, task.test_y,
+                                       k=settings.anomaly_k, device=settings.device,
+                                       verbose=verbose)  # fmt: skip
         units = _class_units(result.per_class, "auroc").assign(k=settings.anomaly_k)
         yield prefix("anomaly_detection", dataset, "auroc", units)
 
@@ -435,7 +497,7 @@ def compare_units(
     heldout_objects: np.ndarray | Sequence[int] | None = None,
     categories: pd.DataFrame | None = None,
     contrast: np.ndarray | None = None,
-    downstream: Mapping[str, Sequence[Any]] | None = None,
+    downstream: Mapping[str, Sequence[Any] | Downstream] | None = None,
     settings: EvalSettings | None = None,
     measurements: Collection[str] | None = None,
     verbose: int = 0,
@@ -581,7 +643,7 @@ def compare(
     heldout_objects: np.ndarray | Sequence[int] | None = None,
     categories: pd.DataFrame | None = None,
     contrast: np.ndarray | None = None,
-    downstream: Mapping[str, Sequence[Any]] | None = None,
+    downstream: Mapping[str, Sequence[Any] | Downstream] | None = None,
     settings: EvalSettings | None = None,
     verbose: int = 0,
     progress: bool | None = None,
@@ -619,9 +681,10 @@ def compare(
         Held-out generic features → neighbour overlap (per k) and neighbourhood correlation
         between the original and the transformed features.
     downstream : mapping or None, default=None
-        {dataset: (train_X, train_y, test_X, test_y)} → few-shot accuracy (over all episodes'
-        test items, with an interval over the classes, per classifier and shots) and
-        one-vs-rest anomaly AUROC (per class, and its mean with an interval over classes).
+        {dataset: (train_X, train_y, test_X, test_y)} or {dataset: :class:`Downstream`} (which
+        also sets the fixed test set and the shift protocol) → few-shot accuracy (over all
+        episodes' test items, with an interval over the classes, per classifier and shots) and
+        anomaly AUROC (per class, and its mean with an interval over classes).
     settings : EvalSettings or None, default=None
         Settings of every measurement (None: ``EvalSettings()``).
     verbose : int, default=0
@@ -642,10 +705,10 @@ def compare(
     ------
     GlocalError
         For ``transforms`` that are neither a mapping nor a sequence, are empty or hold an
-        unknown spec; ``downstream`` that is not a mapping of 4-tuples; ``triplets``,
-        ``reference``, ``heldout_objects`` or ``categories`` without the inputs they need;
-        invalid features, object indices, triplets or labels; and the errors of the
-        measurements themselves.
+        unknown spec; ``downstream`` that is not a mapping of 4-tuples or :class:`Downstream`
+        (or a shift protocol without fine labels); ``triplets``, ``reference``,
+        ``heldout_objects`` or ``categories`` without the inputs they need; invalid features,
+        object indices, triplets or labels; and the errors of the measurements themselves.
     """
     verbose = verbose_level(verbose, progress, "compare")
     settings = settings or EvalSettings()
