@@ -305,6 +305,26 @@ def test_git_blob_ids_match_git(tmp_path):
     assert data.git_blob_id(hello) == "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
 
 
+def test_sha256_is_pooch_and_agrees_with_sha256sum_the_tool(tmp_path):
+    """pooch.file_hash replaced a hand-written chunked hashlib loop: known values of
+    ``sha256sum`` (coreutils) for an empty file and 'hello world\\n', and a file of several
+    read chunks against hashlib in one piece."""
+    import hashlib
+
+    empty, hello, big = tmp_path / "empty", tmp_path / "hello", tmp_path / "big"
+    empty.write_bytes(b"")
+    hello.write_bytes(b"hello world\n")
+    payload = np.random.default_rng(0).bytes(3 * 65536 + 17)  # spans pooch's read chunks
+    big.write_bytes(payload)
+    assert data.sha256sum(empty) == (
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
+    assert data.sha256sum(hello) == (
+        "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447"
+    )
+    assert data.sha256sum(big) == hashlib.sha256(payload).hexdigest()
+
+
 def test_a_git_blob_pinned_download_is_checked_and_its_sha256_recorded(offline, monkeypatch):
     import hashlib
 
