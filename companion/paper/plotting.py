@@ -1035,3 +1035,126 @@ def kernel_difference_figure(
     fig.legend(handles, names, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.16 if len(sources) == 1 else 0.06, 1, 1))
     return fig
+
+
+def few_shot_figure(class_rows: pd.DataFrame, shots: Sequence[int],
+                    margin: float | None = None) -> Any:  # fmt: skip
+    """Page 5's panels, one per task and classifier of ``class_rows`` (per-class few-shot rows
+    with ``category`` and ``n_test``): accuracy over the number of shots per representation,
+    with intervals over categories; with ``margin``, each representation's paired difference to
+    the original features (paired on fold, repeat and category) between lines at +- margin."""
+    import matplotlib.pyplot as plt
+
+    panels = list(class_rows.groupby(["task", "classifier"], sort=False))
+    differences = margin is not None
+    fig, axes = plt.subplots(1, len(panels), figsize=(COLUMN_WIDTH, 3.1 if differences else 3.3),
+                             squeeze=False, sharey=differences)  # fmt: skip
+    handles: list[Any] = []
+    names: list[str] = []
+    for ax, ((task, classifier), part) in zip(axes[0], panels, strict=False):
+        common = {"numeric_x": True, "log_x": len(shots) > 2, "ax": ax,
+                  "clusters": ["category"], "weights": "n_test"}  # fmt: skip
+        if margin is not None:
+            paired_difference_plot(part, "shots", "accuracy", ["fold", "repeat", "category"],
+                                   **common)  # fmt: skip
+            for sign in (-1, 1):
+                ax.axhline(sign * margin, color="grey", ls=":", lw=0.8)
+        else:
+            estimate_plot(part, "shots", "accuracy", **common)
+        ax.set_xticks(shots, [str(s) for s in shots])
+        ax.minorticks_off()
+        ax.set_xlabel("examples per class")
+        first = ax is axes[0][0]
+        ylabel = "accuracy difference\n(transform − original)" if differences else "accuracy"
+        ax.set_ylabel(ylabel if first else "")
+        ax.set_title(f"{task} ({classifier})", fontsize=9.5)
+        if differences:
+            handles, names = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    if differences:
+        fig.legend(handles, names, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.01))
+    else:
+        handles, names = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, [label(n) for n in names], loc="lower center", ncol=4,
+                   bbox_to_anchor=(0.5, -0.01))  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def sorted_similarity_figure(structure: Any, summary: pd.DataFrame, n_items: int) -> Any:
+    """Page 4's similarity matrices sorted by category (three panels, white lines between
+    the categories, the tall ones named on the left) and a fourth panel with the colour scale
+    and each space's block contrast and RSA with the human embedding (``summary``'s columns
+    ``space``, ``block_contrast``, ``rsa_with_human``)."""
+    import matplotlib.pyplot as plt
+
+    spans = structure.spans
+    contrast_of = summary.set_index("space")["block_contrast"]
+    rsa_of = summary.set_index("space")["rsa_with_human"]
+    # Label the categories tall enough to read, no two labels closer than a line of text.
+    gap, kept, last = 0.045 * n_items, [], -np.inf
+    for row in spans.itertuples():
+        middle_row = (row.start + row.stop - 1) / 2
+        if row.stop - row.start >= 4 and middle_row - last >= gap:
+            kept.append(row.Index)
+            last = middle_row
+    named = spans.loc[kept]
+    middle = (named["start"] + named["stop"] - 1) / 2
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH, 6.7))
+    fig.subplots_adjust(left=0.24, right=0.98, top=0.95, bottom=0.03, wspace=0.06, hspace=0.16)
+    for ax, (name, matrix), letter in zip(axes.flat, structure.matrices.items(), "abc",
+                                          strict=False):  # fmt: skip
+        image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        for stop in spans["stop"].to_numpy()[:-1]:
+            ax.axhline(stop - 0.5, color="white", lw=0.5)
+            ax.axvline(stop - 0.5, color="white", lw=0.5)
+        ax.set_title(f"({letter}) {label(name)}", fontsize=10)
+        ax.set_xticks([])
+        left = ax in axes[:, 0]
+        ax.set_yticks(middle if left else [], named["category"] if left else [], fontsize=9)
+        ax.grid(False)
+    key = axes[1, 1]  # the fourth panel holds the colour scale and the numbers
+    key.axis("off")
+    bar = key.inset_axes([0.08, 0.78, 0.84, 0.07])
+    scale = "similarity rank within the matrix\n(0 = least, 1 = most similar pair)"
+    fig.colorbar(image, cax=bar, orientation="horizontal", label=scale)
+    lines = [f"{'space':<13}{'block contrast':>15}{'RSA w. human':>14}"]
+    lines += [f"{label(n):<13}{contrast_of[label(n)]:>15.2f}{rsa_of[label(n)]:>14.3f}"
+              for n in structure.matrices]  # fmt: skip
+    lines += ["", "95% intervals: the table above"]
+    key.text(0.0, 0.45, "\n".join(lines), family="monospace", fontsize=8.5, va="top",
+             transform=key.transAxes)  # fmt: skip
+    return fig
+
+
+def pca_figure(structure: Any, top: Sequence[str]) -> tuple[Any, pd.DataFrame]:
+    """Page 4's first two principal components of each space (three panels), the items of the
+    ``top`` categories in their colours and the rest grey, the legend in the fourth panel.
+    Returns the figure and the plotted table (``structure.pca`` with the column ``shown``)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    colours = [c for i, c in enumerate(sns.color_palette("colorblind")) if i != 7]  # no grey
+    pca = structure.pca.assign(
+        shown=lambda t: t["category"].where(t["category"].isin(top), "other categories")
+    )
+    hue_palette = {**dict(zip(top, colours, strict=False)), "other categories": "lightgrey"}
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH, 6.8))
+    for ax, name, letter in zip(axes.flat, structure.matrices, "abc", strict=False):
+        part = pca[pca["space"] == name]
+        sns.scatterplot(data=part.sort_values("shown", key=lambda c: c != "other categories"),
+                        x="pc1", y="pc2", hue="shown", hue_order=[*top, "other categories"],
+                        palette=hue_palette, s=14, linewidth=0, legend=letter == "a",
+                        ax=ax)  # fmt: skip
+        shares = part[["explained_pc1", "explained_pc2"]].iloc[0]
+        ax.set_title(f"({letter}) {label(name)}")
+        ax.set_xlabel(f"PC1 ({shares.iloc[0]:.0%} of variance)")
+        ax.set_ylabel(f"PC2 ({shares.iloc[1]:.0%})")
+        ax.grid(True, axis="both")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].get_legend().remove()
+    axes[1, 1].axis("off")
+    axes[1, 1].legend(handles, names, loc="center", markerscale=1.6, fontsize=9.5,
+                      title="THINGS category")  # fmt: skip
+    fig.tight_layout()
+    return fig, pca
