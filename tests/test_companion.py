@@ -231,24 +231,30 @@ def _knn_overlap(X: np.ndarray, Z: np.ndarray, k: int) -> float:
     return float(np.mean([len(neighbours(X, i) & neighbours(Z, i)) / k for i in range(len(X))]))
 
 
-def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatch):
+def _scored_search(monkeypatch: pytest.MonkeyPatch, score, searched: list | None = None) -> None:
+    """Replace the grid search by one that ranks every setting by ``score(setting)`` for every
+    rule (no fold fits at all), recording the lambdas of each search in ``searched``."""
     import glocal.search as gs
 
-    searched = []
-
-    class PeakAtTen:  # a search whose score peaks at lmbda = 10, whatever else is set
+    class Scored:
         def __init__(self, base, grid, **kwargs):
             self.grid = gs.resolve_grid(grid)  # what the real search does with its grid first
 
         def fit(self, X, triplets, contrast=None):
-            searched.append(sorted({s["lmbda"] for s in self.grid}))
-            score = np.array([-abs(np.log10(s["lmbda"]) - 1.0) - s["alpha"] for s in self.grid])
-            ranks = (-score).argsort().argsort() + 1
+            if searched is not None:
+                searched.append(sorted({s["lmbda"] for s in self.grid}))
+            ranks = (-np.array([score(s) for s in self.grid])).argsort().argsort() + 1
             self.cv_results_ = {"params": self.grid, **{f"rank_test_{r}": ranks
                                                         for r in gs.RULE_SCORE}}  # fmt: skip
             return self
 
-    monkeypatch.setattr(gs, "GlocalSearchCV", PeakAtTen)
+    monkeypatch.setattr(gs, "GlocalSearchCV", Scored)
+
+
+def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatch):
+    searched: list = []
+    # a search whose score peaks at lmbda = 10, whatever else is set
+    _scored_search(monkeypatch, lambda s: -abs(np.log10(s["lmbda"]) - 1.0) - s["alpha"], searched)
     inputs = _planted_inputs()
     spec = {"grid": {"alpha": [0.1, 0.5], "lmbda": [1.0, 0.1]}, "scoring": "alignment",
             "extend": ["lmbda"]}  # fmt: skip
@@ -270,21 +276,11 @@ def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatc
 
 
 def test_each_alpha_sweep_rule_sets_lambda_as_it_says(cache, monkeypatch):
-    import glocal.search as gs
+    def peaked(s):  # best lambda 10^(1 - 4 alpha), and alpha costs 2 alpha
+        alpha = s.get("alpha", 0.0)
+        return -abs(np.log10(s["lmbda"]) - 1 + 4 * alpha) - 2 * alpha
 
-    class Peaked:  # best lambda 10^(1 - 4 alpha), alpha costs 2 alpha: no fold fits at all
-        def __init__(self, base, grid, **kwargs):
-            self.grid = gs.resolve_grid(grid)
-
-        def fit(self, X, triplets, contrast=None):
-            score = np.array([-abs(np.log10(s["lmbda"]) - 1 + 4 * s.get("alpha", 0.0))
-                              - 2 * s.get("alpha", 0.0) for s in self.grid])  # fmt: skip
-            ranks = (-score).argsort().argsort() + 1
-            self.cv_results_ = {"params": self.grid, **{f"rank_test_{r}": ranks
-                                                        for r in gs.RULE_SCORE}}  # fmt: skip
-            return self
-
-    monkeypatch.setattr(gs, "GlocalSearchCV", Peaked)
+    _scored_search(monkeypatch, peaked)
     inputs = _planted_inputs()
     selection = {
         "global": {"grid": {"lmbda": [1.0, 10.0, 100.0]}, "scoring": "alignment"},

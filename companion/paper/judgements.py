@@ -201,22 +201,17 @@ def judgement_table(
 
 
 def sweep_table(
-    sets: Sequence[JudgementSet],
-    sweep: Mapping[float, Any],
-    kernels: Sequence[str] = KERNELS,
-    methods: Sequence[str] = ("spearman",),
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-    source: str = "",
+    sets: Sequence[JudgementSet], sweep: Mapping[float, Any], *args: Any, **kwargs: Any
 ) -> pd.DataFrame:
     """:func:`judgement_table` of an alpha sweep (``{alpha: transform}``, e.g. from
-    :func:`companion.paper.fits.fit_alpha_sweep`): each transform is the representation
-    ``alpha=A`` and its row carries ``alpha`` (NaN for the original features)."""
+    :func:`companion.paper.fits.fit_alpha_sweep`; the other arguments are
+    :func:`judgement_table`'s): each transform is the representation ``alpha=A`` and its row
+    carries ``alpha`` (NaN for the original features)."""
     names = {f"alpha={a:g}": float(a) for a in sweep}
     if len(names) != len(sweep):
         raise GlocalError(f"sweep: alphas {sorted(sweep)} print alike; give distinct alphas")
     transforms = dict(zip(names, sweep.values(), strict=True))
-    table = judgement_table(sets, transforms, kernels, methods, n_bootstrap, seed, source)
+    table = judgement_table(sets, transforms, *args, **kwargs)
     table["alpha"] = table["representation"].map(names)
     return table
 
