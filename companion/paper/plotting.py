@@ -1158,3 +1158,235 @@ def pca_figure(structure: Any, top: Sequence[str]) -> tuple[Any, pd.DataFrame]:
                       title="THINGS category")  # fmt: skip
     fig.tight_layout()
     return fig, pca
+
+
+def overlap_figure(items_table: pd.DataFrame, overlap: pd.DataFrame, sets: Sequence[str],
+                   names: Sequence[str], ks: Sequence[int]) -> Any:  # fmt: skip
+    """Page 3's panels, one per item set (``sets``, column ``items``): the share of each item's
+    k nearest neighbours a transform (``names``) keeps, over k (``items_table``: one row per
+    item, k and transform), with the share a random map keeps (``overlap``'s ``random`` and
+    ``n_items``)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sets), figsize=(COLUMN_WIDTH, 3.4), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, items in zip(axes[0], sets, strict=False):
+        part = items_table[items_table["items"] == items]
+        estimate_plot(part, "k", "overlap", "transform", numeric_x=True, log_x=True,
+                      hue_order=list(names), ax=ax)  # fmt: skip
+        mine = overlap[overlap["items"] == items]
+        base = mine.groupby("k")["random"].first()
+        ax.plot(base.index, base.values, color="black", ls=":", lw=1.2, label="random: k / (n − 1)")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()
+        ax.set_ylim(0, 1.0)
+        ax.set_xlabel("k (nearest neighbours)")
+        ax.set_ylabel("fraction of k-NN kept")
+        ax.set_title(f"{items} (n = {int(mine['n_items'].iloc[0]):,})")
+        ax.get_legend().remove()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, [label(n) for n in labels], loc="lower center", ncol=4,
+               bbox_to_anchor=(0.5, -0.01))  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def spectra_figure(spectra: pd.DataFrame) -> Any:
+    """Page 7's singular-value spectra, one panel per released transform (``model``,
+    ``module``): sigma / beta over rank / p (``fraction``, ``over_beta``), the others in grey."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    groups = list(spectra.groupby(["model", "module"], sort=False))
+    n_cols = 3
+    n_rows = -(-len(groups) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(COLUMN_WIDTH, 2.3 * n_rows + 0.4),
+                             sharex=True, sharey=True, squeeze=False)  # fmt: skip
+    colours = sns.color_palette("colorblind", len(groups))
+    for i, (ax, ((model, module), part)) in enumerate(zip(axes.flat, groups, strict=False)):
+        for _, other in groups:  # every other spectrum in grey, for comparison
+            ax.plot(other["fraction"], other["over_beta"], color="0.82", lw=0.8)
+        ax.plot(part["fraction"], part["over_beta"], color=colours[i], lw=1.8)
+        ax.axhline(1.0, color="black", lw=0.7, ls="--")
+        # long names break at their underscores, so that neighbouring titles do not overlap
+        title = "\n".join(textwrap.wrap(str(model).replace("_", "_ "), 26)).replace("_ ", "_")
+        ax.set_title(f"{title}\n/ {module}", fontsize=8)
+        ax.grid(True, axis="both", alpha=0.3)
+    for ax in axes.flat[len(groups) :]:
+        ax.axis("off")
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_yticks([0.2, 0.5, 1, 2, 5], ["0.2", "0.5", "1", "2", "5"])
+    axes[0, 0].minorticks_off()
+    for ax in axes[-1]:
+        ax.set_xlabel("rank / p")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("σ / β")
+    fig.tight_layout()
+    return fig
+
+
+def distance_bias_figure(shown: pd.DataFrame) -> Any:
+    """Page 7's bars per released transform: its relative distance from a scaled identity
+    (``rel_dist_scaled_identity``) and its root-mean-square bias entry
+    (``bias_norm_per_sqrt_p``; no bias drawn as 0)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    order = shown.sort_values("rel_dist_scaled_identity")
+    names = [f"{m} / {mod}" for m, mod in zip(order["model"], order["module"], strict=True)]
+    bars = order.assign(transform=names).melt(
+        id_vars="transform", value_vars=["rel_dist_scaled_identity", "bias_norm_per_sqrt_p"],
+        var_name="measure",
+    ).fillna({"value": 0.0})  # fmt: skip
+    measures = {
+        "rel_dist_scaled_identity": "‖W − βI‖_F / ‖W‖_F",
+        "bias_norm_per_sqrt_p": "rms bias entry ‖b‖ / √p (0 = no bias)",
+    }
+    bars["measure"] = bars["measure"].map(measures)
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 0.42 * len(order) + 1.4))
+    sns.barplot(data=bars, y="transform", x="value", hue="measure",
+                palette=sns.color_palette("colorblind", 2), orient="h", ax=ax)  # fmt: skip
+    ax.set_ylabel("")
+    ax.set_xlabel("value (no unit)")
+    ax.tick_params(axis="y", labelsize=8.5)
+    ax.grid(axis="x")
+    ax.grid(axis="y", visible=False)
+    ax.legend(title=None, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def data_efficiency_figure(
+    curve: pd.DataFrame,
+    kinds: Sequence[str],
+    panels: Sequence[tuple[str, str, str]],
+    ceiling: float,
+    ceiling_label: str,
+) -> Any:
+    """Page 8's four panels (``panels``: column, title, y label) over the number of training
+    triplets, one line per transform kind (a fit that kept its start hollow), with the original
+    features' value (and interval) and, for alignment, the zero-shot line and the ceiling."""
+    import matplotlib.pyplot as plt
+
+    original = curve[curve["representation"] == "original"].iloc[0]
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH, 6.2), sharex=True)
+    for ax, (column, title, ylabel) in zip(axes.flat, panels, strict=False):
+        for name in kinds:
+            line = curve[curve["representation"] == name]
+            kept = line["stopped_by"] == "no_improvement"
+            errorbar_kept_hollow(ax, line["n_train"], line[column], error_bars(line, column),
+                                 ~kept, marker(name) + "-", color(name), label(name))  # fmt: skip
+        if column == "alignment":
+            ax.axhline(original[column], color=color("original"), ls=":", lw=1.2,
+                       label="zero-shot (original)")  # fmt: skip
+            ax.axhline(ceiling, color=color("ceiling"), ls="--", lw=1.2,
+                       label=f"ceiling ({ceiling_label})")  # fmt: skip
+        elif column != "overlap_things":
+            ax.axhline(original[column], color=color("original"), ls=":", lw=1.2,
+                       label="original")  # fmt: skip
+            ax.axhspan(original[f"{column}_low"], original[f"{column}_high"],
+                       color=color("original"), alpha=0.12, lw=0)  # fmt: skip
+        if column == "overlap_things":  # a share of neighbours: its whole range, 1 = all kept
+            ax.set_ylim(0.0, 1.05)
+        else:
+            ensure_span(ax, 0.05 if column == "auroc" else 0.1)
+        ax.set_xscale("log")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, axis="x", which="major", alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("training triplets")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def simulation_figure(
+    results: pd.DataFrame,
+    metrics: Sequence[tuple[str, str]],
+    scenarios: Sequence[str],
+    transforms: Sequence[str],
+    n_seeds: int,
+) -> Any:
+    """Page 9's four panels (``metrics``: metric, title), bars per transform and world (greys:
+    worlds are not representations), with a t-interval over seeds and the seeds as dots when
+    there are several; held-out accuracy also shows each world's generator and chance."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.patches import Patch
+
+    worlds_palette = dict(zip(scenarios, ["#4d4d4d", "#b3b3b3", "#808080"], strict=False))
+    order = [label(t) for t in transforms]
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH, 6.4), sharex=True)
+    for ax, (metric, title) in zip(axes.flat, metrics, strict=False):
+        part = results[results["metric"] == metric].assign(
+            transform=lambda t: t["transform"].map(label)
+        )
+        sns.barplot(data=part, x="transform", y="value", hue="scenario", order=order,
+                    hue_order=list(scenarios), palette=worlds_palette,
+                    errorbar=INTERVALS["t"] if n_seeds > 1 else None, capsize=0.15,
+                    err_kws={"linewidth": 1, "color": "black"}, legend=False, ax=ax)  # fmt: skip
+        if n_seeds > 1:
+            sns.stripplot(data=part, x="transform", y="value", hue="scenario", order=order,
+                          hue_order=list(scenarios), dodge=True,
+                          palette={n: "black" for n in scenarios}, size=2.5, legend=False,
+                          ax=ax)  # fmt: skip
+        if metric == "heldout_accuracy":
+            for scenario in scenarios:
+                mine = (results["scenario"] == scenario) & (
+                    results["metric"] == "generator_accuracy"
+                )
+                ax.axhline(results[mine]["value"].mean(), color=worlds_palette[scenario],
+                           ls="--", lw=1)  # fmt: skip
+            ax.axhline(1 / 3, color="grey", ls=":", lw=0.8)
+        ax.grid(axis="x", visible=False)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=9.5)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    legend = [Patch(facecolor=worlds_palette[n], label=f"{n} world") for n in scenarios]
+    fig.legend(handles=legend, loc="lower center", ncol=len(scenarios), bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def subclass_pca_figure(
+    run: Any, transforms: Sequence[str], inside: np.ndarray
+) -> tuple[Any, pd.DataFrame]:
+    """Page 9's four panels: the first two principal components of the probe items ``inside``
+    one category, per transform of ``run`` (None: the original features), coloured by
+    subclass. Returns the figure and its points (transform, subclass, pc1, pc2)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from glocal.evaluation.structure import pca_2d
+
+    world = run.world
+    fig, axes = plt.subplots(2, 2, figsize=(COLUMN_WIDTH, 6.6))
+    points = []
+    for ax, name in zip(axes.flat, transforms, strict=False):
+        transform = run.fitted[name]
+        Z = world.probe[inside] if transform is None else transform.transform(world.probe[inside])
+        Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)  # the tasks use cosine similarity
+        coords, explained = pca_2d(Z)
+        sub = world.probe_subclass[inside]
+        part = pd.DataFrame({"transform": name, "subclass": sub - sub.min(),
+                             "pc1": coords[:, 0], "pc2": coords[:, 1]})  # fmt: skip
+        sns.scatterplot(data=part, x="pc1", y="pc2", hue="subclass", palette="colorblind", s=16,
+                        linewidth=0, legend=name == transforms[0], ax=ax)  # fmt: skip
+        ax.set_title(f"{label(name)} (PC1 + PC2: {explained.sum():.0%} of variance)", fontsize=9.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.grid(False)
+        points.append(part)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    axes.flat[0].get_legend().remove()
+    fig.legend(handles, names, title="subclass (within category 0)", loc="lower center",
+               ncol=len(names), bbox_to_anchor=(0.5, -0.01))  # fmt: skip
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig, pd.concat(points, ignore_index=True)
