@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -341,3 +342,21 @@ def test_legend_entries_keep_each_name_once_with_its_first_artist():
     assert list(entries) == ["gLocal", "naive", "original"]
     assert entries["gLocal"] is first
     plt.close(fig)
+
+
+def test_jittered_points_do_not_depend_on_random_values_drawn_before():
+    from companion.paper.plotting import vector_means_figure
+
+    means = pd.DataFrame({"source": "s", "representation": np.repeat(["original", "glocal"], 30),
+                          "items": "w", "m": np.linspace(-0.1, 0.1, 60)})  # fmt: skip
+    offsets = []
+    for drawn_before in (0, 7):
+        np.random.uniform(size=drawn_before)  # noqa: NPY002 - code run before the figure
+        state = np.random.get_state()  # noqa: NPY002
+        fig = vector_means_figure(means, ["s"], ["original", "glocal"])
+        after = np.random.get_state()  # noqa: NPY002
+        assert after[0] == state[0] and np.array_equal(after[1], state[1])  # state restored
+        offsets.append(np.concatenate([c.get_offsets()[:, 0] for c in fig.axes[0].collections]))
+        plt.close(fig)
+    np.testing.assert_array_equal(offsets[0], offsets[1])
+    assert offsets[0].std() > 0  # the points are jittered at all

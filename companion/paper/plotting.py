@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,19 @@ def reference_line(ax: Any, y: float, name: str, text: str | None = None, **kwar
     """A dashed horizontal line at ``y`` (chance, a ceiling, a baseline) with a legend label."""
     style = {"color": color(name), "ls": "--", "lw": 1.0, "label": text or label(name)}
     ax.axhline(y, **{**style, **kwargs})
+
+
+@contextmanager
+def seeded_jitter(seed: int = 0) -> Iterator[None]:
+    """Seed NumPy's global generator for the block and restore it afterwards: seaborn's
+    ``stripplot`` jitters its points with ``np.random.uniform``, so without this a figure's dots
+    move whenever code run before it draws a different number of random values."""
+    state = np.random.get_state()  # noqa: NPY002 - the legacy global state seaborn draws from
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
 
 
 def ensure_span(ax: Any, span: float) -> None:
@@ -987,10 +1001,12 @@ def vector_means_figure(means: pd.DataFrame, sources: Sequence[str],
                              figsize=(0.7 * COLUMN_WIDTH, 2.8 * len(sources) + 0.3))  # fmt: skip
     for r, source in enumerate(sources):
         ax = axes[r, 0]
-        sns.stripplot(data=means[means["source"] == source], x="representation", y="m",
-                      hue="representation", order=representations, hue_order=representations,
-                      palette={n: color(n) for n in representations}, size=2.2, alpha=0.45,
-                      jitter=0.3, legend=False, ax=ax)  # fmt: skip
+        with seeded_jitter():
+            sns.stripplot(data=means[means["source"] == source], x="representation", y="m",
+                          hue="representation", order=representations,
+                          hue_order=representations,
+                          palette={n: color(n) for n in representations}, size=2.2,
+                          alpha=0.45, jitter=0.3, legend=False, ax=ax)  # fmt: skip
         ax.axhline(0.0, color="black", lw=0.7)
         ax.set_xticks(range(len(representations)), [label(n) for n in representations])
         ax.set_xlabel("")
@@ -1330,10 +1346,11 @@ def simulation_figure(
                     errorbar=INTERVALS["t"] if n_seeds > 1 else None, capsize=0.15,
                     err_kws={"linewidth": 1, "color": "black"}, legend=False, ax=ax)  # fmt: skip
         if n_seeds > 1:
-            sns.stripplot(data=part, x="transform", y="value", hue="scenario", order=order,
-                          hue_order=list(scenarios), dodge=True,
-                          palette={n: "black" for n in scenarios}, size=2.5, legend=False,
-                          ax=ax)  # fmt: skip
+            with seeded_jitter():
+                sns.stripplot(data=part, x="transform", y="value", hue="scenario", order=order,
+                              hue_order=list(scenarios), dodge=True,
+                              palette={n: "black" for n in scenarios}, size=2.5, legend=False,
+                              ax=ax)  # fmt: skip
         if metric == "heldout_accuracy":
             for scenario in scenarios:
                 mine = (results["scenario"] == scenario) & (
