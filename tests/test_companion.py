@@ -361,7 +361,7 @@ def test_paired_summary_reads_insensitive_when_the_positive_control_is_inside_th
 
 def test_image_tasks_are_measured_as_the_official_protocol_by_the_library(monkeypatch):
     from glocal.evaluation.anomaly import shifted_anomaly_detection
-    from glocal.evaluation.comparison import Downstream
+    from glocal.evaluation.comparison import Downstream, EvalSettings
     from glocal.evaluation.few_shot import few_shot
 
     rng = np.random.default_rng(3)
@@ -374,8 +374,9 @@ def test_image_tasks_are_measured_as_the_official_protocol_by_the_library(monkey
                       protocol="shift")  # fmt: skip
     monkeypatch.setattr(ct, "_task_data", lambda inputs, task: data)
     scaled = {"scaled": type("Scaled", (), {"transform": lambda self, X: 3.0 * X})()}
-    table = ct.few_shot_table(None, scaled, tasks=["cifar100-shift"], shots=(2, 3),  # type: ignore[arg-type]
-                              n_repeats=2, n_test_per_class=3, seed=5)  # fmt: skip
+    settings = EvalSettings(shots=(2, 3), n_repeats=2, n_test_per_class=3, seed=5,
+                            classifiers=("logreg",))  # fmt: skip
+    table = ct.few_shot_table(None, scaled, ["cifar100-shift"], settings)  # type: ignore[arg-type]
     for name, scale in (("original", 1.0), ("scaled", 3.0)):
         direct = few_shot(
             scale * train_X,
@@ -393,7 +394,7 @@ def test_image_tasks_are_measured_as_the_official_protocol_by_the_library(monkey
         np.testing.assert_allclose(mine["accuracy"], direct["accuracy"], rtol=0, atol=1e-12)
         np.testing.assert_array_equal(mine["n_test"], direct["n_test"])
         assert set(mine["task"]) == {"cifar100-shift"}
-    auroc = ct.anomaly_table(None, scaled, tasks=["cifar100-shift"], k=3)  # type: ignore[arg-type]
+    auroc = ct.anomaly_table(None, scaled, ["cifar100-shift"], EvalSettings(anomaly_k=3))  # type: ignore[arg-type]
     shifted = shifted_anomaly_detection(train_X, fine_train, data.train_y, test_X, fine_test,
                                         data.test_y, k=3)  # fmt: skip
     original = auroc[auroc["representation"] == "original"]

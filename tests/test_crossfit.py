@@ -12,6 +12,7 @@ from companion.paper import triplets as tr
 from glocal import GlocalTransform, odd_one_out_accuracy, simulate_triplets, things
 from glocal.errors import GlocalError
 from glocal.evaluation.categories import category_labels
+from glocal.evaluation.comparison import EvalSettings
 
 N = 1854
 
@@ -59,8 +60,8 @@ def test_the_folds_hold_out_every_concept_once(folds):
 
 def test_few_shot_episodes_are_paired_and_test_on_every_other_member(data_dir, folds):
     transforms = [{"same": _Scale(1.0), "scaled": _Scale(3.0)} for _ in folds]
-    table = crossfit.few_shot_folds(folds[:2], transforms[:2], "things-coarse", shots=(2,),
-                                    n_repeats=3, classifiers=("centroid",))  # fmt: skip
+    settings = EvalSettings(shots=(2,), n_repeats=3, classifiers=("centroid",))
+    table = crossfit.few_shot_folds(folds[:2], transforms[:2], "things-coarse", settings)
     wide = table.pivot_table(index=["fold", "repeat"], columns="representation",
                              values="accuracy")  # fmt: skip
     # the same episodes for every representation: a scaled copy classifies identically
@@ -74,7 +75,8 @@ def test_few_shot_episodes_are_paired_and_test_on_every_other_member(data_dir, f
 
 def test_anomaly_splits_are_paired_per_class(data_dir, folds):
     transforms = [{"scaled": _Scale(2.0)} for _ in folds]
-    table = crossfit.anomaly_folds(folds[:2], transforms[:2], "things-coarse", k=3, n_repeats=2)
+    table = crossfit.anomaly_folds(folds[:2], transforms[:2], "things-coarse",
+                                   EvalSettings(anomaly_k=3), n_splits=2)  # fmt: skip
     wide = table.pivot_table(index=["fold", "repeat", "class"], columns="representation",
                              values="auroc")  # fmt: skip
     np.testing.assert_allclose(wide["scaled"], wide["original"])

@@ -13,6 +13,7 @@ verdicts).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,6 @@ from companion.paper.tables import episodes_of, things_units
 from glocal import things
 from glocal.errors import GlocalError
 from glocal.evaluation.comparison import EvalSettings
-from glocal.evaluation.few_shot import Classifier
 from glocal.transform import GlocalTransform
 
 #: Hyper-parameters that say where or how loudly a fit runs, not what it fits.
@@ -132,36 +132,40 @@ def _check_task(task: str) -> None:
         )
 
 
+#: The few-shot episodes and the anomaly splits of cross-fitting unless a caller says otherwise.
+FEW_SHOT_SETTINGS = EvalSettings(shots=(5,), n_repeats=10, classifiers=("logreg",))
+ANOMALY_SETTINGS = EvalSettings(anomaly_k=5)
+
+
+def _fold_seed(*keys: int) -> int:
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
 def few_shot_folds(
     folds: Sequence[Inputs],
     transforms: Sequence[Mapping[str, GlocalTransform]],
     task: str = "things-coarse",
-    shots: Sequence[int] = (5,),
-    n_repeats: int = 10,
-    classifiers: Sequence[Classifier] = ("logreg",),
-    seed: int = 0,
+    settings: EvalSettings = FEW_SHOT_SETTINGS,
     per_class: bool = False,
 ) -> pd.DataFrame:
     """Few-shot accuracy of every representation, episode by episode, over all folds.
 
-    In fold f the classes are the THINGS categories (``task``) of fold f's held-out concepts
-    that have more than ``max(shots)`` members there; an episode trains on ``shots`` of each
-    class's members and tests on all the others. Episode r of fold f is the same for every
-    representation (seeded by ``seed``, f and r), so rows pair on (fold, shots, repeat,
-    classifier). Returns one row per episode, classifier and representation; with
-    ``per_class`` one per episode, classifier, category (column ``category``) and
-    representation, with the category's accuracy and test items (``n_test``), the rows an
-    interval over categories resamples.
+    ``settings`` gives the episodes (``shots``, ``n_repeats``, ``classifiers``, ``seed``, and
+    the classifiers' own settings). In fold f the classes are the THINGS categories (``task``)
+    of fold f's held-out concepts that have more than ``max(shots)`` members there; an episode
+    trains on ``shots`` of each class's members and tests on all the others. Episode r of fold
+    f is the same for every representation (seeded by ``seed``, f and r), so rows pair on
+    (fold, shots, repeat, classifier). Returns one row per episode, classifier and
+    representation; with ``per_class`` one per episode, classifier, category (column
+    ``category``) and representation, with the category's accuracy and test items
+    (``n_test``), the rows an interval over categories resamples.
     """
     _check_task(task)
     frames = []
     for f, (inputs, fitted) in enumerate(zip(folds, transforms, strict=True)):
-        settings = EvalSettings(
-            shots=tuple(shots), things_n_test_per_class=None, n_repeats=n_repeats,
-            classifiers=tuple(classifiers), overlap=THINGS_TASKS[task],
-            seed=int(np.random.SeedSequence([seed, f]).generate_state(1)[0]),
-        )  # fmt: skip
-        rows = things_units(inputs, fitted, "few_shot", settings, "accuracy")
+        fold = replace(settings, things_n_test_per_class=None, overlap=THINGS_TASKS[task],
+                       seed=_fold_seed(settings.seed, f))  # fmt: skip
+        rows = things_units(inputs, fitted, "few_shot", fold, "accuracy")
         representation = rows.pop("representation")
         frames.append(rows.assign(fold=f, representation=representation, task=task))
     frame = pd.concat(frames, ignore_index=True).rename(columns={"class": "category"})
@@ -177,33 +181,30 @@ def anomaly_folds(
     folds: Sequence[Inputs],
     transforms: Sequence[Mapping[str, GlocalTransform]],
     task: str = "things-coarse",
-    k: int = 5,
-    n_repeats: int = 5,
-    seed: int = 0,
-    near: int | None = None,
+    settings: EvalSettings = ANOMALY_SETTINGS,
+    n_splits: int = 5,
 ) -> pd.DataFrame:
     """Anomaly AUROC of every representation, per class, split and fold.
 
-    In fold f each category of fold f's held-out concepts with at least 2k members is split
-    into reference and test concepts (``n_repeats`` seeded splits); every representation is
-    scored on the same splits, so rows pair on (fold, repeat, class). The anomalies of a
-    category are every other category's test concepts (``protocol`` one-vs-rest) or, with
-    ``near``, those of the ``near`` categories closest to it in the human (VICE) embedding
-    (``protocol`` near; :func:`glocal.evaluation.categories.near_categories`), which no
-    compared representation defines.
+    ``settings`` gives ``anomaly_k``, ``anomaly_near`` and ``seed``. In fold f each category of
+    fold f's held-out concepts with at least 2k members is split into reference and test
+    concepts (``n_splits`` seeded splits, column ``repeat``); every representation is scored on
+    the same splits, so rows pair on (fold, repeat, class). The anomalies of a category are
+    every other category's test concepts (``protocol`` one-vs-rest) or, with
+    ``settings.anomaly_near``, those of the n categories closest to it in the human (VICE)
+    embedding (``protocol`` near; :func:`glocal.evaluation.categories.near_categories`), which
+    no compared representation defines.
     """
     _check_task(task)
+    near = settings.anomaly_near
     reference = None if near is None else things.human_embedding()
     protocol = PROTOCOLS[0] if near is None else PROTOCOLS[1]
     frames = []
     for f, (inputs, fitted) in enumerate(zip(folds, transforms, strict=True)):
-        for r in range(n_repeats):
-            settings = EvalSettings(
-                anomaly_k=k, overlap=THINGS_TASKS[task], anomaly_near=near,
-                seed=int(np.random.SeedSequence([seed, f, r]).generate_state(1)[0]),
-            )  # fmt: skip
-            rows = things_units(inputs, fitted, "anomaly_detection", settings, "auroc",
-                                reference)  # fmt: skip
+        for r in range(n_splits):
+            seed = _fold_seed(settings.seed, f, r)
+            split = replace(settings, overlap=THINGS_TASKS[task], seed=seed)
+            rows = things_units(inputs, fitted, "anomaly_detection", split, "auroc", reference)
             representation = rows.pop("representation")
             frames.append(rows.assign(fold=f, repeat=r, representation=representation,
                                       task=task, protocol=protocol))  # fmt: skip
@@ -214,29 +215,24 @@ def few_shot_episodes(
     folds: Sequence[Inputs],
     transforms: Sequence[Mapping[str, Any]],
     tasks: Sequence[str],
-    shots: Sequence[int],
-    n_repeats: int,
-    classifiers: Sequence[Classifier] = ("logreg",),
-    n_test_per_class: int | None = None,
-    seed: int = 0,
+    settings: EvalSettings = FEW_SHOT_SETTINGS,
     per_class: bool = False,
 ) -> pd.DataFrame:
     """Episodes of every task: THINGS tasks cross-fitted over ``folds``
     (:func:`few_shot_folds`), image tasks on their own test sets with fold 0's transforms
-    (``n_test_per_class`` test images per class, :func:`companion.paper.tables.few_shot_table`).
-    One row per episode, classifier and representation, with ``fold`` (0 for image tasks);
-    with ``per_class`` one per class of each episode (column ``category``, with ``n_test``)."""
+    (``settings.n_test_per_class`` test images per class, 100 when None;
+    :func:`companion.paper.tables.few_shot_table`). One row per episode, classifier and
+    representation, with ``fold`` (0 for image tasks); with ``per_class`` one per class of
+    each episode (column ``category``, with ``n_test``)."""
     from companion.paper.tables import few_shot_table
 
     frames = []
     for task in tasks:
         if task in THINGS_TASKS:
-            frames.append(few_shot_folds(folds, transforms, task, shots, n_repeats,
-                                         classifiers, seed, per_class))  # fmt: skip
+            frames.append(few_shot_folds(folds, transforms, task, settings, per_class))
         else:
-            table = few_shot_table(folds[0], transforms[0], (task,), shots, n_repeats,
-                                   n_test_per_class or 100, classifiers, seed,
-                                   per_class)  # fmt: skip
+            images = replace(settings, n_test_per_class=settings.n_test_per_class or 100)
+            table = few_shot_table(folds[0], transforms[0], (task,), images, per_class)
             frames.append(table.assign(fold=0))
     return pd.concat(frames, ignore_index=True)
 
@@ -245,24 +241,26 @@ def anomaly_splits(
     folds: Sequence[Inputs],
     transforms: Sequence[Mapping[str, Any]],
     tasks: Sequence[str],
-    k: int = 5,
-    n_repeats: int = 5,
-    seed: int = 0,
-    near: int | None = None,
+    settings: EvalSettings = ANOMALY_SETTINGS,
+    n_splits: int = 5,
 ) -> pd.DataFrame:
-    """AUROC per class of every task: THINGS tasks cross-fitted with ``n_repeats`` splits per
-    fold (:func:`anomaly_folds`), each in the one-vs-rest protocol and, with ``near``, the near
-    protocol too; image tasks on their own split with fold 0's transforms (one-vs-rest: no
-    reference embedding says which of their classes are near). One row per class, split,
-    protocol and representation, with ``fold``, ``repeat`` and ``protocol``."""
+    """AUROC per class of every task: THINGS tasks cross-fitted with ``n_splits`` splits per
+    fold (:func:`anomaly_folds`), each in the one-vs-rest protocol and, with
+    ``settings.anomaly_near``, the near protocol too; image tasks on their own split with fold
+    0's transforms (one-vs-rest: no reference embedding says which of their classes are near).
+    One row per class, split, protocol and representation, with ``fold``, ``repeat`` and
+    ``protocol``."""
     from companion.paper.tables import anomaly_table
 
+    near = settings.anomaly_near
     frames = []
     for task in tasks:
         if task in THINGS_TASKS:
             for n in (None, near) if near is not None else (None,):
-                frames.append(anomaly_folds(folds, transforms, task, k, n_repeats, seed, n))
+                protocol = replace(settings, anomaly_near=n)
+                frames.append(anomaly_folds(folds, transforms, task, protocol, n_splits))
         else:
-            table = anomaly_table(folds[0], transforms[0], (task,), k, seed)
+            table = anomaly_table(folds[0], transforms[0], (task,),
+                                  replace(settings, anomaly_near=None))  # fmt: skip
             frames.append(table.assign(fold=0, repeat=0, protocol=PROTOCOLS[0]))
     return pd.concat(frames, ignore_index=True)

@@ -65,6 +65,16 @@ class SweepSettings:
     classifier: str = "logreg"
     seed: int = 0
 
+    def few_shot(self) -> EvalSettings:
+        """The library's settings of the sweep's few-shot episodes."""
+        classifier: Any = self.classifier
+        return EvalSettings(shots=(self.shots,), n_repeats=self.n_repeats,
+                            classifiers=(classifier,), seed=self.seed)  # fmt: skip
+
+    def anomaly(self) -> EvalSettings:
+        """The library's settings of the sweep's anomaly splits."""
+        return EvalSettings(anomaly_k=self.anomaly_k, seed=self.seed)
+
 
 def sweep_units(
     inputs: Any, transforms: Mapping[str, Any], settings: SweepSettings | None = None
@@ -99,10 +109,9 @@ def sweep_units(
             frames += [frames[0].assign(representation=name) for name in transforms]
         rows[measure] = pd.concat(frames, ignore_index=True)
     fitted = dict(transforms)
-    episodes = few_shot_episodes([inputs], [fitted], [s.task], [s.shots], s.n_repeats,
-                                 [s.classifier], seed=s.seed, per_class=True)  # type: ignore[list-item]  # fmt: skip
+    episodes = few_shot_episodes([inputs], [fitted], [s.task], s.few_shot(), per_class=True)
     rows["few_shot"] = episodes.rename(columns={"accuracy": "value"})
-    splits = anomaly_splits([inputs], [fitted], [s.task], s.anomaly_k, s.anomaly_repeats, s.seed)
+    splits = anomaly_splits([inputs], [fitted], [s.task], s.anomaly(), s.anomaly_repeats)
     rows["auroc"] = splits.rename(columns={"auroc": "value", "class": "category"})
     return {m: rows[m] for m in MEASURES}
 

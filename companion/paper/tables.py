@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -186,33 +187,28 @@ def few_shot_table(
     inputs: Inputs,
     transforms: Mapping[str, GlocalTransform],
     tasks: Sequence[str] = tuple(THINGS_TASKS),
-    shots: Sequence[int] = (1, 2, 5),
-    n_repeats: int = 10,
-    n_test_per_class: int = 5,
-    classifiers: Sequence[str] = ("logreg",),
-    seed: int = 0,
+    settings: EvalSettings | None = None,
     per_class: bool = False,
 ) -> pd.DataFrame:
     """Few-shot accuracy per episode for every representation (original first) and task
-    (with ``per_class``: per class of each episode, column ``category``).
+    (with ``per_class``: per class of each episode, column ``category``), measured by
+    :func:`glocal.evaluation.comparison.compare_units` with ``settings`` (default
+    ``EvalSettings(shots=(1, 2, 5), classifiers=("logreg",))``; the THINGS category overlap
+    rule of each task is set here).
 
     THINGS tasks classify held-out concepts into categories (support and test concepts both
-    held out, ``n_test_per_class`` test concepts per class). Image tasks follow the official
-    protocol: support images from the training split, one fixed test set of up to
-    ``n_test_per_class`` test images per class (BREEDS: per target subclass) for every episode,
-    logistic regression with C chosen by cross-validation on the support set, and no 1-shot
-    logistic regression (the official code cannot cross-validate one example per class). All
-    representations see the same episodes. Summarise with :func:`glocal.summarize_few_shot`.
+    held out, ``settings.things_n_test_per_class`` test concepts per class). Image tasks follow
+    the official protocol: support images from the training split, one fixed test set of up to
+    ``settings.n_test_per_class`` test images per class (BREEDS: per target subclass) for every
+    episode, logistic regression with C chosen by cross-validation on the support set, and no
+    1-shot logistic regression (the official code cannot cross-validate one example per class).
+    All representations see the same episodes. Summarise with :func:`glocal.summarize_few_shot`.
     """
+    settings = settings or EvalSettings(shots=(1, 2, 5), classifiers=("logreg",))
     frames = []
     for task in tasks:
-        settings = EvalSettings(
-            shots=tuple(shots), n_test_per_class=n_test_per_class,
-            things_n_test_per_class=n_test_per_class, n_repeats=n_repeats,
-            classifiers=tuple(classifiers),  # type: ignore[arg-type]
-            overlap=THINGS_TASKS.get(task, "largest"), seed=seed,
-        )  # fmt: skip
-        rows = task_units(inputs, transforms, task, "few_shot", settings, "accuracy")
+        mine = replace(settings, overlap=THINGS_TASKS.get(task, settings.overlap))
+        rows = task_units(inputs, transforms, task, "few_shot", mine, "accuracy")
         rows = rows.rename(columns={"class": "category"})
         frames.append(rows if per_class else episodes_of(rows))
     return pd.concat(frames, ignore_index=True)
@@ -222,10 +218,11 @@ def anomaly_table(
     inputs: Inputs,
     transforms: Mapping[str, GlocalTransform],
     tasks: Sequence[str] = tuple(THINGS_TASKS),
-    k: int = 5,
-    seed: int = 0,
+    settings: EvalSettings | None = None,
 ) -> pd.DataFrame:
-    """One-vs-rest anomaly detection AUROC per class, for every representation and task.
+    """Anomaly detection AUROC per class, for every representation and task, measured by
+    :func:`glocal.evaluation.comparison.compare_units` with ``settings`` (``anomaly_k``,
+    ``seed``; default ``EvalSettings()``).
 
     Each class in turn is normal; test items are scored by their mean cosine distance to the
     k nearest normal training items. THINGS tasks use held-out concepts only
@@ -233,10 +230,11 @@ def anomaly_table(
     ``cifar100-shift`` the official subclass-shift protocol
     (:func:`glocal.evaluation.anomaly.shifted_anomaly_detection`).
     """
+    settings = settings or EvalSettings()
     frames = []
     for task in tasks:
-        settings = EvalSettings(anomaly_k=k, overlap=THINGS_TASKS.get(task, "largest"), seed=seed)
-        frames.append(task_units(inputs, transforms, task, "anomaly_detection", settings, "auroc"))
+        mine = replace(settings, overlap=THINGS_TASKS.get(task, settings.overlap))
+        frames.append(task_units(inputs, transforms, task, "anomaly_detection", mine, "auroc"))
     return pd.concat(frames, ignore_index=True)
 
 
