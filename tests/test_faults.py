@@ -132,7 +132,7 @@ def test_a_failed_extraction_leaves_no_folder_lock_or_empty_partial(tiny, tmp_pa
     images = _images(tmp_path / "images", corrupt_first=True)
     with one_torch_thread(), pytest.raises(GlocalError, match="img_0.png could not be read"):
         extract_features(tiny, image_folder(images), out=tmp_path / "new" / "sub" / "f.h5",
-                         batch_size=2, num_workers=0, progress=False)  # fmt: skip
+                         batch_size=2, num_workers=0, verbose=0)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
 
 
@@ -151,7 +151,7 @@ def test_a_failure_after_some_rows_keeps_the_partial_to_resume_and_drops_the_loc
             raise KeyboardInterrupt  # Ctrl-C
         return encode(batch, amp=amp)
 
-    options = {"out": out, "batch_size": 2, "chunk_size": 2, "num_workers": 0, "progress": False}
+    options = {"out": out, "batch_size": 2, "chunk_size": 2, "num_workers": 0, "verbose": 0}
     tiny.encode = crash_on_second_batch
     try:
         with one_torch_thread(), pytest.raises(KeyboardInterrupt):
@@ -210,7 +210,7 @@ def test_an_overwrite_that_runs_out_of_disk_keeps_the_previous_store(tiny, tmp_p
 
     images = image_folder(_images(tmp_path / "images", corrupt_first=False))
     out = tmp_path / "out" / "f.h5"
-    options = {"out": out, "batch_size": 2, "chunk_size": 2, "num_workers": 0, "progress": False}
+    options = {"out": out, "batch_size": 2, "chunk_size": 2, "num_workers": 0, "verbose": 0}
     with one_torch_thread():
         before = extract_features(tiny, images, **options)
     kept = out.read_bytes()
