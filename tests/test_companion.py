@@ -16,7 +16,14 @@ from companion.paper import sweeps
 from companion.paper import tables as ct
 from companion.paper import text_features as tf
 from companion.paper import triplets as tr
-from glocal import PRESETS, object_disjoint_folds, odd_one_out_accuracy, simulate_triplets, things
+from glocal import (
+    PRESETS,
+    GlocalTransform,
+    object_disjoint_folds,
+    odd_one_out_accuracy,
+    simulate_triplets,
+    things,
+)
 from glocal.errors import DataUnavailableError, GlocalError
 
 N = 1854
@@ -278,28 +285,34 @@ def test_a_choice_on_the_grids_edge_grows_the_grid_until_it_is_inside(monkeypatc
 def test_each_alpha_sweep_rule_sets_lambda_as_it_says(cache, monkeypatch):
     def peaked(s):  # best lambda 10^(1 - 4 alpha), and alpha costs 2 alpha
         alpha = s.get("alpha", 0.0)
-        return -abs(np.log10(s["lmbda"]) - 1 + 4 * alpha) - 2 * alpha
+        return -abs(np.log10(s["lmbda"]) - 1 + 4 * alpha) - 2 * alpha + s.get("tau", 0.0)
 
     _scored_search(monkeypatch, peaked)
     inputs = _planted_inputs()
-    selection = {
+    selection = {  # gLocal's grid also varies tau (0.2 wins: the score rewards it)
         "global": {"grid": {"lmbda": [1.0, 10.0, 100.0]}, "scoring": "alignment"},
-        "glocal": {"grid": {"alpha": [0.1, 0.5], "lmbda": [0.01, 0.1, 1.0]},
+        "glocal": {"grid": {"alpha": [0.1, 0.5], "lmbda": [0.01, 0.1, 1.0], "tau": [0.05, 0.2]},
                    "scoring": "alignment"},
     }  # fmt: skip
     params = {**FAST, "alpha": None}  # as the profiles leave it: chosen by the search
     assert cf.grid_alphas(selection) == [0.1, 0.5]
-    lambdas = {}
+    lambdas, taus = {}, {}
     for rule in cf.LAMBDA_RULES:
         sweep = cf.fit_alpha_sweep(inputs, None, params, selection, lmbda=rule)
         assert list(sweep) == [0.0, 0.1, 0.5]
         assert [t.alpha for t in sweep.values()] == [0.0, 0.1, 0.5]
         assert sweep[0.0].regularizer == "eye" and sweep[0.0].max_steps == FAST["max_steps"]
         lambdas[rule] = [t.lmbda for t in sweep.values()]
+        taus[rule] = [t.tau for t in sweep.values()]
     # page 1: global chooses lambda 10, gLocal alpha 0.1 with lambda 1 (10^0.6 rounds to 1)
     assert lambdas["fixed"] == [1.0, 1.0, 1.0]
     assert lambdas["selected"] == [10.0, 1.0, 1.0]
     assert lambdas["per-alpha"] == [10.0, 1.0, 0.1]  # alpha 0.5 alone prefers 10^-1
+    # fixed holds lambda alone and per-alpha searches lambda alone (tau from params: the
+    # preset's); selected holds all of page 1's choice
+    default_tau = PRESETS["glocal"].get("tau", GlocalTransform().tau)
+    assert taus["fixed"] == taus["per-alpha"] == [default_tau] * 3
+    assert taus["selected"] == [default_tau, 0.2, 0.2]
     page_1 = cf.fit_transform(inputs, "global", params, selection=selection)
     again = cf.fit_alpha_sweep(inputs, [0.0], params, selection, lmbda="selected")[0.0]
     np.testing.assert_array_equal(again.weights_, page_1.weights_)

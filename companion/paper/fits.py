@@ -310,11 +310,13 @@ def fit_alpha_sweep(
     ``alphas`` None sweeps 0 and the alphas of the profile's gLocal grid (:func:`grid_alphas`).
     The rules (:data:`LAMBDA_RULES`):
 
-    - ``"fixed"`` holds lambda (and any other setting the search chose, alpha aside) at page 1's
-      gLocal choice (the profile's gLocal rule on all its settings) for every alpha, 0 included,
-      so that the curve over alpha changes alpha alone;
-    - ``"selected"`` does the same for every alpha > 0, but alpha = 0 is page 1's global
-      transform with its own selection: both ends are the transforms page 1 compares;
+    - ``"fixed"`` holds lambda at page 1's gLocal choice (the profile's gLocal rule on all its
+      settings) for every alpha, 0 included; the other settings come from ``params``, so that
+      in a grid of alpha and lambda (quick) the curve over alpha changes alpha alone;
+    - ``"selected"`` holds every setting page 1's gLocal search chose (lambda, and where the
+      grid varies them tau, lr, ...), alpha aside, for every alpha > 0, and alpha = 0 is page
+      1's global transform with its own selection: both ends are the transforms page 1
+      compares (page 10);
     - ``"per-alpha"`` chooses lambda at every alpha the way page 1 chooses it: alpha = 0 is page
       1's global transform, every other alpha searches the lambdas of the profile's gLocal grid
       with the gLocal rule, alpha held fixed; alpha and lambda then change together.
@@ -333,7 +335,8 @@ def fit_alpha_sweep(
 
         page_1 = fit_transform(inputs, "glocal", params, selection=selection).get_params()
         varied = {name for setting in resolve_grid(spec["grid"]) for name in setting}
-        held = {name: page_1[name] for name in sorted(varied - {"alpha"})}
+        chosen = varied - {"alpha"} if lmbda == "selected" else {"lmbda"}
+        held = {name: page_1[name] for name in sorted(chosen)}
     fitted: dict[float, GlocalTransform] = {}
     for alpha in sweep:
         if alpha == 0 and lmbda != "fixed":
