@@ -193,7 +193,8 @@ def few_shot_table(
     """Few-shot accuracy per episode for every representation (original first) and task
     (with ``per_class``: per class of each episode, column ``category``), measured by
     :func:`glocal.evaluation.comparison.compare_units` with ``settings`` (default
-    ``EvalSettings(shots=(1, 2, 5), classifiers=("logreg",))``; the THINGS category overlap
+    ``EvalSettings(shots=(1, 2, 5), n_test_per_class=5, classifiers=("logreg",))``, 5 test
+    items per class for THINGS and image tasks alike, as before; the THINGS category overlap
     rule of each task is set here).
 
     THINGS tasks classify held-out concepts into categories (support and test concepts both
@@ -204,7 +205,8 @@ def few_shot_table(
     1-shot logistic regression (the official code cannot cross-validate one example per class).
     All representations see the same episodes. Summarise with :func:`glocal.summarize_few_shot`.
     """
-    settings = settings or EvalSettings(shots=(1, 2, 5), classifiers=("logreg",))
+    settings = settings or EvalSettings(shots=(1, 2, 5), n_test_per_class=5,
+                                        classifiers=("logreg",))  # fmt: skip
     frames = []
     for task in tasks:
         mine = replace(settings, overlap=THINGS_TASKS.get(task, settings.overlap))
