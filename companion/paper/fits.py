@@ -164,7 +164,7 @@ def fit_transform(
     params = {k: v for k, v in dict(params or {}).items() if v is not None}
     chosen: dict[str, Any] = {}
     searched: dict[str, Any] = {}
-    spec = {**SELECTION.get(kind, {}), **dict((selection or {}).get(kind, {}))}
+    spec = selection_spec(selection, kind)
     if spec and selection is not None:
         grid = resolve_grid(spec["grid"])
         values: dict[str, set] = {}
@@ -269,18 +269,23 @@ def fit_transforms(
     }
 
 
-def swept_grid(selection: Mapping[str, Any] | None, alpha: float) -> dict[str, list] | None:
-    """The gLocal selection grid with alpha fixed: ``{"alpha": [alpha], "lmbda": [...]}``.
+def selection_spec(selection: Mapping[str, Mapping[str, Any]] | None, kind: str) -> dict[str, Any]:
+    """The selection of ``kind`` a profile gives (``selection[kind]``) over :data:`SELECTION`'s."""
+    return {**SELECTION.get(kind, {}), **dict((selection or {}).get(kind, {}))}
 
-    The lambdas are those of the profile's gLocal grid (``selection["glocal"]["grid"]``); None
-    when that grid does not vary lambda (then lambda keeps the preset's value).
-    """
+
+def alpha_selection(
+    selection: Mapping[str, Mapping[str, Any]] | None, alpha: float
+) -> dict[str, dict[str, Any]] | None:
+    """The profile's gLocal selection with alpha fixed: its grid becomes
+    ``{"alpha": [alpha], "lmbda": [...]}`` with the lambdas of the profile's gLocal grid; None
+    when that grid does not vary lambda (then lambda keeps the preset's value)."""
     from glocal.search import resolve_grid
 
-    spec = {**SELECTION["glocal"], **dict((selection or {}).get("glocal", {}))}
+    spec = selection_spec(selection, "glocal")
     lmbdas = sorted({s["lmbda"] for s in resolve_grid(spec["grid"]) if "lmbda" in s},
                     reverse=True)  # fmt: skip
-    return {"alpha": [alpha], "lmbda": lmbdas} if lmbdas else None
+    return {"glocal": {**spec, "grid": {"alpha": [alpha], "lmbda": lmbdas}}} if lmbdas else None
 
 
 #: How :func:`fit_alpha_sweep` sets lambda (and every other setting the gLocal search chose).
@@ -291,7 +296,7 @@ def grid_alphas(selection: Mapping[str, Mapping[str, Any]] | None = None) -> lis
     """The alphas of the profile's gLocal selection grid, ascending (none: an error)."""
     from glocal.search import resolve_grid
 
-    spec = {**SELECTION["glocal"], **dict((selection or {}).get("glocal", {}))}
+    spec = selection_spec(selection, "glocal")
     alphas = sorted({float(s["alpha"]) for s in resolve_grid(spec["grid"]) if "alpha" in s})
     if not alphas:
         raise GlocalError(f"selection['glocal']['grid'] varies no alpha: {spec['grid']!r}")
@@ -327,7 +332,7 @@ def fit_alpha_sweep(
         raise GlocalError(f"lmbda must be one of {LAMBDA_RULES}, got {lmbda!r}")
     params = {k: v for k, v in dict(params or {}).items() if k not in ("alpha", "lmbda")}
     selection = selection or SELECTION
-    spec = {**SELECTION["glocal"], **dict(selection.get("glocal", {}))}
+    spec = selection_spec(selection, "glocal")
     sweep = [0.0, *grid_alphas(selection)] if alphas is None else [float(a) for a in alphas]
     held: dict[str, Any] = {}
     if lmbda != "per-alpha":
@@ -345,10 +350,8 @@ def fit_alpha_sweep(
             kind = "global" if alpha == 0 else "glocal"
             fitted[alpha] = fit_transform(inputs, kind, {**params, **held, "alpha": alpha})
         else:
-            grid = swept_grid(selection, alpha)
-            chosen_grid = {"glocal": {**spec, "grid": grid}} if grid else None
             fitted[alpha] = fit_transform(inputs, "glocal", {**params, "alpha": alpha},
-                                          selection=chosen_grid)  # fmt: skip
+                                          selection=alpha_selection(selection, alpha))  # fmt: skip
     return fitted
 
 
@@ -377,11 +380,9 @@ def fit_data_sizes(
         fitted[n] = {}
         for kind in kinds:
             if kind == "glocal":
-                grid = swept_grid(selection, alpha)
-                spec = {**SELECTION["glocal"], **dict(selection.get("glocal", {}))}
-                chosen = {"glocal": {**spec, "grid": grid}} if grid else None
+                searched = alpha_selection(selection, alpha)
                 fitted[n][kind] = fit_transform(subset, kind, {**params, "alpha": alpha},
-                                                selection=chosen)  # fmt: skip
+                                                selection=searched)  # fmt: skip
             else:
                 fitted[n][kind] = fit_transform(subset, kind, params, selection=selection)
     return fitted
@@ -434,7 +435,7 @@ def edge_explanations(
         if not search:
             continue
         kind = est.metadata_.get("experiment", {}).get("kind", name)
-        spec = {**SELECTION.get(kind, {}), **dict(selection.get(kind, {}))}
+        spec = selection_spec(selection, kind)
         for axis, end in search["edges"].items():
             value = getattr(est, axis)
             if axis == "alpha" and end == "lowest" and spec.get("scoring") == "tradeoff":
