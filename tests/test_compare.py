@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -257,6 +259,13 @@ def test_a_downstream_protocol_is_measured_as_its_library_function_measures_it()
             "value"
         ],
     )  # the shift protocol is not one-vs-rest
+    for bad, field in (
+        (replace(task, test_groups=groups[:-1]), "test_groups has 47 entries"),
+        (replace(task, test_X=test_X[:, :2]), "X has 5 features but X_test has 2"),
+        (Downstream(train_X, train_y, test_X, test_y[:-1]), "y_test has 47"),
+    ):
+        with pytest.raises(GlocalError, match=rf"^downstream\['t'\]: {field}"):
+            compare_units(["original"], downstream={"t": bad}, settings=SETTINGS)
     with pytest.raises(GlocalError, match="protocol 'shift' needs train_fine and test_fine"):
         compare_units(["original"], downstream={"t": Downstream(train_X, train_y, test_X, test_y,
                                                                 protocol="shift")})  # fmt: skip

@@ -383,7 +383,13 @@ def _measure(
         for dataset, task in data.items():
             mapped_train, mapped_test = apply_transform(apply, task.train_X, task.test_X)
             mapped = replace(task, train_X=mapped_train, test_X=mapped_test)
-            yield from _downstream_tasks(prefix, dataset, mapped, settings, wanted, verbose)
+            try:
+                yield from _downstream_tasks(prefix, dataset, mapped, settings, wanted, verbose)
+            except GlocalError as err:
+                if type(err) is not GlocalError:  # a subclass carries more than its message
+                    raise
+                # the measuring function names its own argument; say which dataset it was
+                raise GlocalError(f"downstream[{dataset!r}]: {err}") from err
 
 
 def _prefixed(
